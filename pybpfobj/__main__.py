@@ -1,0 +1,3 @@
+from pybpfobj.cli.main import entry
+
+entry()

@@ -1,0 +1,115 @@
+"""Shared pieces of the CLI: the run context, errors, bpftool-style keyword
+matching and output writers.
+
+Command modules register verbs as ``(name, handler)`` tables; a handler is
+``handler(ctx, args) -> int | None`` and raises :class:`CliError` (or lets a
+:class:`pybpfobj.errors.BpfError` through) to fail.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, TextIO
+
+Handler = Callable[["Context", list[str]], Optional[int]]
+
+
+class CliError(Exception):
+    """A failure the CLI reports as ``Error: message`` with ``code`` as exit code."""
+
+    def __init__(self, message: str, code: int = 255) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class UsageError(CliError):
+    """Bad command line: print ``Error: message`` then the group's usage to stderr, exit 255."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(message, 255)
+        self.usage = usage
+
+
+@dataclass
+class Context:
+    """Global options of one CLI run, and where output goes."""
+
+    json: bool = False
+    pretty: bool = False
+    debug: bool = False
+    bpffs: bool = False
+    mapcompat: bool = False
+    nomount: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def emit_json(self, obj: Any) -> None:
+        """Print ``obj`` as bpftool does: compact, or 4-space indented with ``-p``."""
+        if self.pretty:
+            text = json.dumps(obj, indent=4, separators=(",", ": "))
+        else:
+            text = json.dumps(obj, separators=(",", ":"))
+        self.out.write(text + "\n")
+
+    def emit_null(self) -> None:
+        """Success of a mutating command: nothing in text mode, ``null`` in JSON."""
+        if self.json:
+            self.out.write("null\n")
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def warn(self, text: str) -> None:
+        """A warning on stderr; hidden in JSON mode, like bpftool's p_info."""
+        if not self.json:
+            self.err.write(text + "\n")
+
+
+def match_keyword(word: str, table: Sequence[str]) -> Optional[str]:
+    """bpftool's ``is_prefix``: the first entry of ``table`` that ``word`` is a prefix of."""
+    if not word:
+        return None
+    for name in table:
+        if name.startswith(word):
+            return name
+    return None
+
+
+def is_keyword(word: str, keyword: str) -> bool:
+    """True when ``word`` is a (non-empty) prefix of ``keyword``, as bpftool's ``is_prefix``."""
+    return bool(word) and keyword.startswith(word)
+
+
+def dispatch(ctx: Context, args: list[str], commands: Sequence[tuple[str, Handler]], usage: str,
+             default: Optional[str] = None) -> int:
+    """Run the handler whose name ``args[0]`` is a prefix of (table order).
+
+    With no words left, runs ``default`` (bpftool's ``prog`` alone means
+    ``show``) or fails with the usage text.
+    """
+    if not args:
+        if default is None:
+            raise UsageError("too few parameters", usage)
+        name: Optional[str] = default
+        rest: list[str] = []
+    else:
+        name = match_keyword(args[0], [n for n, _ in commands])
+        rest = args[1:]
+        if name is None:
+            raise UsageError(f"unknown command '{args[0]}'", usage)
+    handler = dict(commands)[name]
+    rc = handler(ctx, rest)
+    return 0 if rc is None else rc
+
+
+def hexbytes(data: bytes) -> list[str]:
+    """Bytes as bpftool's JSON byte arrays: ``["0x01","0x00"]``."""
+    return [f"0x{b:02x}" for b in data]
+
+
+def require_args(args: list[str], n: int, usage: str = "") -> None:
+    if len(args) < n:
+        raise UsageError("too few parameters", usage)

@@ -1,0 +1,199 @@
+"""Entry point of the ``pybpfobj`` command: global options anywhere on the
+line, bpftool's prefix matching of object words, and error reporting with
+bpftool's exit codes and never a traceback (unless ``-d``).
+
+Command groups are imported only when their word is used, so start-up stays
+light.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Optional, Sequence
+
+from pybpfobj.cli.common import CliError, Context, UsageError, match_keyword
+
+USAGE = """Usage: pybpfobj [OPTIONS] OBJECT { COMMAND | help }
+       pybpfobj load OBJ PATH ...     (same as: pybpfobj prog load)
+       pybpfobj loadall OBJ PATH ...  (same as: pybpfobj prog loadall)
+       pybpfobj inspect OBJ
+       pybpfobj version
+
+       OBJECT := { prog | map | btf | gen }
+       OPTIONS := { {-j|--json} [{-p|--pretty}] | {-d|--debug} |
+                    {-f|--bpffs} | {-m|--mapcompat} | {-n|--nomount} |
+                    {-V|--version} | {-h|--help} }
+"""
+
+# (word, module, function): table order decides prefix matches, as in bpftool.
+GROUPS: list[tuple[str, str, str]] = [
+    ("prog", "pybpfobj.cli.prog", "do_prog"),
+    ("map", "pybpfobj.cli.map", "do_map"),
+    ("load", "pybpfobj.cli.prog", "do_load"),
+    ("loadall", "pybpfobj.cli.prog", "do_loadall"),
+    ("inspect", "pybpfobj.cli.inspect", "do_inspect"),
+    ("btf", "pybpfobj.cli.btf", "do_btf"),
+    ("gen", "pybpfobj.cli.gen", "do_gen"),
+    ("version", "pybpfobj.cli.main", "do_version"),
+    ("help", "pybpfobj.cli.main", "do_help"),
+]
+
+_LONG = {"--json": "j", "--pretty": "p", "--debug": "d", "--bpffs": "f", "--mapcompat": "m",
+         "--nomount": "n", "--version": "V", "--help": "h"}
+_SHORT = set("jpdfmnVh")
+
+
+def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
+    """Split global options (anywhere on the line, as GNU getopt permutes) from words.
+
+    ``-jp`` style clusters work; ``--`` ends options.  A token that looks
+    like a negative number stays a word, so the DATA parser can reject it
+    with a clear message instead of calling it an unknown option.
+    """
+    opts: set[str] = set()
+    words: list[str] = []
+    it = iter(argv)
+    for tok in it:
+        if tok == "--":
+            words.extend(it)
+            break
+        if tok.startswith("--"):
+            name = tok.split("=", 1)[0]
+            matches = [k for k in _LONG if k.startswith(name)]
+            if name in _LONG:
+                matches = [name]
+            if len(matches) != 1:
+                raise UsageError(f"unrecognized option '{tok}'", USAGE)
+            opts.add(_LONG[matches[0]])
+        elif tok.startswith("-") and len(tok) > 1 and not tok[1:2].isdigit():
+            for ch in tok[1:]:
+                if ch not in _SHORT:
+                    raise UsageError(f"invalid option -- '{ch}'", USAGE)
+                opts.add(ch)
+        else:
+            words.append(tok)
+    return opts, words
+
+
+class _LibbpfFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage().rstrip("\n")
+        if record.name.startswith("pybpfobj.libbpf"):
+            return f"libbpf: {msg}"
+        return msg
+
+
+def _setup_logging(ctx: Context) -> None:
+    logger = logging.getLogger("pybpfobj")
+    for h in list(logger.handlers):
+        if getattr(h, "_pybpfobj_cli", False):
+            logger.removeHandler(h)
+    handler = logging.StreamHandler(ctx.err)
+    handler._pybpfobj_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(_LibbpfFormatter())
+    if ctx.debug:
+        level = logging.DEBUG
+    elif ctx.json:
+        level = logging.ERROR  # JSON mode hides warnings, as bpftool does
+    else:
+        level = logging.WARNING
+    handler.setLevel(level)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def do_version(ctx: Context, args: list[str]) -> int:
+    from pybpfobj import __version__
+
+    libbpf_version: Optional[str]
+    try:
+        from pybpfobj.kernel import libbpf
+
+        libbpf_version = libbpf.version()
+    except Exception:  # version must work even without libbpf
+        libbpf_version = None
+    if ctx.json:
+        ctx.emit_json({"version": __version__, "libbpf_version": libbpf_version})
+    else:
+        ctx.print(f"pybpfobj v{__version__}")
+        ctx.print(f"using libbpf v{libbpf_version}" if libbpf_version else "libbpf: not found")
+    return 0
+
+
+def do_help(ctx: Context, args: list[str]) -> int:
+    ctx.out.write(USAGE)
+    return 0
+
+
+def run(argv: Sequence[str], ctx: Optional[Context] = None) -> int:
+    """Run one command line (without the program name); return the exit code."""
+    ctx = ctx or Context()
+    try:
+        opts, words = parse_options(argv)
+    except UsageError as e:
+        ctx.err.write(f"Error: {e.message}\n{USAGE}")
+        return 255
+    ctx.json = "j" in opts or "p" in opts
+    ctx.pretty = "p" in opts
+    ctx.debug = "d" in opts
+    ctx.bpffs = "f" in opts
+    ctx.mapcompat = "m" in opts
+    ctx.nomount = "n" in opts
+    _setup_logging(ctx)
+    if "V" in opts:
+        return do_version(ctx, [])
+    if "h" in opts or not words:
+        ctx.err.write(USAGE) if not words and "h" not in opts else ctx.out.write(USAGE)
+        return 0 if "h" in opts else 255
+    try:
+        name = match_keyword(words[0], [g[0] for g in GROUPS])
+        if name is None:
+            raise UsageError(f"object '{words[0]}' is unknown", USAGE)
+        _, modname, funcname = next(g for g in GROUPS if g[0] == name)
+        module = importlib.import_module(modname)
+        rc = getattr(module, funcname)(ctx, words[1:])
+        return 0 if rc is None else int(rc)
+    except UsageError as e:
+        _report(ctx, e.message)
+        if not ctx.json and e.usage:
+            ctx.err.write(e.usage if e.usage.endswith("\n") else e.usage + "\n")
+        return e.code
+    except CliError as e:
+        _report(ctx, e.message)
+        return e.code
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # every library error, and anything unexpected: no traceback
+        from pybpfobj.errors import BpfError
+
+        if ctx.debug:
+            import traceback
+
+            traceback.print_exc(file=ctx.err)
+        if isinstance(e, BpfError):
+            _report(ctx, e.message)
+            return e.exit_code
+        _report(ctx, f"internal error: {type(e).__name__}: {e}")
+        return 255
+
+
+def _report(ctx: Context, message: str) -> None:
+    if ctx.json:
+        ctx.emit_json({"error": message})
+    else:
+        ctx.err.write(f"Error: {message}\n")
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    sys.exit(code)

@@ -1,0 +1,193 @@
+"""The exception family of pybpfobj.
+
+Every error raised by the library is a :class:`BpfError`, itself an
+:class:`OSError`: ``errno`` carries the kernel's or libbpf's error number
+(0 when none applies) and the message names the object, map, program or path
+involved.  The CLI turns them into ``Error: ...`` lines and bpftool's exit
+codes (``-errno & 0xff``, or 255).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from typing import Any, Optional
+
+
+class BpfError(OSError):
+    """Base class of every pybpfobj error.
+
+    ``message`` is the full human sentence; ``obj``, ``map``, ``prog`` and
+    ``path`` name what the error is about where that is known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errno: int = 0,
+        obj: Optional[str] = None,
+        map: Optional[str] = None,
+        prog: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> None:
+        super().__init__(errno, message)
+        self.message = message
+        self.obj = obj
+        self.map = map
+        self.prog = prog
+        self.path = path
+        if path is not None:
+            self.filename = path
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Any:  # keep pickling (multiprocessing) working
+        return (_rebuild, (type(self), self.message, self.errno, self.obj, self.map, self.prog, self.path))
+
+    @property
+    def exit_code(self) -> int:
+        """bpftool's exit code for this error: ``-errno & 0xff``, or 255."""
+        if self.errno:
+            return (-self.errno) & 0xFF
+        return 255
+
+
+def _rebuild(cls: type, message: str, err: int, obj: Any, map: Any, prog: Any, path: Any) -> BpfError:
+    e = cls.__new__(cls)
+    BpfError.__init__(e, message, errno=err or 0, obj=obj, map=map, prog=prog, path=path)
+    return e
+
+
+class ObjectFormatError(BpfError):
+    """An object file (ELF, BTF, BTF.ext) is malformed or not a BPF object."""
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        kw.setdefault("errno", _errno.EINVAL)
+        super().__init__(message, **kw)
+
+
+class BTFError(ObjectFormatError):
+    """BTF or BTF.ext data is malformed."""
+
+
+class LibbpfError(BpfError):
+    """A libbpf call or a bpf() syscall failed."""
+
+
+class VerifierError(LibbpfError):
+    """The kernel's verifier rejected a program.
+
+    ``log`` is the verifier's full output; ``insn`` the failing instruction
+    index where it could be found, and ``source`` a ``(file, line, text)``
+    tuple from BTF line_info where the object has it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        log: str = "",
+        insn: Optional[int] = None,
+        source: Optional[tuple[str, int, str]] = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.log = log
+        self.insn = insn
+        self.source = source
+
+
+class UnsupportedError(BpfError):
+    """The kernel, libbpf or this machine lacks what the call needs."""
+
+
+class ProgramError(BpfError):
+    """An operation on a program failed."""
+
+
+class MapError(BpfError):
+    """An operation on a map failed."""
+
+
+class KeyNotFoundError(MapError, KeyError):
+    """The key is not in the map (ENOENT)."""
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        kw.setdefault("errno", _errno.ENOENT)
+        MapError.__init__(self, message, **kw)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class KeyExistsError(MapError):
+    """``noexist`` update on a key that exists (EEXIST)."""
+
+
+class MapFullError(MapError):
+    """The map has no room for another element (E2BIG)."""
+
+
+class MapFrozenError(MapError):
+    """The map is frozen or read-only for user space (EPERM)."""
+
+
+class BatchError(MapError):
+    """A batch operation failed part way; ``applied`` elements took effect."""
+
+    def __init__(self, message: str, *, applied: int = 0, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.applied = applied
+
+
+class MapIncompatibleError(MapError):
+    """A map given for reuse does not match the object's map definition.
+
+    ``differences`` maps each differing field to ``(expected, actual)``.
+    """
+
+    def __init__(self, message: str, *, differences: Optional[dict[str, tuple[Any, Any]]] = None,
+                 **kw: Any) -> None:
+        kw.setdefault("errno", _errno.EINVAL)
+        super().__init__(message, **kw)
+        self.differences = dict(differences or {})
+
+
+class PinError(BpfError):
+    """Pinning or unpinning on a bpffs failed."""
+
+
+class BpffsError(PinError):
+    """A path is not on a BPF file system, or one could not be mounted."""
+
+
+class NotFoundError(BpfError, LookupError):
+    """A program, map, link or BTF object named by id, name, tag or path does not exist."""
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        kw.setdefault("errno", _errno.ENOENT)
+        super().__init__(message, **kw)
+
+
+_ERRNO_MAP_CLASSES: dict[int, type[MapError]] = {
+    _errno.ENOENT: KeyNotFoundError,
+    _errno.EEXIST: KeyExistsError,
+    _errno.E2BIG: MapFullError,
+    _errno.EPERM: MapFrozenError,
+}
+
+
+def map_error(err: int, what: str, map_name: Optional[str] = None) -> MapError:
+    """The :class:`MapError` subclass for ``err`` from a map operation ``what``."""
+    cls = _ERRNO_MAP_CLASSES.get(err, MapError)
+    where = f" on map {map_name!r}" if map_name else ""
+    return cls(f"{what}{where} failed: {os.strerror(err)}", errno=err, map=map_name)
+
+
+__all__ = [
+    "BpfError", "ObjectFormatError", "BTFError", "LibbpfError", "VerifierError", "UnsupportedError",
+    "ProgramError", "MapError", "KeyNotFoundError", "KeyExistsError", "MapFullError", "MapFrozenError",
+    "BatchError", "MapIncompatibleError", "PinError", "BpffsError", "NotFoundError", "map_error",
+]

@@ -1,0 +1,207 @@
+"""The binding to the system's ``libbpf.so.1``: the only module that loads a
+shared library with ctypes.
+
+- The library is found by soname; ``PYBPFOBJ_LIBBPF`` may name another file
+  (a newer libbpf).
+- Every prototype is declared once, here, in sections by area.
+- ``check()`` / ``check_ptr()`` turn libbpf's returns (negative errno, or
+  NULL with errno set) into :mod:`pybpfobj.errors` exceptions.
+- libbpf's own messages go to the ``pybpfobj.libbpf`` logger.
+
+Other modules call ``lib()`` for the loaded library and use the ctypes
+structure types defined here; none of them calls ``ctypes.CDLL``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import threading
+from ctypes import (
+    CFUNCTYPE, POINTER, c_char_p, c_int, c_size_t, c_uint, c_uint32, c_uint64, c_void_p,
+)
+from typing import Any, Callable, Optional
+
+from pybpfobj.errors import BpfError, LibbpfError
+
+log = logging.getLogger("pybpfobj.libbpf")
+
+ENV_LIBBPF = "PYBPFOBJ_LIBBPF"
+
+_lock = threading.Lock()
+_lib: Optional[ctypes.CDLL] = None
+_libc: Optional[ctypes.CDLL] = None
+
+# libbpf_print_level
+LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
+_PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
+_print_cb: Any = None  # keep the callback alive for the process's lifetime
+# Optional per-thread capture of libbpf's output (verifier logs come this way).
+_capture = threading.local()
+
+
+def _on_print(level: int, fmt: bytes, va: int) -> int:
+    assert _libc is not None
+    buf = ctypes.create_string_buffer(4096)
+    n = _libc.vsnprintf(buf, len(buf), fmt, va)
+    text = buf.value.decode("utf-8", "replace")
+    if n >= len(buf):
+        text += "..."
+    sink = getattr(_capture, "lines", None)
+    if sink is not None:
+        sink.append(text)
+    pylevel = {LIBBPF_WARN: logging.WARNING, LIBBPF_INFO: logging.INFO}.get(level, logging.DEBUG)
+    log.log(pylevel, "%s", text.rstrip("\n"))
+    return 0
+
+
+class capture_output:
+    """Context manager collecting libbpf's printed lines on this thread (still logged too)."""
+
+    def __enter__(self) -> list[str]:
+        self.prev = getattr(_capture, "lines", None)
+        _capture.lines = []
+        return _capture.lines  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        _capture.lines = self.prev
+
+
+def _find_library() -> str:
+    override = os.environ.get(ENV_LIBBPF)
+    if override:
+        return override
+    return "libbpf.so.1"
+
+
+def lib() -> ctypes.CDLL:
+    """The loaded libbpf, with every prototype declared (loaded on first use)."""
+    global _lib, _libc, _print_cb
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is not None:
+            return _lib
+        name = _find_library()
+        try:
+            handle = ctypes.CDLL(name, use_errno=True)
+        except OSError as e:
+            from pybpfobj.errors import UnsupportedError
+
+            raise UnsupportedError(
+                f"cannot load libbpf ({name}): {e}; install libbpf1 or set {ENV_LIBBPF}", path=name
+            ) from None
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
+        _libc.vsnprintf.restype = c_int
+        for declare in _DECLARATIONS:
+            declare(handle)
+        _print_cb = _PRINT_FN(_on_print)
+        handle.libbpf_set_print(_print_cb)
+        _lib = handle
+        return handle
+
+
+def libc() -> ctypes.CDLL:
+    lib()
+    assert _libc is not None
+    return _libc
+
+
+def version() -> str:
+    """libbpf's version as ``major.minor``."""
+    lb = lib()
+    return f"{lb.libbpf_major_version()}.{lb.libbpf_minor_version()}"
+
+
+# ---------------------------------------------------------------------------
+# error checking
+
+def check(ret: int, what: str, cls: type[BpfError] = LibbpfError, **names: Any) -> int:
+    """Return ``ret`` if non-negative, else raise ``cls`` naming ``what`` with errno ``-ret``."""
+    if ret >= 0:
+        return ret
+    err = -ret
+    raise cls(f"{what}: {os.strerror(err)}", errno=err, **names)
+
+
+def check_ptr(ptr: Optional[int], what: str, cls: type[BpfError] = LibbpfError, **names: Any) -> int:
+    """For pointer-returning calls: NULL (or libbpf's encoded -errno) raises ``cls``."""
+    if ptr is None or ptr == 0:
+        err = ctypes.get_errno() or 22
+        raise cls(f"{what}: {os.strerror(err)}", errno=err, **names)
+    if ptr >= (1 << 64) - 4095:  # ERR_PTR from a non-strict build
+        err = (1 << 64) - ptr
+        raise cls(f"{what}: {os.strerror(err)}", errno=err, **names)
+    return ptr
+
+
+# ---------------------------------------------------------------------------
+# prototypes: each area appends a function declaring its own.
+
+_DECLARATIONS: list[Callable[[ctypes.CDLL], None]] = []
+
+
+def declares(fn: Callable[[ctypes.CDLL], None]) -> Callable[[ctypes.CDLL], None]:
+    _DECLARATIONS.append(fn)
+    return fn
+
+
+def _proto(lb: ctypes.CDLL, name: str, restype: Any, *argtypes: Any) -> None:
+    try:
+        f = getattr(lb, name)
+    except AttributeError:
+        return  # older libbpf: callers check has()
+    f.restype = restype
+    f.argtypes = list(argtypes)
+
+
+def has(name: str) -> bool:
+    """Whether the loaded libbpf exports ``name``."""
+    return hasattr(lib(), name)
+
+
+@declares
+def _core(lb: ctypes.CDLL) -> None:
+    _proto(lb, "libbpf_major_version", c_uint32)
+    _proto(lb, "libbpf_minor_version", c_uint32)
+    _proto(lb, "libbpf_set_print", c_void_p, _PRINT_FN)
+    _proto(lb, "libbpf_strerror", c_int, c_int, c_char_p, c_size_t)
+    _proto(lb, "libbpf_num_possible_cpus", c_int)
+    _proto(lb, "libbpf_probe_bpf_prog_type", c_int, c_int, c_void_p)
+    _proto(lb, "libbpf_probe_bpf_map_type", c_int, c_int, c_void_p)
+    _proto(lb, "libbpf_probe_bpf_helper", c_int, c_int, c_int, c_void_p)
+    _proto(lb, "libbpf_bpf_prog_type_str", c_char_p, c_int)
+    _proto(lb, "libbpf_bpf_map_type_str", c_char_p, c_int)
+    _proto(lb, "libbpf_bpf_attach_type_str", c_char_p, c_int)
+    _proto(lb, "libbpf_bpf_link_type_str", c_char_p, c_int)
+
+
+@declares
+def _fd_and_ids(lb: ctypes.CDLL) -> None:
+    """Objects by fd, id and path: BPF_OBJ_PIN/GET, *_GET_FD_BY_ID, *_GET_NEXT_ID, OBJ_GET_INFO_BY_FD."""
+    _proto(lb, "bpf_obj_pin", c_int, c_int, c_char_p)
+    _proto(lb, "bpf_obj_get", c_int, c_char_p)
+    _proto(lb, "bpf_obj_get_info_by_fd", c_int, c_int, c_void_p, POINTER(c_uint32))
+    for kind in ("prog", "map", "btf", "link"):
+        _proto(lb, f"bpf_{kind}_get_fd_by_id", c_int, c_uint32)
+        _proto(lb, f"bpf_{kind}_get_next_id", c_int, c_uint32, POINTER(c_uint32))
+    _proto(lb, "bpf_enable_stats", c_int, c_int)
+
+
+def num_possible_cpus() -> int:
+    return check(lib().libbpf_num_possible_cpus(), "libbpf_num_possible_cpus")
+
+
+def strerror(err: int) -> str:
+    buf = ctypes.create_string_buffer(256)
+    lib().libbpf_strerror(err, buf, len(buf))
+    return buf.value.decode("utf-8", "replace")
+
+
+__all__ = [
+    "lib", "libc", "version", "check", "check_ptr", "declares", "has", "capture_output",
+    "num_possible_cpus", "strerror", "c_int", "c_uint", "c_uint64",
+]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up pybpfobj on a Debian 12 machine as root: system packages (only when
+# missing), a virtual environment in .venv with the package and its test
+# extra, and our BPF programs built into bpf_progs/build/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS="clang-19 llvm libbpf1 libbpf-dev bpftool iproute2 make python3-venv python3-pip"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing system packages:$missing (run as root to install them)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq $missing >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.pybpfobj-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e '.[test]'
+    touch "$stamp"
+fi
+
+make -s -C bpf_progs

@@ -1,0 +1,52 @@
+"""The CLI's global option handling and error reporting (no kernel needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from pybpfobj.cli.common import Context, match_keyword
+from pybpfobj.cli.main import parse_options, run
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = run(list(argv), Context(out=out, err=err))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_options_anywhere_and_clusters() -> None:
+    opts, words = parse_options(["map", "-jp", "dump", "--debug", "id", "3"])
+    assert opts == {"j", "p", "d"}
+    assert words == ["map", "dump", "id", "3"]
+
+
+def test_negative_number_stays_a_word() -> None:
+    opts, words = parse_options(["key", "-1"])
+    assert words == ["key", "-1"] and not opts
+
+
+def test_unknown_option_is_an_error_with_usage() -> None:
+    rc, out, err = _run("-x", "prog")
+    assert rc == 255 and "Error: invalid option -- 'x'" in err and "Usage:" in err
+
+
+def test_prefix_matching_takes_first_in_table_order() -> None:
+    assert match_keyword("l", ["show", "list", "load"]) == "list"
+    assert match_keyword("loada", ["load", "loadall"]) == "loadall"
+    assert match_keyword("x", ["show"]) is None
+
+
+def test_unknown_object_word() -> None:
+    rc, out, err = _run("frobnicate")
+    assert rc == 255 and err.startswith("Error: object 'frobnicate' is unknown")
+
+
+def test_json_error_goes_to_stdout() -> None:
+    rc, out, err = _run("-j", "frobnicate")
+    assert rc == 255 and json.loads(out) == {"error": "object 'frobnicate' is unknown"}
+
+
+def test_version() -> None:
+    rc, out, err = _run("version")
+    assert rc == 0 and out.startswith("pybpfobj v")
