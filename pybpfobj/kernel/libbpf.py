@@ -96,7 +96,7 @@ def lib() -> ctypes.CDLL:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
         _libc.vsnprintf.restype = c_int
-        for declare in _DECLARATIONS:
+        for declare in list(_DECLARATIONS):
             declare(handle)
         _print_cb = _PRINT_FN(_on_print)
         handle.libbpf_set_print(_print_cb)
@@ -145,7 +145,16 @@ _DECLARATIONS: list[Callable[[ctypes.CDLL], None]] = []
 
 
 def declares(fn: Callable[[ctypes.CDLL], None]) -> Callable[[ctypes.CDLL], None]:
-    _DECLARATIONS.append(fn)
+    """Register a function declaring prototypes; runs now if libbpf is already loaded.
+
+    Modules of ``pybpfobj.kernel`` declare their own areas' prototypes this
+    way; the ``pybpfobj.kernel`` package is the one place that talks to
+    libbpf through ctypes.
+    """
+    with _lock:
+        _DECLARATIONS.append(fn)
+        if _lib is not None:
+            fn(_lib)
     return fn
 
 
