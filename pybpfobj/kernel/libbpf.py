@@ -30,7 +30,7 @@ log = logging.getLogger("pybpfobj.libbpf")
 
 ENV_LIBBPF = "PYBPFOBJ_LIBBPF"
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _lib: Optional[ctypes.CDLL] = None
 _libc: Optional[ctypes.CDLL] = None
 
