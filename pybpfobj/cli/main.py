@@ -31,8 +31,8 @@ USAGE = """Usage: pybpfobj [OPTIONS] OBJECT { COMMAND | help }
 GROUPS: list[tuple[str, str, str]] = [
     ("prog", "pybpfobj.cli.prog", "do_prog"),
     ("map", "pybpfobj.cli.map", "do_map"),
-    ("load", "pybpfobj.cli.prog", "do_load"),
-    ("loadall", "pybpfobj.cli.prog", "do_loadall"),
+    ("load", "pybpfobj.cli.prog_load", "do_load"),
+    ("loadall", "pybpfobj.cli.prog_load", "do_loadall"),
     ("inspect", "pybpfobj.cli.inspect", "do_inspect"),
     ("btf", "pybpfobj.cli.btf", "do_btf"),
     ("gen", "pybpfobj.cli.gen", "do_gen"),
