@@ -839,6 +839,43 @@ class BTFExt:
             yield name, recs
 
 
+def read_elf_btf(path: str | os.PathLike[str]) -> tuple[BTF, BTFExt | None]:
+    """The ``.BTF`` (and ``.BTF.ext`` if present) of an ELF object file.
+
+    A missing ``.BTF`` section or a file that is not ELF raises BTFError.
+    pyelftools is imported here only, so plain BTF users never pay for it.
+    """
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    p = os.fspath(path)
+    try:
+        with open(p, "rb") as f:
+            elf = ELFFile(f)
+            sec = elf.get_section_by_name(".BTF")
+            if sec is None:
+                raise BTFError(f"{p}: no .BTF section", obj=p, path=p)
+            data = sec.data()
+            ext_sec = elf.get_section_by_name(".BTF.ext")
+            ext_data = ext_sec.data() if ext_sec is not None else None
+    except OSError as e:
+        raise BTFError(f"{p}: cannot read: {e.strerror}", errno=e.errno or 0, path=p) from None
+    except ELFError as e:
+        raise BTFError(f"{p}: not an ELF file: {e}", obj=p, path=p) from None
+    btf = BTF.from_bytes(data, source=p)
+    ext = BTFExt.from_bytes(ext_data, btf, source=p) if ext_data is not None else None
+    return btf, ext
+
+
+def is_elf(path: str | os.PathLike[str]) -> bool:
+    """True when the file starts with the ELF magic."""
+    try:
+        with open(os.fspath(path), "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 __all__ = [
     "BTF",
     "BTF_MAGIC",
@@ -853,4 +890,6 @@ __all__ = [
     "BtfType",
     "BtfVarSecinfo",
     "LineInfo",
+    "is_elf",
+    "read_elf_btf",
 ]
