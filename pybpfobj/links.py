@@ -1,0 +1,434 @@
+"""Attaching programs: bpftool's ``prog attach|detach`` (sockmap/sockhash
+verdicts and parsers, the netns flow dissector), XDP and tc on network
+interfaces, and the :class:`Link` handles they return.
+
+Programs and maps may be given as handles with ``.fd`` (``Program``,
+``Map``) or as plain fds.  Every attach checks what it can before touching
+the kernel (program type against the attach point, map type, interface
+name), so a bad request fails with a clear error and leaves nothing
+attached.
+"""
+
+from __future__ import annotations
+
+import errno as E
+import os
+import socket
+from typing import Self, Union
+
+from pybpfobj.constants import (
+    ATTACH_TYPE,
+    MAP_TYPE,
+    PROG_TYPE,
+    attach_type_name,
+    map_type_name,
+    prog_type_name,
+)
+from pybpfobj.errors import BpfError, NotFoundError, ProgramError, UnsupportedError
+from pybpfobj.testrun import HasFd, prog_fd, prog_label
+
+ProgLike = Union[int, HasFd]
+MapLike = Union[int, HasFd]
+
+# bpftool's ATTACH_TYPE words for ``prog attach``, in its table order
+# (enum order), and the attach types they stand for.
+PROG_ATTACH_KEYWORDS: tuple[tuple[str, str], ...] = (
+    ("stream_parser", "sk_skb_stream_parser"),
+    ("stream_verdict", "sk_skb_stream_verdict"),
+    ("msg_verdict", "sk_msg_verdict"),
+    ("flow_dissector", "flow_dissector"),
+    ("skb_verdict", "sk_skb_verdict"),
+)
+
+# attach type -> (program type it needs, map types it accepts or () for none)
+_SOCK_MAPS = (MAP_TYPE["sockmap"], MAP_TYPE["sockhash"])
+_ATTACH_RULES: dict[int, tuple[int, tuple[int, ...]]] = {
+    ATTACH_TYPE["sk_skb_stream_parser"]: (PROG_TYPE["sk_skb"], _SOCK_MAPS),
+    ATTACH_TYPE["sk_skb_stream_verdict"]: (PROG_TYPE["sk_skb"], _SOCK_MAPS),
+    ATTACH_TYPE["sk_skb_verdict"]: (PROG_TYPE["sk_skb"], _SOCK_MAPS),
+    ATTACH_TYPE["sk_msg_verdict"]: (PROG_TYPE["sk_msg"], _SOCK_MAPS),
+    ATTACH_TYPE["flow_dissector"]: (PROG_TYPE["flow_dissector"], ()),
+}
+
+
+def parse_attach_type(word: str) -> int | None:
+    """The attach type a bpftool ``ATTACH_TYPE`` word names (short or libbpf name, by prefix).
+
+    As bpftool, attach types are tried in enum order and a word matches the
+    first one it is a prefix of (short name first, then libbpf's name).
+    """
+    if not word:
+        return None
+    by_type = sorted(((ATTACH_TYPE[full], short) for short, full in PROG_ATTACH_KEYWORDS))
+    for value, short in by_type:
+        if short.startswith(word) or attach_type_name(value).startswith(word):
+            return value
+    return None
+
+
+def _fdinfo(fd: int) -> dict[str, str]:
+    from pybpfobj.kernel import info
+
+    return info.fdinfo(fd)
+
+
+def _prog_type_of(fd: int) -> int:
+    v = _fdinfo(fd).get("prog_type")
+    if v is None:
+        raise ProgramError(f"fd {fd} is not a BPF program", errno=E.EINVAL)
+    return int(v)
+
+
+def _map_type_of(fd: int) -> int:
+    v = _fdinfo(fd).get("map_type")
+    if v is None:
+        raise BpfError(f"fd {fd} is not a BPF map", errno=E.EINVAL)
+    return int(v)
+
+
+def _name_of(x: object, fallback: str) -> str:
+    n = getattr(x, "name", None)
+    return n if isinstance(n, str) and n else fallback
+
+
+def _check_sock_attach(prog: ProgLike, attach_type: int, target: MapLike | None) -> tuple[int, int]:
+    rule = _ATTACH_RULES.get(attach_type)
+    if rule is None:
+        raise ProgramError(
+            f"attach type {attach_type_name(attach_type)} is not one of prog attach's "
+            f"(msg_verdict, skb_verdict, stream_verdict, stream_parser, flow_dissector)", errno=E.EINVAL)
+    want_prog, want_maps = rule
+    pfd = prog_fd(prog)
+    pname = prog_label(prog) or f"fd {pfd}"
+    ptype = _prog_type_of(pfd)
+    if ptype != want_prog:
+        raise ProgramError(
+            f"program {pname} is of type {prog_type_name(ptype)}; attach type "
+            f"{attach_type_name(attach_type)} needs a {prog_type_name(want_prog)} program",
+            errno=E.EINVAL, prog=prog_label(prog))
+    if not want_maps:
+        return pfd, 0
+    if target is None:
+        raise ProgramError(f"attach type {attach_type_name(attach_type)} needs a sockmap or sockhash map",
+                           errno=E.EINVAL, prog=prog_label(prog))
+    mfd = prog_fd(target)
+    mtype = _map_type_of(mfd)
+    if mtype not in want_maps:
+        mname = _name_of(target, f"fd {mfd}")
+        raise ProgramError(
+            f"map {mname} is a {map_type_name(mtype)}; attach type {attach_type_name(attach_type)} "
+            f"needs a sockmap or sockhash", errno=E.EINVAL, map=mname, prog=prog_label(prog))
+    return pfd, mfd
+
+
+def _attach_type_value(attach_type: int | str) -> int:
+    if isinstance(attach_type, int):
+        return attach_type
+    v = parse_attach_type(attach_type)
+    if v is None:
+        raise ProgramError(f"invalid attach/detach type {attach_type!r}", errno=E.EINVAL)
+    return v
+
+
+def prog_attach(prog: ProgLike, attach_type: int | str, target: MapLike | None = None) -> None:
+    """bpftool's ``prog attach``: a sk_msg/sk_skb program to a sockmap/sockhash, or a
+    flow_dissector program to the current network namespace (``target`` None).
+
+    ``attach_type`` is an attach type value or a bpftool word (``msg_verdict``,
+    ``skb_verdict``, ``stream_verdict``, ``stream_parser``, ``flow_dissector``).
+    Wrong program or map types raise :class:`ProgramError` before anything
+    is attached.
+    """
+    from pybpfobj.kernel import attach
+
+    at = _attach_type_value(attach_type)
+    pfd, mfd = _check_sock_attach(prog, at, target)
+    where = "the network namespace" if not mfd else f"map {_name_of(target, f'fd {mfd}')}"
+    attach.prog_attach(pfd, mfd, at, 0,
+                       what=f"attaching {prog_label(prog) or 'program'} as {attach_type_name(at)} to {where}")
+
+
+def prog_detach(prog: ProgLike, attach_type: int | str, target: MapLike | None = None) -> None:
+    """bpftool's ``prog detach``: undo :func:`prog_attach`."""
+    from pybpfobj.kernel import attach
+
+    at = _attach_type_value(attach_type)
+    pfd, mfd = _check_sock_attach(prog, at, target)
+    where = "the network namespace" if not mfd else f"map {_name_of(target, f'fd {mfd}')}"
+    attach.prog_detach2(pfd, mfd, at,
+                        what=f"detaching {prog_label(prog) or 'program'} ({attach_type_name(at)}) from {where}")
+
+
+def attached_programs(target: MapLike | None, attach_type: int | str) -> list[int]:
+    """Ids of the programs attached to a map (or, for ``None``, this netns) for ``attach_type``."""
+    from pybpfobj.kernel import attach
+
+    at = _attach_type_value(attach_type)
+    if target is None:
+        fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+        try:
+            return attach.prog_query(fd, at)
+        finally:
+            os.close(fd)
+    return attach.prog_query(prog_fd(target), at)
+
+
+# ---------------------------------------------------------------------------
+# network interfaces
+
+
+def ifindex_of(interface: int | str) -> int:
+    """The index of a network interface given by name or index; NotFoundError if there is none."""
+    if isinstance(interface, int):
+        try:
+            socket.if_indextoname(interface)
+        except OSError:
+            raise NotFoundError(f"network interface with index {interface} not found") from None
+        return interface
+    try:
+        return socket.if_nametoindex(interface)
+    except OSError:
+        raise NotFoundError(f"network interface '{interface}' not found") from None
+
+
+class Link:
+    """An attachment of a program that can be detached (and, for BPF links, pinned).
+
+    ``kind`` is ``"xdp"``, ``"tcx"``, ``"netns"`` for BPF links (``fd`` is
+    the link's fd) and ``"xdp-netlink"``/``"tc-netlink"`` for the older
+    netlink attachments (``fd`` is -1; they cannot be pinned).  Closing a
+    BPF link that is not pinned detaches the program.  Use as a context
+    manager to detach on exit.
+    """
+
+    def __init__(self, fd: int, kind: str, *, ifindex: int = 0, prog_id: int = 0,
+                 _undo: tuple[object, ...] | None = None) -> None:
+        self.fd = fd
+        self.kind = kind
+        self.ifindex = ifindex
+        self.prog_id = prog_id
+        self.pin_path: str | None = None
+        self._undo = _undo
+
+    @classmethod
+    def from_pinned(cls, path: str) -> Link:
+        """Open a link pinned on a bpffs."""
+        from pybpfobj.kernel import info
+
+        fd = info.obj_get(path, "link")
+        fi = info.fdinfo(fd)
+        link = cls(fd, fi.get("link_type", "link"), prog_id=int(fi.get("prog_id", "0") or 0))
+        link.pin_path = path
+        return link
+
+    @property
+    def is_bpf_link(self) -> bool:
+        return self.fd >= 0
+
+    @property
+    def id(self) -> int:
+        """The kernel's link id (0 for netlink attachments)."""
+        if self.fd < 0:
+            return 0
+        from pybpfobj.kernel import info
+
+        return int(info.fdinfo(self.fd).get("link_id", "0") or 0)
+
+    def pin(self, path: str) -> None:
+        """Pin the link at ``path`` on a bpffs, so it outlives this process."""
+        if self.fd < 0:
+            raise UnsupportedError(f"a {self.kind} attachment is not a BPF link and cannot be pinned",
+                                   errno=E.EOPNOTSUPP, path=path)
+        from pybpfobj.kernel import info
+
+        info.obj_pin(self.fd, path)
+        self.pin_path = path
+
+    def unpin(self) -> None:
+        """Remove the pin made by :meth:`pin` (or the one opened by :meth:`from_pinned`)."""
+        if self.pin_path:
+            os.unlink(self.pin_path)
+            self.pin_path = None
+
+    def detach(self) -> None:
+        """Detach the program now (even if the link is pinned or shared)."""
+        from pybpfobj.kernel import attach
+
+        if self.fd >= 0:
+            attach.link_detach(self.fd, what=f"detaching {self.kind} link")
+            return
+        undo = self._undo
+        self._undo = None
+        if undo is None:
+            return
+        if undo[0] == "xdp":
+            _, ifindex, flags, pfd = undo
+            assert isinstance(ifindex, int) and isinstance(flags, int) and isinstance(pfd, int)
+            import ctypes
+
+            from pybpfobj.kernel.attach import XDP_FLAGS_REPLACE, _opts, bpf_xdp_attach_opts
+            from pybpfobj.kernel.libbpf import check, lib
+
+            # replace *our* program with none, so another one attached since is left alone
+            o = _opts(bpf_xdp_attach_opts)
+            o.old_prog_fd = pfd
+            try:
+                check(lib().bpf_xdp_attach(ifindex, -1, flags | XDP_FLAGS_REPLACE, ctypes.byref(o)),
+                      f"detaching XDP program from ifindex {ifindex}")
+            finally:
+                os.close(pfd)
+        elif undo[0] == "tc":
+            _, hook, handle, priority, created = undo
+            try:
+                attach.tc_detach(hook, handle, priority)  # type: ignore[arg-type]
+            finally:
+                if created:
+                    _destroy_clsact(hook)
+
+    def close(self) -> None:
+        """Drop this handle: a BPF link detaches unless pinned; a netlink attachment is detached."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -2  # closed, not a netlink attachment
+        elif self._undo is not None:
+            self.detach()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            try:
+                self.detach()
+            except BpfError:
+                pass
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Link {self.kind} fd={self.fd} ifindex={self.ifindex}>"
+
+
+_XDP_MODES = {None: 0, "skb": 1 << 1, "generic": 1 << 1, "drv": 1 << 2, "native": 1 << 2, "hw": 1 << 3}
+
+
+def _check_prog_type(prog: ProgLike, want: tuple[str, ...], where: str) -> int:
+    pfd = prog_fd(prog)
+    ptype = _prog_type_of(pfd)
+    if prog_type_name(ptype) not in want:
+        raise ProgramError(
+            f"program {prog_label(prog) or f'fd {pfd}'} is of type {prog_type_name(ptype)}; "
+            f"{where} needs {' or '.join(want)}", errno=E.EINVAL, prog=prog_label(prog))
+    return pfd
+
+
+def attach_xdp(prog: ProgLike, interface: int | str, *, mode: str | None = None,
+               link: bool = True, replace: bool = False) -> Link:
+    """Attach an XDP program to a network interface.
+
+    ``mode``: None (the kernel chooses), ``"skb"``/``"generic"``,
+    ``"drv"``/``"native"`` or ``"hw"``.  With ``link=True`` (default) the
+    attachment is a BPF link (pinnable, detached when the last reference
+    goes); with ``link=False`` it goes through netlink (``bpf_xdp_attach``)
+    and stays until :meth:`Link.detach`.  ``replace`` allows replacing a
+    program already attached through netlink.
+    """
+    from pybpfobj.kernel import attach
+
+    if mode not in _XDP_MODES:
+        raise ProgramError(f"unknown XDP mode {mode!r} (skb, drv, hw)", errno=E.EINVAL)
+    pfd = _check_prog_type(prog, ("xdp",), "an XDP hook")
+    ifindex = ifindex_of(interface)
+    flags = _XDP_MODES[mode]
+    label = prog_label(prog) or "XDP program"
+    if link:
+        fd = attach.link_create(pfd, ifindex, ATTACH_TYPE["xdp"], flags,
+                                what=f"attaching {label} to interface {interface}")
+        return Link(fd, "xdp", ifindex=ifindex, prog_id=_prog_id(pfd))
+    if not replace:
+        flags |= attach.XDP_FLAGS_UPDATE_IF_NOEXIST
+    attach.xdp_attach(ifindex, pfd, flags, what=f"attaching {label} to interface {interface}")
+    own = os.dup(pfd)  # keep the program alive for the exact-replace detach
+    return Link(-1, "xdp-netlink", ifindex=ifindex, prog_id=_prog_id(pfd),
+                _undo=("xdp", ifindex, flags & ~attach.XDP_FLAGS_UPDATE_IF_NOEXIST, own))
+
+
+def xdp_attached(interface: int | str) -> int:
+    """Id of the program attached at an interface's XDP hook (0 if none)."""
+    from pybpfobj.kernel import attach
+
+    return attach.xdp_query(ifindex_of(interface)).prog_id
+
+
+def _prog_id(pfd: int) -> int:
+    return int(_fdinfo(pfd).get("prog_id", "0") or 0)
+
+
+def has_tcx() -> bool:
+    """Whether the running kernel has tcx (BPF links on the tc hooks, Linux 6.6+)."""
+    import platform
+
+    try:
+        major, minor = (int(x) for x in platform.release().split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (6, 6)
+
+
+def _destroy_clsact(hook: object) -> None:
+    """Remove the clsact qdisc we created (libbpf only drops it when both hooks are named)."""
+    from pybpfobj.kernel import attach
+
+    both = attach.tc_hook(hook.ifindex, attach.BPF_TC_INGRESS | attach.BPF_TC_EGRESS)  # type: ignore[attr-defined]
+    try:
+        attach.tc_hook_destroy(both)
+    except BpfError:
+        pass
+
+
+def attach_tc(prog: ProgLike, interface: int | str, direction: str = "ingress", *,
+              mode: str = "auto", priority: int = 0, handle: int = 0) -> Link:
+    """Attach a tc (``sched_cls``) program to an interface's ingress or egress.
+
+    ``mode="tcx"`` makes a tcx BPF link (pinnable; Linux 6.6+), ``"netlink"``
+    a classic clsact filter through libbpf (``bpf_tc_attach``; the clsact
+    qdisc is created if needed and removed again on detach if we made it),
+    ``"auto"`` tcx where the kernel has it.
+    """
+    from pybpfobj.kernel import attach
+
+    if direction not in ("ingress", "egress"):
+        raise ProgramError(f"tc direction must be ingress or egress, not {direction!r}", errno=E.EINVAL)
+    if mode not in ("auto", "tcx", "netlink"):
+        raise ProgramError(f"tc attach mode must be auto, tcx or netlink, not {mode!r}", errno=E.EINVAL)
+    pfd = _check_prog_type(prog, ("sched_cls", "sched_act"), "a tc hook")
+    ifindex = ifindex_of(interface)
+    label = prog_label(prog) or "tc program"
+    if mode == "tcx" or (mode == "auto" and has_tcx()):
+        at = ATTACH_TYPE["tcx_ingress" if direction == "ingress" else "tcx_egress"]
+        fd = attach.link_create(pfd, ifindex, at, 0,
+                                what=f"attaching {label} to {direction} of interface {interface} (tcx)")
+        return Link(fd, "tcx", ifindex=ifindex, prog_id=_prog_id(pfd))
+    hook = attach.tc_hook(ifindex, attach.BPF_TC_INGRESS if direction == "ingress" else attach.BPF_TC_EGRESS)
+    created = attach.tc_hook_create(hook)
+    try:
+        h, prio, pid = attach.tc_attach(hook, pfd, handle=handle, priority=priority)
+    except BpfError:
+        if created:
+            _destroy_clsact(hook)
+        raise
+    return Link(-1, "tc-netlink", ifindex=ifindex, prog_id=pid, _undo=("tc", hook, h, prio, created))
+
+
+__all__ = [
+    "PROG_ATTACH_KEYWORDS",
+    "Link",
+    "attach_tc",
+    "attach_xdp",
+    "attached_programs",
+    "has_tcx",
+    "ifindex_of",
+    "parse_attach_type",
+    "prog_attach",
+    "prog_detach",
+    "xdp_attached",
+]
