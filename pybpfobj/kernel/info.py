@@ -305,22 +305,13 @@ class LinkInfo:
 # helpers
 
 def boot_time_to_epoch(ns_since_boot: int) -> int:
-    """Convert CLOCK_BOOTTIME nanoseconds into Unix epoch seconds (as bpftool does)."""
-    now_real = time_real()
-    now_boot = time_boot()
-    return int(now_real - now_boot + ns_since_boot / 1e9)
-
-
-def time_real() -> float:
+    """Convert CLOCK_BOOTTIME nanoseconds into Unix epoch seconds, as bpftool
+    does (whole seconds of each clock, so both tools agree to the second)."""
     import time
 
-    return time.clock_gettime(time.CLOCK_REALTIME)
-
-
-def time_boot() -> float:
-    import time
-
-    return time.clock_gettime(time.CLOCK_BOOTTIME)
+    real = int(time.clock_gettime(time.CLOCK_REALTIME))
+    boot = int(time.clock_gettime(time.CLOCK_BOOTTIME))
+    return real - boot + ns_since_boot // 1_000_000_000
 
 
 def _get_info(fd: int, struct: Structure, what: str) -> None:
@@ -668,12 +659,13 @@ def obj_get(path: str, kind: str | None = None) -> int:
     ret = libbpf.lib().bpf_obj_get(p)
     if ret < 0:
         err = -ret
-        msg = f"bpf obj get ({os.path.dirname(path) or '.'}): {os.strerror(err)}"
+        parent = os.path.dirname(path) or "."
+        if err == _errno.EACCES and not _is_bpffs_dir(parent):
+            raise PinError(f"bpf obj get ({parent}): directory not in bpf file system (bpffs)",
+                           errno=err, path=path)
+        msg = f"bpf obj get ({path}): {os.strerror(err)}"
         if err == _errno.ENOENT:
             raise NotFoundError(msg, path=path)
-        if err in (_errno.EPERM, _errno.EACCES, _errno.EINVAL, _errno.ENOTDIR):
-            # Not on a bpffs (EINVAL/EPERM) or not a BPF pin.
-            raise PinError(msg, errno=err, path=path)
         raise PinError(msg, errno=err, path=path)
     fd = int(ret)
     if kind is not None:
@@ -698,6 +690,63 @@ def obj_pin(fd: int, path: str) -> None:
 # ---------------------------------------------------------------------------
 # who holds an object, where it is pinned
 
+def _is_bpffs_dir(directory: str) -> bool:
+    try:
+        from pybpfobj.kernel import bpffs
+
+        return bpffs.is_bpffs(directory)
+    except ImportError:  # pragma: no cover - bpffs.py ships with the package
+        return True
+
+
+def pids_table(kind: str, *, ignore_fds: Iterable[int] = ()) -> dict[int, list[tuple[int, str]]]:
+    """Object id -> ``(pid, comm)`` of each process holding it, for every object of
+    ``kind``, in one walk of ``/proc/*/fdinfo`` (see :func:`pids_of`)."""
+    key = _FDINFO_KEYS[kind]
+    anon = _ANON_NAMES[kind]
+    me = os.getpid()
+    skip = set(ignore_fds)
+    table: dict[int, list[tuple[int, str]]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        ids: set[int] = set()
+        for fdname in fds:
+            if pid == me and int(fdname) in skip:
+                continue
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fdname}") != anon:
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fdname}", "rb") as f:
+                    text = f.read().decode("ascii", "replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.startswith(key):
+                    try:
+                        ids.add(int(line[len(key):].strip()))
+                    except ValueError:
+                        pass
+                    break
+        if not ids:
+            continue
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                comm = f.read().decode("utf-8", "replace").rstrip("\n")
+        except OSError:
+            continue
+        for obj_id in ids:
+            table.setdefault(obj_id, []).append((pid, comm))
+    for v in table.values():
+        v.sort()
+    return table
+
+
 def pids_of(kind: str, obj_id: int, *, ignore_fds: Iterable[int] = ()) -> list[tuple[int, str]]:
     """``(pid, comm)`` of every process holding an fd to object ``obj_id`` of ``kind``.
 
@@ -707,48 +756,7 @@ def pids_of(kind: str, obj_id: int, *, ignore_fds: Iterable[int] = ()) -> list[t
     tool does not list itself unless it really holds the object otherwise.
     Sorted by pid; each process once.
     """
-    key = _FDINFO_KEYS[kind]
-    want = str(obj_id)
-    me = os.getpid()
-    skip = set(ignore_fds)
-    found: list[tuple[int, str]] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        fdinfo = f"/proc/{pid}/fdinfo"
-        try:
-            fds = os.listdir(fdinfo)
-        except OSError:
-            continue
-        anon = _ANON_NAMES[kind]
-        hit = False
-        for fdname in fds:
-            if pid == me and int(fdname) in skip:
-                continue
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fdname}") != anon:
-                    continue
-                with open(f"{fdinfo}/{fdname}", "rb") as f:
-                    text = f.read().decode("ascii", "replace")
-            except OSError:
-                continue
-            for line in text.splitlines():
-                if line.startswith(key):
-                    if line[len(key):].strip() == want:
-                        hit = True
-                    break
-            if hit:
-                break
-        if hit:
-            try:
-                with open(f"/proc/{pid}/comm", "rb") as f:
-                    comm = f.read().decode("utf-8", "replace").rstrip("\n")
-            except OSError:
-                continue
-            found.append((pid, comm))
-    found.sort()
-    return found
+    return pids_table(kind, ignore_fds=ignore_fds).get(obj_id, [])
 
 
 def fdinfo(fd: int) -> dict[str, str]:
@@ -858,6 +866,7 @@ __all__ = [
     "obj_get",
     "obj_pin",
     "pids_of",
+    "pids_table",
     "pinned_paths",
     "pinned_table",
     "prog_fd_by_id",

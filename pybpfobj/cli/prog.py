@@ -1,0 +1,410 @@
+"""``pybpfobj prog ...``: bpftool's ``prog`` verbs.
+
+show/list, dump and pin live here; load/loadall are in
+:mod:`pybpfobj.cli.prog_load`, run/attach/detach/tracelog in
+:mod:`pybpfobj.cli.prog_run` (imported only when used).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import importlib
+import os
+import time
+from typing import Any
+
+from pybpfobj.cli.common import CliError, Context, Handler, UsageError, dispatch, is_keyword
+from pybpfobj.errors import BpfError, NotFoundError
+from pybpfobj.programs import Program
+
+USAGE = """Usage: pybpfobj prog { show | list } [PROG]
+       pybpfobj prog dump xlated PROG [{ file FILE | opcodes | visual | linum }]
+       pybpfobj prog dump jited  PROG [{ file FILE | opcodes | linum }]
+       pybpfobj prog pin   PROG FILE
+       pybpfobj prog { load | loadall } OBJ  PATH \\
+                         [type TYPE] [dev NAME] \\
+                         [map { idx IDX | name NAME } MAP]\\
+                         [pinmaps MAP_DIR]
+       pybpfobj prog attach PROG ATTACH_TYPE [MAP]
+       pybpfobj prog detach PROG ATTACH_TYPE [MAP]
+       pybpfobj prog run PROG \\
+                         data_in FILE \\
+                         [data_out FILE [data_size_out L]] \\
+                         [ctx_in FILE [ctx_out FILE [ctx_size_out M]]] \\
+                         [repeat N]
+       pybpfobj prog profile PROG [duration DURATION] METRICs
+       pybpfobj prog tracelog
+       pybpfobj prog help
+
+       MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
+       PROG := { id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }
+       METRIC := { cycles | instructions | l1d_loads | llc_misses | itlb_misses | dtlb_misses }
+       OPTIONS := { {-j|--json} [{-p|--pretty}] | {-d|--debug} |
+                    {-f|--bpffs} | {-m|--mapcompat} | {-n|--nomount} }
+
+       dump xlated ... visual FILE.svg|FILE.png renders the graph with Graphviz.
+       show lists 'pids' from /proc/*/fdinfo (bpftool needs a BPF iterator).
+"""
+
+BPF_OBJ_NAME_LEN = 16
+BPF_TAG_SIZE = 8
+
+
+# ---------------------------------------------------------------------------
+# handles
+
+def parse_prog_handle(args: list[str]) -> tuple[list[Program], list[str]]:
+    """Parse ``PROG := id ID | pinned FILE | tag TAG | name NAME`` off the front of ``args``.
+
+    Returns the matching programs (one for id/pinned, possibly several for
+    tag/name) and the remaining words.  Errors are :class:`CliError` with
+    bpftool's messages; a tag or name matching nothing is an error too
+    (bpftool 7.1 fails silently there).
+    """
+    if not args:
+        raise CliError("expected 'id', 'tag', 'name' or 'pinned', got: '(null)'?")
+    word = args[0]
+    if is_keyword(word, "id"):
+        if len(args) < 2:
+            raise CliError("expected PROG_ID")
+        try:
+            prog_id = _parse_uint(args[1])
+        except ValueError:
+            raise CliError(f"can't parse {args[1]} as ID") from None
+        try:
+            return [Program.from_id(prog_id)], args[2:]
+        except NotFoundError as e:
+            raise CliError(f"get by id ({prog_id}): {os.strerror(e.errno or _errno.ENOENT)}") from None
+        except BpfError as e:
+            raise CliError(f"get by id ({prog_id}): {os.strerror(e.errno)}" if e.errno else e.message) \
+                from None
+    if is_keyword(word, "tag"):
+        if len(args) < 2:
+            raise CliError("expected PROG_TAG")
+        tag = args[1].lower()
+        if len(tag) != 2 * BPF_TAG_SIZE or any(c not in "0123456789abcdef" for c in tag):
+            raise CliError("can't parse tag")
+        progs = Program.by_tag(tag)
+        if not progs:
+            raise CliError(f"no program with tag {tag} found")
+        return progs, args[2:]
+    if is_keyword(word, "name"):
+        if len(args) < 2:
+            raise CliError("expected PROG_NAME")
+        name = args[1]
+        if len(name) > BPF_OBJ_NAME_LEN - 1:
+            raise CliError("can't parse name")
+        progs = Program.by_name(name)
+        if not progs:
+            raise CliError(f"no program with name '{name}' found")
+        return progs, args[2:]
+    if is_keyword(word, "pinned"):
+        if len(args) < 2:
+            raise CliError("expected FILE")
+        path = args[1]
+        try:
+            return [Program.from_pinned(path)], args[2:]
+        except BpfError as e:
+            raise CliError(e.message) from None
+    raise CliError(f"expected 'id', 'tag', 'name' or 'pinned', got: '{word}'?")
+
+
+def parse_one_prog(args: list[str]) -> tuple[Program, list[str]]:
+    """A handle that must match exactly one program (bpftool's prog_parse_fd)."""
+    progs, rest = parse_prog_handle(args)
+    if len(progs) > 1:
+        for p in progs:
+            p.close()
+        raise CliError("several programs match this handle")
+    return progs[0], rest
+
+
+def _parse_uint(text: str) -> int:
+    # strtoul(..., 0): decimal, 0x hex, leading-0 octal; the whole word must parse.
+    if text.startswith(("-", "+")) or not text:
+        raise ValueError(text)
+    if text.lower().startswith("0x"):
+        v = int(text, 16)
+    elif len(text) > 1 and text.startswith("0"):
+        v = int(text[1:], 8)
+    else:
+        v = int(text, 10)
+    if v > 0xFFFFFFFF:
+        raise ValueError(text)
+    return v
+
+
+# ---------------------------------------------------------------------------
+# show
+
+def _loaded_at_text(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(epoch))
+
+
+def _metadata(prog_map_ids: list[int]) -> list[tuple[str, Any, str]] | None:
+    """``(name, json value, text value)`` of the ``bpf_metadata_*`` variables of the
+    program's ``.rodata`` map, or None when it has none."""
+    from pybpfobj.kernel import info as kinfo
+    from pybpfobj.kernel import progops
+
+    prefix = "bpf_metadata_"
+    for map_id in prog_map_ids:
+        try:
+            fd = kinfo.map_fd_by_id(map_id)
+        except BpfError:
+            continue
+        try:
+            mi = kinfo.map_info(fd)
+            if (mi.type_name != "array" or mi.key_size != 4 or mi.max_entries != 1
+                    or not mi.btf_id or not mi.btf_value_type_id or not mi.name.endswith(".rodata")):
+                continue
+            from pybpfobj.spec.btf import BTF, BtfKind
+
+            btf = BTF.from_bytes(kinfo.btf_data(mi.btf_id), source=f"BTF id {mi.btf_id}")
+            sec = btf.type(mi.btf_value_type_id)
+            if sec.kind != BtfKind.DATASEC or sec.name != ".rodata":
+                continue
+            variables = [(btf.type(si.type_id), si) for si in sec.secinfo]
+            if not any(v.name.startswith(prefix) for v, _ in variables):
+                continue
+            value = progops.map_lookup_bytes(fd, b"\0\0\0\0", mi.value_size)
+            out = []
+            for var, si in variables:
+                if not var.name.startswith(prefix):
+                    continue
+                data = value[si.offset:si.offset + si.size]
+                jv, tv = _format_var(btf, var.type_id, data)
+                out.append((var.name[len(prefix):], jv, tv))
+            return out
+        except BpfError:
+            continue
+        finally:
+            os.close(fd)
+    return None
+
+
+def _format_var(btf: Any, type_id: int, data: bytes) -> tuple[Any, str]:
+    """A metadata variable as (JSON value, text) the way bpftool's BTF dumper prints it."""
+    try:
+        btf_format: Any = importlib.import_module("pybpfobj.spec.btf_format")  # BTF engineer's module
+
+        jv = btf_format.format_value(btf, type_id, data)
+        tv = btf_format.format_value_text(btf, type_id, data) if hasattr(btf_format, "format_value_text") \
+            else None
+    except ImportError:
+        jv, tv = _format_fallback(btf, type_id, data), None
+    if tv is None:
+        import json
+
+        tv = json.dumps(jv) if isinstance(jv, str) else str(jv)
+    return jv, tv.rstrip("\n")
+
+
+def _format_fallback(btf: Any, type_id: int, data: bytes) -> Any:
+    from pybpfobj.spec.btf import BtfKind
+
+    t = btf.resolve(type_id)
+    if t.kind == BtfKind.INT:
+        return int.from_bytes(data[:t.size], "little", signed=bool(t.int_encoding & 1))
+    if t.kind == BtfKind.ARRAY:
+        et = btf.resolve(t.elem_type)
+        if et.kind == BtfKind.INT and et.size == 1 and (et.int_encoding & 2 or "char" in et.name):
+            return data.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return [f"0x{b:02x}" for b in data]
+
+
+def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
+              pids: dict[int, list[tuple[int, str]]] | None) -> Any:
+    from pybpfobj.kernel import info as kinfo
+
+    pi = prog.info()
+    memlock = kinfo.fdinfo(prog.fd).get("memlock")
+    meta = _metadata(pi.map_ids) if pi.map_ids else None
+    if ctx.json:
+        d: dict[str, Any] = {"id": pi.id}
+        d["type"] = pi.type_name if not pi.type_name.startswith("unknown") else pi.type
+        if pi.name:
+            d["name"] = pi.name
+        d["tag"] = pi.tag
+        d["gpl_compatible"] = pi.gpl_compatible
+        if pi.run_time_ns:
+            d["run_time_ns"] = pi.run_time_ns
+            d["run_cnt"] = pi.run_cnt
+        if pi.recursion_misses:
+            d["recursion_misses"] = pi.recursion_misses
+        if pi.load_time:
+            d["loaded_at"] = kinfo.boot_time_to_epoch(pi.load_time)
+            d["uid"] = pi.created_by_uid
+        d["bytes_xlated"] = pi.xlated_prog_len
+        d["jited"] = pi.jited_prog_len > 0
+        if pi.jited_prog_len:
+            d["bytes_jited"] = pi.jited_prog_len
+        if memlock is not None:
+            d["bytes_memlock"] = int(memlock)
+        if pi.map_ids:
+            d["map_ids"] = pi.map_ids
+        if pi.btf_id:
+            d["btf_id"] = pi.btf_id
+        if pinned is not None:
+            d["pinned"] = pinned.get(pi.id, [])
+        if pids and pids.get(pi.id):
+            d["pids"] = [{"pid": pid, "comm": comm} for pid, comm in pids[pi.id]]
+        if meta is not None:
+            d["metadata"] = {name: jv for name, jv, _ in meta}
+        return d
+    tname = pi.type_name if not pi.type_name.startswith("unknown") else f"type {pi.type}"
+    line = f"{pi.id}: {tname}  "
+    if pi.name:
+        line += f"name {pi.name}  "
+    line += f"tag {pi.tag}"
+    if pi.gpl_compatible:
+        line += "  gpl"
+    if pi.run_time_ns:
+        line += f" run_time_ns {pi.run_time_ns} run_cnt {pi.run_cnt}"
+    if pi.recursion_misses:
+        line += f" recursion_misses {pi.recursion_misses}"
+    out = [line]
+    if pi.load_time:
+        out.append(f"\tloaded_at {_loaded_at_text(kinfo.boot_time_to_epoch(pi.load_time))}"
+                   f"  uid {pi.created_by_uid}")
+    line = f"\txlated {pi.xlated_prog_len}B"
+    line += f"  jited {pi.jited_prog_len}B" if pi.jited_prog_len else "  not jited"
+    if memlock is not None:
+        line += f"  memlock {memlock}B"
+    if pi.map_ids:
+        line += "  map_ids " + ",".join(str(m) for m in pi.map_ids)
+    out.append(line)
+    if pinned is not None:
+        out.extend(f"\tpinned {p}" for p in pinned.get(pi.id, []))
+    if pi.btf_id:
+        out.append(f"\tbtf_id {pi.btf_id}")
+    if pids and pids.get(pi.id):
+        out.append("\tpids " + ", ".join(f"{comm}({pid})" for pid, comm in pids[pi.id]))
+    if meta is not None:
+        out.append("\tmetadata:")
+        out.extend(f"\t\t{name} = {tv}" for name, _, tv in meta)
+    ctx.print("\n".join(out))
+    return None
+
+
+def do_show(ctx: Context, args: list[str]) -> int:
+    """``prog show|list [PROG]``."""
+    from pybpfobj.kernel import info as kinfo
+
+    if len(args) not in (0, 2):
+        raise CliError(f"what is '{args[0]}'?")
+    if args:
+        progs, _ = parse_prog_handle(args)
+        single = len(progs) == 1
+    else:
+        progs = Program.all()
+        single = False
+    try:
+        pinned = kinfo.pinned_table("prog") if ctx.bpffs else None
+        pids = kinfo.pids_table("prog", ignore_fds=[p.fd for p in progs])
+        results = []
+        for p in progs:
+            try:
+                results.append(_show_one(ctx, p, pinned, pids))
+            except BpfError as e:
+                if single:
+                    raise
+                ctx.warn(f"Error: can't get prog info: {e.message}")
+        if ctx.json:
+            ctx.emit_json(results[0] if single and results else results)
+    finally:
+        for p in progs:
+            p.close()
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# pin
+
+def do_pin(ctx: Context, args: list[str]) -> int:
+    """``prog pin PROG FILE``: mounts a bpffs on FILE's directory if needed (unless ``-n``)."""
+    if len(args) < 3:
+        raise CliError(f"'pin' needs at least 3 arguments, {len(args)} found", (-_errno.EINVAL) & 0xFF)
+    prog, rest = parse_one_prog(args)
+    with prog:
+        if len(rest) != 1:
+            raise CliError(f"what is '{rest[1] if len(rest) > 1 else args[0]}'?")
+        path = rest[0]
+        from pybpfobj.errors import PinError
+        from pybpfobj.kernel import bpffs
+
+        bpffs.check_pin_name(path)
+        if os.path.lexists(path):
+            raise CliError(f"can't pin the object ({path}): {os.strerror(_errno.EEXIST)}",
+                           (-_errno.EEXIST) & 0xFF)
+        mounted = bpffs.ensure_bpffs_for_pin(path, nomount=ctx.nomount)
+        try:
+            from pybpfobj.kernel import info as kinfo
+
+            kinfo.obj_pin(prog.fd, path)
+        except PinError:
+            if mounted is not None:
+                mounted.undo()
+            raise
+    ctx.emit_null()
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# delegated verbs
+
+def _delegate(module: str, func: str, what: str) -> Handler:
+    def run(ctx: Context, args: list[str]) -> int | None:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            raise CliError(f"'prog {what}' is not available in this build ({module} is missing)") from None
+        fn = getattr(mod, func, None)
+        if fn is None:
+            raise CliError(f"'prog {what}' is not available in this build ({module}.{func} is missing)")
+        rc: int | None = fn(ctx, args)
+        return rc
+    return run
+
+
+def do_dump(ctx: Context, args: list[str]) -> int | None:
+    """``prog dump {xlated|jited} PROG ...`` (in :mod:`pybpfobj.cli.prog_dump`)."""
+    prog_dump: Any = importlib.import_module("pybpfobj.cli.prog_dump")
+    rc: int | None = prog_dump.do_dump(ctx, args)
+    return rc
+
+
+def do_profile(ctx: Context, args: list[str]) -> int | None:
+    """``prog profile PROG [duration D] METRIC...``."""
+    prog_dump: Any = importlib.import_module("pybpfobj.cli.prog_dump")
+    rc: int | None = prog_dump.do_profile(ctx, args)
+    return rc
+
+
+def do_help(ctx: Context, args: list[str]) -> int:
+    ctx.out.write(USAGE) if not ctx.json else ctx.emit_json(None)
+    return 0
+
+
+COMMANDS: list[tuple[str, Handler]] = [
+    ("show", do_show),
+    ("list", do_show),
+    ("help", do_help),
+    ("dump", do_dump),
+    ("pin", do_pin),
+    ("load", _delegate("pybpfobj.cli.prog_load", "do_load", "load")),
+    ("loadall", _delegate("pybpfobj.cli.prog_load", "do_loadall", "loadall")),
+    ("attach", _delegate("pybpfobj.cli.prog_run", "do_attach", "attach")),
+    ("detach", _delegate("pybpfobj.cli.prog_run", "do_detach", "detach")),
+    ("tracelog", _delegate("pybpfobj.cli.prog_run", "do_tracelog", "tracelog")),
+    ("run", _delegate("pybpfobj.cli.prog_run", "do_run", "run")),
+    ("profile", do_profile),
+]
+
+
+def do_prog(ctx: Context, args: list[str]) -> int:
+    """The ``prog`` command group; ``prog`` alone is ``prog show``."""
+    return dispatch(ctx, args, COMMANDS, USAGE, default="show")
+
+
+__all__ = ["USAGE", "UsageError", "do_prog", "parse_one_prog", "parse_prog_handle"]

@@ -1,0 +1,228 @@
+"""Handles on loaded BPF programs.
+
+A :class:`Program` owns (or borrows) one program fd.  Programs are found by
+id, pinned path, tag or name, as bpftool's ``PROG`` handles::
+
+    with Program.from_pinned("/sys/fs/bpf/xdp_count") as prog:
+        print(prog.id, prog.name, prog.info().map_ids)
+        prog.pin("/sys/fs/bpf/other")
+
+The loader (:class:`pybpfobj.loader.BpfObject`) builds its programs with
+:meth:`Program.from_fd`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from typing import Any
+
+from pybpfobj.errors import BpfError, BpffsError, NotFoundError, PinError, ProgramError
+from pybpfobj.kernel import info as _info
+
+
+class Program:
+    """A loaded BPF program, held by an fd.
+
+    ``owned`` handles close their fd on :meth:`close` (or leaving a ``with``
+    block); borrowed ones leave it to their owner.
+    """
+
+    def __init__(self, fd: int, *, owned: bool = True, name: str | None = None,
+                 spec: Any = None) -> None:
+        self._fd = fd
+        self._owned = owned
+        self._name = name
+        self.spec = spec
+        self._id: int | None = None
+        self._type: str | None = None
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def from_fd(cls, fd: int, *, owned: bool = True, name: str | None = None,
+                spec: Any = None) -> Program:
+        """Wrap an existing program fd (checked to be a program)."""
+        kind = _info.fd_kind(fd)
+        if kind != "prog":
+            what = f"a BPF {kind}" if kind else "not a BPF object"
+            raise ProgramError(f"fd {fd} is not a BPF program ({what})", errno=_errno.EINVAL)
+        return cls(fd, owned=owned, name=name, spec=spec)
+
+    @classmethod
+    def from_id(cls, prog_id: int) -> Program:
+        """Open program ``prog_id``; :class:`NotFoundError` when there is none."""
+        return cls(_info.prog_fd_by_id(prog_id))
+
+    @classmethod
+    def from_pinned(cls, path: str | os.PathLike[str]) -> Program:
+        """Open the program pinned at ``path`` (refuses a pinned map or link)."""
+        return cls(_info.obj_get(os.fspath(path), "prog"))
+
+    @classmethod
+    def _all(cls) -> list[Program]:
+        progs = []
+        for pid in _info.prog_ids():
+            try:
+                progs.append(cls.from_id(pid))
+            except NotFoundError:
+                continue  # unloaded while we were iterating
+        return progs
+
+    @classmethod
+    def by_name(cls, name: str) -> list[Program]:
+        """Every loaded program whose kernel name is ``name`` (ascending ids; may be empty)."""
+        return cls._matching(lambda pi: pi.name == name)
+
+    @classmethod
+    def by_tag(cls, tag: str | bytes) -> list[Program]:
+        """Every loaded program with this tag (8 bytes, or 16 hex digits)."""
+        want = tag.hex() if isinstance(tag, bytes) else tag.lower()
+        return cls._matching(lambda pi: pi.tag == want)
+
+    @classmethod
+    def all(cls) -> list[Program]:
+        """Every loaded program (ascending ids)."""
+        return cls._all()
+
+    @classmethod
+    def _matching(cls, pred: Any) -> list[Program]:
+        out: list[Program] = []
+        for pid in _info.prog_ids():
+            try:
+                fd = _info.prog_fd_by_id(pid)
+            except NotFoundError:
+                continue
+            try:
+                pi = _info.prog_info(fd)
+            except BpfError:
+                os.close(fd)
+                continue
+            if pred(pi):
+                p = cls(fd)
+                p._id, p._type = pi.id, pi.type_name
+                out.append(p)
+            else:
+                os.close(fd)
+        return out
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def fd(self) -> int:
+        """The program fd (ProgramError once closed)."""
+        if self._fd < 0:
+            raise ProgramError(f"program {self._name or ''!s} is closed".replace("  ", " "),
+                               errno=_errno.EBADF, prog=self._name)
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    @property
+    def id(self) -> int:
+        """The kernel's program id."""
+        if self._id is None:
+            self._fill()
+        assert self._id is not None
+        return self._id
+
+    @property
+    def name(self) -> str:
+        """The name given at construction, else the kernel's (16-byte truncated) name."""
+        if self._name is None:
+            self._name = self.info().name
+        return self._name
+
+    @property
+    def type(self) -> str:
+        """Program type name as bpftool prints it (``xdp``, ``sched_cls``, ...)."""
+        if self._type is None:
+            self._fill()
+        assert self._type is not None
+        return self._type
+
+    @property
+    def tag(self) -> str:
+        return self.info().tag
+
+    def _fill(self) -> None:
+        pi = self.info()
+        self._id, self._type = pi.id, pi.type_name
+
+    def info(self, **fetch: bool) -> _info.ProgInfo:
+        """``bpf_prog_info``; keyword flags (``xlated=True``, ``line_info=True``, ...)
+        fetch the variable-length parts."""
+        return _info.prog_info(self.fd, **fetch)
+
+    # -- pinning ------------------------------------------------------------
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the program at ``path`` on a bpffs.
+
+        Names with ``.`` are refused before touching the kernel (bpffs
+        rejects them with a bare EPERM); the parent must be on a bpffs.
+        """
+        p = os.fspath(path)
+        check_pin_path(p)
+        try:
+            _info.obj_pin(self.fd, p)
+        except PinError as e:
+            e.prog = self._name
+            raise
+
+    # -- lifetime -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the fd if this handle owns it (idempotent)."""
+        if self._fd >= 0 and self._owned:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = -1
+
+    def __enter__(self) -> Program:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0 and self._owned:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+
+    def __repr__(self) -> str:
+        if self._fd < 0:
+            return f"<Program {self._name or '?'} closed>"
+        try:
+            return f"<Program id={self.id} type={self.type} name={self.name!r} fd={self._fd}>"
+        except BpfError:
+            return f"<Program fd={self._fd}>"
+
+
+def check_pin_path(path: str) -> None:
+    """Refuse pin paths bpffs would reject, with a message naming the path, before
+    touching the kernel: a ``.`` in the name, a missing parent, a parent not on
+    a bpffs, an existing path."""
+    from pybpfobj.kernel import bpffs
+
+    bpffs.check_pin_name(path)
+    parent = os.path.dirname(os.path.abspath(path)) or "/"
+    if not os.path.isdir(parent):
+        raise PinError(f"can't pin at '{path}': directory '{parent}' does not exist",
+                       errno=_errno.ENOENT, path=path)
+    if not bpffs.is_bpffs(parent):
+        raise BpffsError(f"can't pin at '{path}': '{parent}' is not on a BPF file system",
+                         errno=_errno.EINVAL, path=path)
+    if os.path.lexists(path):
+        raise PinError(f"can't pin BPF object: path '{path}' already exists", errno=_errno.EEXIST,
+                       path=path)
+
+
+__all__ = ["Program", "check_pin_path"]
