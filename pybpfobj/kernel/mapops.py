@@ -1,0 +1,152 @@
+"""libbpf's low-level map calls: element operations, batches, freeze,
+BPF_MAP_CREATE, BPF_OBJ_PIN/GET, and the map/BTF info structures.
+
+The element calls are exposed two ways: checked wrappers (``create``,
+``obj_get``, ``freeze``, ...) for cold paths, and :func:`fn` returning the
+declared ctypes function itself so that :mod:`pybpfobj.maps` can keep the
+hot path (one lookup or update) to a single foreign call on preallocated
+buffers.  libbpf 1.x returns ``-errno`` from every one of these calls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import POINTER, Structure, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
+from typing import Any, Optional
+
+from pybpfobj.errors import BpfError, NotFoundError, PinError
+from pybpfobj.kernel import libbpf
+
+
+class BpfMapBatchOpts(Structure):
+    """struct bpf_map_batch_opts."""
+
+    _fields_ = [("sz", c_size_t), ("elem_flags", c_uint64), ("flags", c_uint64)]
+
+
+class BpfMapCreateOpts(Structure):
+    """struct bpf_map_create_opts (libbpf 1.1 layout; ``sz`` tells libbpf which fields exist)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("btf_fd", c_uint32),
+        ("btf_key_type_id", c_uint32),
+        ("btf_value_type_id", c_uint32),
+        ("btf_vmlinux_value_type_id", c_uint32),
+        ("inner_map_fd", c_uint32),
+        ("map_flags", c_uint32),
+        ("map_extra", c_uint64),
+        ("numa_node", c_uint32),
+        ("map_ifindex", c_uint32),
+    ]
+
+
+@libbpf.declares
+def _map_protos(lb: ctypes.CDLL) -> None:
+    p = libbpf._proto
+    p(lb, "bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
+    p(lb, "bpf_map_lookup_elem_flags", c_int, c_int, c_void_p, c_void_p, c_uint64)
+    p(lb, "bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, c_uint64)
+    p(lb, "bpf_map_delete_elem", c_int, c_int, c_void_p)
+    p(lb, "bpf_map_delete_elem_flags", c_int, c_int, c_void_p, c_uint64)
+    p(lb, "bpf_map_lookup_and_delete_elem", c_int, c_int, c_void_p, c_void_p)
+    p(lb, "bpf_map_lookup_and_delete_elem_flags", c_int, c_int, c_void_p, c_void_p, c_uint64)
+    p(lb, "bpf_map_get_next_key", c_int, c_int, c_void_p, c_void_p)
+    p(lb, "bpf_map_freeze", c_int, c_int)
+    p(lb, "bpf_map_lookup_batch", c_int, c_int, c_void_p, c_void_p, c_void_p, c_void_p,
+      POINTER(c_uint32), POINTER(BpfMapBatchOpts))
+    p(lb, "bpf_map_lookup_and_delete_batch", c_int, c_int, c_void_p, c_void_p, c_void_p, c_void_p,
+      POINTER(c_uint32), POINTER(BpfMapBatchOpts))
+    p(lb, "bpf_map_update_batch", c_int, c_int, c_void_p, c_void_p, POINTER(c_uint32),
+      POINTER(BpfMapBatchOpts))
+    p(lb, "bpf_map_delete_batch", c_int, c_int, c_void_p, POINTER(c_uint32), POINTER(BpfMapBatchOpts))
+    p(lb, "bpf_map_create", c_int, c_int, c_char_p, c_uint32, c_uint32, c_uint32,
+      POINTER(BpfMapCreateOpts))
+
+
+def fn(name: str) -> Any:
+    """The declared ctypes function ``name`` (for hot paths that call it directly)."""
+    return getattr(libbpf.lib(), name)
+
+
+def batch_opts(elem_flags: int = 0, flags: int = 0) -> BpfMapBatchOpts:
+    return BpfMapBatchOpts(ctypes.sizeof(BpfMapBatchOpts), elem_flags, flags)
+
+
+def create(map_type: int, name: Optional[str], key_size: int, value_size: int, max_entries: int, *,
+           flags: int = 0, btf_fd: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0,
+           btf_vmlinux_value_type_id: int = 0, inner_map_fd: int = 0, map_extra: int = 0,
+           numa_node: int = 0, ifindex: int = 0) -> int:
+    """BPF_MAP_CREATE; returns the new fd or raises :class:`LibbpfError` (errno set)."""
+    opts = BpfMapCreateOpts(ctypes.sizeof(BpfMapCreateOpts), btf_fd, btf_key_type_id, btf_value_type_id,
+                            btf_vmlinux_value_type_id, inner_map_fd, flags, map_extra, numa_node, ifindex)
+    raw = name.encode() if name else None
+    ret = libbpf.lib().bpf_map_create(map_type, raw, key_size, value_size, max_entries, ctypes.byref(opts))
+    return libbpf.check(ret, f"creating map {name!r}" if name else "creating map", map=name)
+
+
+def obj_get(path: str) -> int:
+    """BPF_OBJ_GET: an fd for the map pinned at ``path`` (bpftool's messages, full path)."""
+    ret = libbpf.lib().bpf_obj_get(os.fsencode(path))
+    if ret < 0:
+        err = -ret
+        cls: type[BpfError] = NotFoundError if err == 2 else PinError
+        raise cls(f"bpf obj get ({path}): {os.strerror(err)}", errno=err, path=path)
+    fd = int(ret)
+    from pybpfobj.kernel import info
+
+    if info.fd_kind(fd) != "map":
+        os.close(fd)
+        raise BpfError(f"incorrect object type: {path} is not a map", errno=22, path=path)
+    return fd
+
+
+def obj_pin(fd: int, path: str) -> None:
+    """BPF_OBJ_PIN ``fd`` at ``path``."""
+    ret = libbpf.lib().bpf_obj_pin(fd, os.fsencode(path))
+    if ret < 0:
+        err = -ret
+        raise PinError(f"can't pin the object ({path}): {os.strerror(err)}", errno=err, path=path)
+
+
+def freeze(fd: int, name: Optional[str] = None) -> None:
+    ret = libbpf.lib().bpf_map_freeze(fd)
+    if ret < 0:
+        from pybpfobj.errors import map_error
+
+        raise map_error(-ret, "freeze", name)
+
+
+class ReadOnlyMapping:
+    """A read-only MAP_SHARED mapping of a map fd made with libc's mmap.
+
+    Python's :mod:`mmap` objects give ctypes no address for read-only pages,
+    and frozen maps (``.rodata``) refuse writable mappings; this keeps the
+    address and unmaps when dropped.
+    """
+
+    def __init__(self, fd: int, length: int) -> None:
+        libc = libbpf.libc()
+        libc.mmap.restype = c_void_p
+        libc.mmap.argtypes = [c_void_p, c_size_t, c_int, c_int, c_int, ctypes.c_long]
+        libc.munmap.restype = c_int
+        libc.munmap.argtypes = [c_void_p, c_size_t]
+        addr = libc.mmap(None, length, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+        if addr is None or addr == ctypes.c_void_p(-1).value:
+            err = ctypes.get_errno() or 22
+            raise OSError(err, os.strerror(err))
+        self.address: int = int(addr)
+        self.length = length
+        self._munmap = libc.munmap
+
+    def close(self) -> None:
+        if self.address:
+            self._munmap(self.address, self.length)
+            self.address = 0
+
+    def __del__(self) -> None:
+        self.close()
+
+
+__all__ = ["ReadOnlyMapping", "BpfMapBatchOpts", "BpfMapCreateOpts", "fn", "batch_opts", "create", "obj_get", "obj_pin", "freeze"]

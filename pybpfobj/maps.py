@@ -1,0 +1,1100 @@
+"""Map handles: every operation user space can do on a BPF map.
+
+A :class:`Map` owns one map fd.  Keys and values are typed:
+
+- with BTF (the map has a BTF key/value type, or the caller gave ``btf``):
+  integer types become Python ints, anything else the ctypes type built by
+  :class:`pybpfobj.spec.ctypes_types.CTypesBuilder`;
+- with ``key_type=`` / ``value_type=``: that ctypes type (a simple integer
+  type such as ``ctypes.c_uint32`` means Python ints), or ``bytes`` for raw
+  bytes;
+- otherwise raw ``bytes`` of exactly ``key_size`` / ``value_size``.
+
+Per-CPU maps take and return one value per possible CPU (a list); a single
+value given to ``update`` is written to every CPU, as bpftool does.
+
+The hot paths (``lookup``, ``update``, ``m[k]``) pack into buffers
+preallocated per map and call the libbpf function declared once in
+:mod:`pybpfobj.kernel.mapops`; integer keys and values go through a
+precompiled :class:`struct.Struct`.  Every failure is a
+:mod:`pybpfobj.errors` exception naming the map (``KeyNotFoundError`` is also
+a ``KeyError``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import mmap as _mmap
+import os
+import re
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+from pybpfobj import constants as C
+from pybpfobj.errors import BatchError, BpfError, MapError, UnsupportedError, map_error
+from pybpfobj.kernel import info as kinfo
+from pybpfobj.kernel import libbpf, mapops
+
+if TYPE_CHECKING:
+    from pybpfobj.spec.btf import BTF
+
+# Update flags, under the names used by the API.
+ANY, NOEXIST, EXIST, LOCK = C.BPF_ANY, C.BPF_NOEXIST, C.BPF_EXIST, C.BPF_F_LOCK
+_FLAG_WORDS = {"any": ANY, "noexist": NOEXIST, "exist": EXIST}
+
+ENOTSUPP = 524  # the kernel's internal "operation not supported" leaks to user space
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.]*\Z")
+_ARRAY_TYPES = frozenset(C.MAP_TYPE[n] for n in ("array", "percpu_array"))
+_NO_KEY_TYPES = frozenset(C.MAP_TYPE[n] for n in ("queue", "stack", "bloom_filter"))
+_PROG_ARRAY = C.MAP_TYPE["prog_array"]
+_FD_VALUE_TYPES = frozenset(C.MAP_TYPE[n] for n in (
+    "prog_array", "perf_event_array", "cgroup_array", "array_of_maps", "hash_of_maps"))
+
+_INT_FORMATS = {(1, False): "<B", (2, False): "<H", (4, False): "<I", (8, False): "<Q",
+                (1, True): "<b", (2, True): "<h", (4, True): "<i", (8, True): "<q"}
+_CTYPES_INTS: dict[Any, tuple[int, bool]] = {
+    ctypes.c_uint8: (1, False), ctypes.c_int8: (1, True), ctypes.c_uint16: (2, False),
+    ctypes.c_int16: (2, True), ctypes.c_uint32: (4, False), ctypes.c_int32: (4, True),
+    ctypes.c_uint64: (8, False), ctypes.c_int64: (8, True), ctypes.c_bool: (1, False),
+}
+_CTYPES_INTS.setdefault(ctypes.c_ulong, (ctypes.sizeof(ctypes.c_ulong), False))
+_CTYPES_INTS.setdefault(ctypes.c_long, (ctypes.sizeof(ctypes.c_long), True))
+_CTYPES_INTS.setdefault(ctypes.c_uint, (4, False))
+_CTYPES_INTS.setdefault(ctypes.c_int, (4, True))
+
+_ncpus: Optional[int] = None
+
+
+def possible_cpus() -> int:
+    """Number of possible CPUs (the number of slots in a per-CPU value)."""
+    global _ncpus
+    if _ncpus is None:
+        _ncpus = libbpf.num_possible_cpus()
+    return _ncpus
+
+
+def _round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def map_type_number(t: Union[int, str]) -> int:
+    """A map type given as number or bpftool name (``"hash"``) as the kernel's number."""
+    if isinstance(t, int):
+        return t
+    try:
+        return C.MAP_TYPE[t]
+    except KeyError:
+        raise MapError(f"unrecognized map type: {t}", errno=_errno.EINVAL) from None
+
+
+def check_map_name(name: str) -> None:
+    """Raise MapError unless ``name`` is a valid kernel object name ([A-Za-z0-9_.], <= 15 chars)."""
+    if len(name) > 15:
+        raise MapError(f"map name {name!r} is too long: at most 15 characters, got {len(name)}",
+                       errno=_errno.EINVAL, map=name)
+    if not _NAME_RE.match(name):
+        bad = next(ch for ch in name if not _NAME_RE.match(ch))
+        raise MapError(f"map name {name!r} has an invalid character {bad!r}: only A-Z, a-z, 0-9, '_' "
+                       "and '.' are allowed", errno=_errno.EINVAL, map=name)
+
+
+# ---------------------------------------------------------------------------
+# codecs: Python value <-> bytes in a buffer
+
+class _Codec:
+    """How one side (key or value) of a map converts."""
+
+    size: int
+
+    def pack(self, v: Any) -> bytes:
+        raise NotImplementedError
+
+    def unpack(self, data: Any, off: int = 0) -> Any:
+        raise NotImplementedError
+
+    def unpack_many(self, data: Any, n: int, stride: int) -> list[Any]:
+        return [self.unpack(data, i * stride) for i in range(n)]
+
+
+class _IntCodec(_Codec):
+    def __init__(self, size: int, signed: bool) -> None:
+        self.size = size
+        self.st = struct.Struct(_INT_FORMATS[(size, signed)])
+        self.code = self.st.format[-1]
+
+    def pack(self, v: Any) -> bytes:
+        return self.st.pack(v)
+
+    def unpack(self, data: Any, off: int = 0) -> Any:
+        return self.st.unpack_from(data, off)[0]
+
+    def unpack_many(self, data: Any, n: int, stride: int) -> list[Any]:
+        if stride == self.size:
+            return memoryview(data).cast("B")[:n * stride].cast(self.code).tolist()
+        return super().unpack_many(data, n, stride)
+
+
+class _BytesCodec(_Codec):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def pack(self, v: Any) -> bytes:
+        if isinstance(v, int) and not isinstance(v, bool) and self.size <= 8 and v >= 0:
+            return v.to_bytes(self.size, "little")
+        if isinstance(v, ctypes.Array) or isinstance(v, ctypes.Structure) or isinstance(v, ctypes.Union):
+            return bytes(memoryview(v).cast("B"))
+        return bytes(v)
+
+    def unpack(self, data: Any, off: int = 0) -> Any:
+        return bytes(memoryview(data).cast("B")[off:off + self.size])
+
+
+class _CTypeCodec(_Codec):
+    def __init__(self, ctype: Any) -> None:
+        self.ctype = ctype
+        self.size = ctypes.sizeof(ctype)
+
+    def pack(self, v: Any) -> bytes:
+        if isinstance(v, self.ctype):
+            return bytes(memoryview(v).cast("B"))
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            return bytes(v)
+        if isinstance(v, dict):
+            obj = self.ctype()
+            for k, x in v.items():
+                setattr(obj, k, x)
+            return bytes(memoryview(obj).cast("B"))
+        if isinstance(v, (tuple, list)) and issubclass(self.ctype, (ctypes.Structure, ctypes.Union)):
+            return bytes(memoryview(self.ctype(*v)).cast("B"))
+        raise TypeError(f"expected {self.ctype.__name__}, bytes or dict, got {type(v).__name__}")
+
+    def unpack(self, data: Any, off: int = 0) -> Any:
+        return self.ctype.from_buffer_copy(data, off)
+
+
+def _codec_for_ctype(t: Any) -> _Codec:
+    if t is bytes:
+        raise AssertionError("handled by caller")
+    if t in _CTYPES_INTS:
+        size, signed = _CTYPES_INTS[t]
+        return _IntCodec(size, signed)
+    if isinstance(t, type) and issubclass(t, ctypes._SimpleCData):  # c_char, floats...
+        return _CTypeCodec(t)
+    return _CTypeCodec(t)
+
+
+# ---------------------------------------------------------------------------
+# info
+
+@dataclass
+class MapInfo:
+    """What the kernel says about a map (``bpf_map_info`` and fdinfo)."""
+
+    id: int
+    type: int
+    type_name: str
+    name: str
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    btf_id: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    btf_vmlinux_value_type_id: int
+    map_extra: int
+    ifindex: int
+    frozen: bool
+    memlock: Optional[int]
+    owner_prog_type: Optional[int] = None
+    owner_jited: Optional[bool] = None
+    pinned: list[str] = field(default_factory=list)
+    pids: list[tuple[int, str]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# the handle
+
+class Map:
+    """A BPF map, held by an fd this object owns (unless ``owned=False``)."""
+
+    _fd: int
+
+    def __init__(self, fd: int, *, owned: bool = True, name: Optional[str] = None,
+                 btf: Optional["BTF"] = None, key_type: Any = None, value_type: Any = None,
+                 pinned_path: Optional[str] = None) -> None:
+        self._fd = -1
+        self._owned = owned
+        ki = kinfo.map_info(fd)
+        self._fd = fd
+        self.id: int = ki.id
+        self.type: int = ki.type
+        self.type_name: str = ki.type_name
+        self.name: str = name if name is not None else ki.name
+        self.key_size: int = ki.key_size
+        self.value_size: int = ki.value_size
+        self.max_entries: int = ki.max_entries
+        self.flags: int = ki.map_flags
+        self.btf_id: int = ki.btf_id
+        self.btf_key_type_id: int = ki.btf_key_type_id
+        self.btf_value_type_id: int = ki.btf_value_type_id
+        self.map_extra: int = ki.map_extra
+        self.pinned_path = pinned_path
+        self.percpu: bool = self.type in C.PERCPU_MAP_TYPES
+        self.ncpus: int = possible_cpus() if self.percpu else 1
+        self.value_stride: int = _round8(self.value_size) if self.percpu else self.value_size
+        self._btf = btf
+        self._mmaps: list[Any] = []
+
+        if (key_type is None or value_type is None) and btf is None and self.btf_id and (
+                self.btf_value_type_id or self.btf_key_type_id):
+            try:
+                from pybpfobj.spec.btf import BTF as _BTF
+
+                self._btf = _BTF.from_bytes(kinfo.btf_data(self.btf_id), source=f"map {self.name!r} BTF")
+            except (ImportError, BpfError):
+                self._btf = None  # typed access is a nicety; raw bytes still work
+        self.key_codec = self._side_codec(key_type, self.key_size, self.btf_key_type_id)
+        self.value_codec = self._side_codec(value_type, self.value_size, self.btf_value_type_id)
+
+        ksz = max(self.key_size, 8)
+        vsz = max(self.value_stride * self.ncpus, 8)
+        self._kbuf = ctypes.create_string_buffer(ksz)
+        self._kbuf2 = ctypes.create_string_buffer(ksz)
+        self._vbuf = ctypes.create_string_buffer(vsz)
+        self._kaddr = ctypes.addressof(self._kbuf)
+        self._kaddr2 = ctypes.addressof(self._kbuf2)
+        self._vaddr = ctypes.addressof(self._vbuf)
+        self._f_lookup = mapops.fn("bpf_map_lookup_elem")
+        self._f_lookup_flags = mapops.fn("bpf_map_lookup_elem_flags")
+        self._f_update = mapops.fn("bpf_map_update_elem")
+        self._f_delete = mapops.fn("bpf_map_delete_elem")
+        self._f_lad = mapops.fn("bpf_map_lookup_and_delete_elem")
+        self._f_next = mapops.fn("bpf_map_get_next_key")
+        self._setup_fast_paths()
+
+    # -- construction ------------------------------------------------------
+
+    def _side_codec(self, given: Any, size: int, btf_type_id: int) -> _Codec:
+        if given is bytes:
+            return _BytesCodec(size)
+        if given is not None:
+            c = _codec_for_ctype(given)
+            if c.size != size:
+                raise MapError(f"type {getattr(given, '__name__', given)} is {c.size} bytes but map "
+                               f"{self.name!r} has size {size}", errno=_errno.EINVAL, map=self.name)
+            return c
+        if self._btf is not None and btf_type_id and size:
+            try:
+                return self._btf_codec(btf_type_id, size)
+            except (ImportError, BpfError):
+                pass
+        if self.type in _FD_VALUE_TYPES and size == 4 and btf_type_id == 0 and given is None \
+                and size == self.value_size and self.key_size == 4:
+            return _IntCodec(4, False)
+        return _BytesCodec(size)
+
+    def _btf_codec(self, type_id: int, size: int) -> _Codec:
+        from pybpfobj.spec.btf import BtfKind
+
+        assert self._btf is not None
+        btf = self._btf
+        t = btf.resolve(type_id)
+        if t.kind == BtfKind.INT and t.int_bits in (8, 16, 32, 64) and t.int_offset == 0 \
+                and t.size == size and not (t.int_encoding & 4 and False):
+            return _IntCodec(size, bool(t.int_encoding & 1))
+        if t.kind in (BtfKind.ENUM, BtfKind.ENUM64) and size in (1, 2, 4, 8):
+            return _IntCodec(size, bool(t.kind_flag))
+        if t.kind == BtfKind.DATASEC:
+            return _CTypeCodec(datasec_ctype(btf, t.id))
+        from pybpfobj.spec.ctypes_types import CTypesBuilder
+
+        ct = CTypesBuilder(btf).build(type_id)
+        if ctypes.sizeof(ct) != size:
+            raise MapError(f"BTF type of map {self.name!r} is {ctypes.sizeof(ct)} bytes, map has {size}",
+                           errno=_errno.EINVAL, map=self.name)
+        return _CTypeCodec(ct)
+
+    @classmethod
+    def from_fd(cls, fd: int, *, owned: bool = True, name: Optional[str] = None, btf: Optional["BTF"] = None,
+                key_type: Any = None, value_type: Any = None, pinned_path: Optional[str] = None) -> "Map":
+        """Wrap map ``fd``; with ``owned`` (default) the Map closes it."""
+        return cls(fd, owned=owned, name=name, btf=btf, key_type=key_type, value_type=value_type,
+                   pinned_path=pinned_path)
+
+    @classmethod
+    def from_id(cls, map_id: int, **kw: Any) -> "Map":
+        """Open map ``map_id`` (NotFoundError when there is none)."""
+        fd = kinfo.map_fd_by_id(map_id)
+        try:
+            return cls(fd, **kw)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @classmethod
+    def from_pinned(cls, path: str, **kw: Any) -> "Map":
+        """Open the map pinned at ``path`` (BPF_OBJ_GET)."""
+        fd = mapops.obj_get(str(path))
+        try:
+            return cls(fd, pinned_path=str(path), **kw)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @classmethod
+    def by_name(cls, name: str, **kw: Any) -> list["Map"]:
+        """Every map whose kernel name is ``name`` (possibly none), by ascending id."""
+        out: list[Map] = []
+        for mid in kinfo.map_ids():
+            try:
+                fd = kinfo.map_fd_by_id(mid)
+            except BpfError:
+                continue
+            try:
+                if kinfo.map_info(fd).name != name:
+                    os.close(fd)
+                    continue
+                out.append(cls(fd, **kw))
+            except BaseException:
+                os.close(fd)
+                for m in out:
+                    m.close()
+                raise
+        return out
+
+    @classmethod
+    def create(cls, map_type: Union[int, str], key_size: int, value_size: int, max_entries: int, *,
+               name: Optional[str] = None, flags: int = 0, inner_map: "Union[Map, int, None]" = None,
+               numa_node: Optional[int] = None, map_extra: int = 0, btf_fd: int = 0,
+               btf_key_type_id: int = 0, btf_value_type_id: int = 0, btf_vmlinux_value_type_id: int = 0,
+               ifindex: int = 0, btf: Optional["BTF"] = None, key_type: Any = None,
+               value_type: Any = None) -> "Map":
+        """BPF_MAP_CREATE a new map of any type the kernel can create.
+
+        ``name`` must match ``[A-Za-z0-9_.]`` and have at most 15 characters.
+        ``inner_map`` (a Map or fd) is the template of array_of_maps /
+        hash_of_maps.  ``numa_node`` sets BPF_F_NUMA_NODE.  ``btf_fd`` with
+        the type ids attaches BTF; ``btf`` (a parsed BTF) is used for typing.
+        """
+        t = map_type_number(map_type)
+        if name:
+            check_map_name(name)
+        if numa_node is not None:
+            flags |= C.BPF_F_NUMA_NODE
+        inner_fd = inner_map.fd if isinstance(inner_map, Map) else (inner_map or 0)
+        if t in C.MAP_IN_MAP_TYPES and not inner_fd:
+            raise MapError(f"map {name or ''!r} of type {C.map_type_name(t)} needs an inner_map template",
+                           errno=_errno.EINVAL, map=name)
+        try:
+            fd = mapops.create(t, name, key_size, value_size, max_entries, flags=flags, btf_fd=btf_fd,
+                               btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id,
+                               btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, inner_map_fd=inner_fd,
+                               map_extra=map_extra, numa_node=numa_node or 0, ifindex=ifindex)
+        except BpfError as e:
+            raise MapError(f"map create failed for {name or C.map_type_name(t)!r} (type "
+                           f"{C.map_type_name(t)}, key {key_size}, value {value_size}, max_entries "
+                           f"{max_entries}, flags {flags:#x}): {os.strerror(e.errno or 22)}",
+                           errno=e.errno, map=name) from None
+        try:
+            return cls(fd, btf=btf, key_type=key_type, value_type=value_type)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    # -- lifetime ----------------------------------------------------------
+
+    @property
+    def fd(self) -> int:
+        """The map's fd (ValueError once closed)."""
+        if self._fd < 0:
+            raise ValueError(f"map {self.name!r} is closed")
+        return self._fd
+
+    @property
+    def btf(self) -> Optional["BTF"]:
+        """The map's BTF, when it has one (or was given one)."""
+        return self._btf
+
+    def close(self) -> None:
+        """Close the fd (if owned).  mmap views stay valid until dropped."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            if self._owned:
+                os.close(fd)
+            self._setup_fast_paths()
+
+    def __enter__(self) -> "Map":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd < 0 else f"fd {self._fd}"
+        return (f"<Map {self.name!r} id {self.id} {self.type_name} key {self.key_size} value "
+                f"{self.value_size} max_entries {self.max_entries} ({state})>")
+
+    def info(self, *, pinned: bool = False, pids: bool = False) -> MapInfo:
+        """Fresh info from the kernel; ``pinned``/``pids`` also scan bpffs mounts and /proc."""
+        ki = kinfo.map_info(self.fd)
+        fdi = kinfo.fdinfo(self.fd)
+        mi = MapInfo(
+            id=ki.id, type=ki.type, type_name=ki.type_name, name=ki.name, key_size=ki.key_size,
+            value_size=ki.value_size, max_entries=ki.max_entries, flags=ki.map_flags, btf_id=ki.btf_id,
+            btf_key_type_id=ki.btf_key_type_id, btf_value_type_id=ki.btf_value_type_id,
+            btf_vmlinux_value_type_id=ki.btf_vmlinux_value_type_id, map_extra=ki.map_extra,
+            ifindex=ki.ifindex, frozen=fdi.get("frozen", "0") not in ("0", ""),
+            memlock=int(fdi["memlock"]) if fdi.get("memlock", "").isdigit() else None,
+        )
+        if "owner_prog_type" in fdi:
+            mi.owner_prog_type = int(fdi["owner_prog_type"])
+        if "owner_jited" in fdi:
+            mi.owner_jited = fdi["owner_jited"] not in ("0", "")
+        if pinned:
+            mi.pinned = kinfo.pinned_paths("map", ki.id)
+        if pids:
+            mi.pids = kinfo.pids_of("map", ki.id, ignore_fds=[self.fd])
+        return mi
+
+    # -- element buffers -----------------------------------------------------
+
+    def _setup_fast_paths(self) -> None:
+        """Bind closures for the common cases so each call is one pack + one foreign call."""
+        fd = self._fd
+        kc, vc = self.key_codec, self.value_codec
+        if isinstance(kc, _IntCodec) and isinstance(vc, _IntCodec) and not self.percpu and fd >= 0:
+            kpack, vpack = kc.st.pack_into, vc.st.pack_into
+            vunpack = vc.st.unpack_from
+            kbuf, vbuf, kaddr, vaddr = self._kbuf, self._vbuf, self._kaddr, self._vaddr
+            f_lookup, f_update = self._f_lookup, self._f_update
+            name = self.name
+
+            def lookup(key: Any, *, lock: bool = False) -> Any:
+                if lock:
+                    return Map.lookup(self, key, lock=True)
+                try:
+                    kpack(kbuf, 0, key)
+                except struct.error as e:
+                    raise self._pack_error("key", key, e) from None
+                r = f_lookup(fd, kaddr, vaddr)
+                if r:
+                    raise map_error(-r, f"lookup of key {key!r}", name)
+                return vunpack(vbuf)[0]
+
+            def update(key: Any, value: Any, flags: Union[int, str] = 0, *, lock: bool = False) -> None:
+                if flags.__class__ is not int or lock:
+                    flags = (_FLAG_WORDS[flags] if isinstance(flags, str) else flags) | (LOCK if lock else 0)
+                try:
+                    kpack(kbuf, 0, key)
+                except struct.error as e:
+                    raise self._pack_error("key", key, e) from None
+                try:
+                    vpack(vbuf, 0, value)
+                except struct.error as e:
+                    raise self._pack_error("value", value, e) from None
+                r = f_update(fd, kaddr, vaddr, flags)
+                if r:
+                    raise map_error(-r, f"update of key {key!r}", name)
+
+            self.lookup = lookup  # type: ignore[method-assign]
+            self.update = update  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("lookup", None)
+            self.__dict__.pop("update", None)
+
+    def _pack_error(self, side: str, v: Any, e: Exception) -> MapError:
+        size = self.key_size if side == "key" else self.value_size
+        return MapError(f"{side} {v!r} does not fit the {size}-byte {side} of map {self.name!r}: {e}",
+                        errno=_errno.EINVAL, map=self.name)
+
+    def _key(self, key: Any, buf: Any = None) -> int:
+        """Pack ``key`` into a key buffer; return its address (0 for key-less maps)."""
+        if self.key_size == 0:
+            return 0
+        try:
+            data = self.key_codec.pack(key)
+        except (struct.error, TypeError, ValueError, OverflowError) as e:
+            raise self._pack_error("key", key, e) from None
+        if len(data) != self.key_size:
+            raise MapError(f"key for map {self.name!r} must be {self.key_size} bytes, got {len(data)}",
+                           errno=_errno.EINVAL, map=self.name)
+        b = buf if buf is not None else self._kbuf
+        ctypes.memmove(b, data, self.key_size)
+        return ctypes.addressof(b)
+
+    def _value_bytes(self, value: Any) -> bytes:
+        try:
+            if self.type in _FD_VALUE_TYPES and hasattr(value, "fd"):
+                value = value.fd
+            if self.percpu:
+                vals = list(value) if isinstance(value, (list, tuple)) else [value] * self.ncpus
+                if len(vals) != self.ncpus:
+                    raise MapError(f"per-CPU map {self.name!r} needs {self.ncpus} values (one per "
+                                   f"possible CPU) or one for all, got {len(vals)}",
+                                   errno=_errno.EINVAL, map=self.name)
+                pad = b"\0" * (self.value_stride - self.value_size)
+                parts = []
+                for v in vals:
+                    d = self.value_codec.pack(v)
+                    self._check_value_len(d)
+                    parts.append(d + pad)
+                return b"".join(parts)
+            d = self.value_codec.pack(value)
+        except (struct.error, TypeError, ValueError, OverflowError) as e:
+            raise self._pack_error("value", value, e) from None
+        self._check_value_len(d)
+        return d
+
+    def _check_value_len(self, d: bytes) -> None:
+        if len(d) != self.value_size:
+            what = "too long" if len(d) > self.value_size else "too short"
+            raise MapError(f"value for map {self.name!r} is {what}: must be {self.value_size} bytes, "
+                           f"got {len(d)}", errno=_errno.EINVAL, map=self.name)
+
+    def _value_out(self) -> Any:
+        if self.percpu:
+            return self.value_codec.unpack_many(self._vbuf, self.ncpus, self.value_stride)
+        return self.value_codec.unpack(self._vbuf)
+
+    # -- element operations ------------------------------------------------
+
+    def lookup(self, key: Any = None, *, lock: bool = False) -> Any:
+        """The value at ``key`` (KeyNotFoundError if absent); ``lock`` takes the value's spin lock."""
+        kaddr = self._key(key)
+        if lock:
+            r = self._f_lookup_flags(self.fd, kaddr or None, self._vaddr, LOCK)
+        else:
+            r = self._f_lookup(self.fd, kaddr or None, self._vaddr)
+        if r:
+            raise map_error(-r, f"lookup of key {key!r}", self.name)
+        return self._value_out()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value at ``key``, or ``default``."""
+        try:
+            return self.lookup(key)
+        except KeyError:
+            return default
+
+    def update(self, key: Any, value: Any, flags: Union[int, str] = ANY, *, lock: bool = False) -> None:
+        """Set ``key`` to ``value``; ``flags`` any/noexist/exist (ints or words), ``lock`` BPF_F_LOCK."""
+        fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
+        if lock:
+            fl |= LOCK
+        kaddr = self._key(key)
+        data = self._value_bytes(value)
+        r = self._f_update(self.fd, kaddr or None, data, fl)
+        if r:
+            raise map_error(-r, f"update of key {key!r}", self.name)
+
+    def delete(self, key: Any) -> None:
+        """Delete ``key`` (KeyNotFoundError if absent)."""
+        kaddr = self._key(key)
+        r = self._f_delete(self.fd, kaddr)
+        if r:
+            raise map_error(-r, f"delete of key {key!r}", self.name)
+
+    def lookup_and_delete(self, key: Any = None) -> Any:
+        """Return the value at ``key`` and delete it in one step."""
+        kaddr = self._key(key)
+        r = self._f_lad(self.fd, kaddr or None, self._vaddr)
+        if r:
+            raise map_error(-r, f"lookup_and_delete of key {key!r}", self.name)
+        return self._value_out()
+
+    def get_next_key(self, key: Any = None) -> Any:
+        """The key after ``key`` (the first key when None); KeyNotFoundError at the end."""
+        kaddr = self._key(key) if key is not None else None
+        r = self._f_next(self.fd, kaddr, self._kaddr2)
+        if r:
+            raise map_error(-r, "get_next_key" + (f" after {key!r}" if key is not None else ""), self.name)
+        return self.key_codec.unpack(self._kbuf2)
+
+    def freeze(self) -> None:
+        """Make the map read-only for user space (BPF_MAP_FREEZE)."""
+        mapops.freeze(self.fd, self.name)
+
+    # -- queue / stack / bloom filter ----------------------------------------
+
+    def push(self, value: Any, flags: Union[int, str] = ANY) -> None:
+        """queue/stack/bloom_filter: add ``value`` (``exist`` on a full queue overwrites the oldest)."""
+        fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
+        r = self._f_update(self.fd, None, self._value_bytes(value), fl)
+        if r:
+            raise map_error(-r, "push", self.name)
+
+    def pop(self) -> Any:
+        """queue/stack: remove and return the next value (KeyNotFoundError when empty)."""
+        r = self._f_lad(self.fd, None, self._vaddr)
+        if r:
+            raise map_error(-r, "pop (map empty?)" if -r == _errno.ENOENT else "pop", self.name)
+        return self._value_out()
+
+    def peek(self) -> Any:
+        """queue/stack: the next value without removing it (KeyNotFoundError when empty)."""
+        r = self._f_lookup(self.fd, None, self._vaddr)
+        if r:
+            raise map_error(-r, "peek (map empty?)" if -r == _errno.ENOENT else "peek", self.name)
+        return self._value_out()
+
+    def bloom_contains(self, value: Any) -> bool:
+        """bloom_filter: whether ``value`` may be in the set."""
+        r = self._f_lookup(self.fd, None, self._value_bytes(value))
+        if r == -_errno.ENOENT:
+            return False
+        if r:
+            raise map_error(-r, "bloom filter lookup", self.name)
+        return True
+
+    # -- fd-valued maps ------------------------------------------------------
+
+    def set_prog(self, key: Any, prog: Any = None, *, fd: Optional[int] = None, id: Optional[int] = None,
+                 pinned: Optional[str] = None) -> None:
+        """prog_array: put a program (a Program handle, or by ``fd``, ``id`` or ``pinned`` path) at ``key``."""
+        self._set_fd_slot(key, prog, fd, id, pinned, "prog")
+
+    def set_inner(self, key: Any, inner: Any = None, *, fd: Optional[int] = None, id: Optional[int] = None,
+                  pinned: Optional[str] = None) -> None:
+        """array_of_maps/hash_of_maps: put a map (Map handle, ``fd``, ``id`` or ``pinned``) at ``key``."""
+        self._set_fd_slot(key, inner, fd, id, pinned, "map")
+
+    def _set_fd_slot(self, key: Any, handle: Any, fd: Optional[int], obj_id: Optional[int],
+                     pinned: Optional[str], kind: str) -> None:
+        close_fd = -1
+        if handle is not None:
+            fd = handle if isinstance(handle, int) else handle.fd
+        elif obj_id is not None:
+            fd = close_fd = kinfo.prog_fd_by_id(obj_id) if kind == "prog" else kinfo.map_fd_by_id(obj_id)
+        elif pinned is not None:
+            fd = close_fd = kinfo.obj_get(pinned, kind)
+        if fd is None:
+            raise MapError(f"no {kind} given for slot {key!r} of map {self.name!r}", errno=_errno.EINVAL,
+                           map=self.name)
+        try:
+            kaddr = self._key(key)
+            r = self._f_update(self.fd, kaddr, struct.pack("<I", fd), ANY)
+            if r:
+                raise map_error(-r, f"update of key {key!r}", self.name)
+        finally:
+            if close_fd >= 0:
+                os.close(close_fd)
+
+    def inner_map_id(self, key: Any) -> int:
+        """array_of_maps/hash_of_maps: the id of the map at ``key``."""
+        return int(struct.unpack("<I", self._raw_lookup(key))[0])
+
+    def prog_id(self, key: Any) -> int:
+        """prog_array: the id of the program at ``key``."""
+        return int(struct.unpack("<I", self._raw_lookup(key))[0])
+
+    def open_inner(self, key: Any, **kw: Any) -> "Map":
+        """array_of_maps/hash_of_maps: a new Map handle on the inner map at ``key``."""
+        return Map.from_id(self.inner_map_id(key), **kw)
+
+    def _raw_lookup(self, key: Any) -> bytes:
+        kaddr = self._key(key)
+        r = self._f_lookup(self.fd, kaddr, self._vaddr)
+        if r:
+            raise map_error(-r, f"lookup of key {key!r}", self.name)
+        return self._vbuf.raw[:self.value_size]
+
+    # -- batches ---------------------------------------------------------------
+
+    def _batch_chunk(self) -> int:
+        return max(1, min(self.max_entries, 1 << 17, max(1, (64 << 20) // max(1, self.key_size
+                                                                              + self.value_stride
+                                                                              * self.ncpus))))
+
+    def _batch_read(self, delete: bool, decode: bool = True) -> tuple[list[Any], list[Any]]:
+        """Whole map through BPF_MAP_LOOKUP(_AND_DELETE)_BATCH, or element by element where refused."""
+        fname = "bpf_map_lookup_and_delete_batch" if delete else "bpf_map_lookup_batch"
+        f = mapops.fn(fname)
+        chunk = self._batch_chunk()
+        vstride = self.value_stride * self.ncpus
+        kbuf = ctypes.create_string_buffer(max(1, chunk * self.key_size))
+        vbuf = ctypes.create_string_buffer(max(1, chunk * vstride))
+        tok_in = ctypes.create_string_buffer(max(self.key_size, 8))
+        tok_out = ctypes.create_string_buffer(max(self.key_size, 8))
+        opts = mapops.batch_opts()
+        count = ctypes.c_uint32()
+        keys: list[Any] = []
+        values: list[Any] = []
+        first = True
+        in_ptr: Optional[int] = None
+        while True:
+            count.value = chunk
+            r = f(self.fd, in_ptr, tok_out, kbuf, vbuf, ctypes.byref(count), ctypes.byref(opts))
+            n = count.value
+            if r and -r != _errno.ENOENT:
+                if first and n == 0 and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+                    return self._elementwise_read(delete)
+                if -r == _errno.ENOSPC and n == 0 and chunk < self.max_entries:
+                    chunk = min(self.max_entries, chunk * 4)  # a hash bucket bigger than the chunk
+                    kbuf = ctypes.create_string_buffer(chunk * self.key_size)
+                    vbuf = ctypes.create_string_buffer(chunk * vstride)
+                    continue
+                raise BatchError(f"batch {'lookup_and_delete' if delete else 'lookup'} on map "
+                                 f"{self.name!r} failed after {len(keys) + n} elements: {os.strerror(-r)}",
+                                 applied=len(keys) + n, errno=-r, map=self.name)
+            first = False
+            if n:
+                keys.extend(self.key_codec.unpack_many(kbuf, n, self.key_size))
+                if self.percpu:
+                    vc = self.value_codec
+                    for i in range(n):
+                        base = i * vstride
+                        values.append([vc.unpack(vbuf, base + c * self.value_stride)
+                                       for c in range(self.ncpus)])
+                else:
+                    values.extend(self.value_codec.unpack_many(vbuf, n, self.value_size))
+            if r:  # ENOENT: that was the last batch
+                break
+            ctypes.memmove(tok_in, tok_out, len(tok_in))
+            in_ptr = ctypes.addressof(tok_in)
+        return keys, values
+
+    def _elementwise_read(self, delete: bool) -> tuple[list[Any], list[Any]]:
+        keys: list[Any] = []
+        values: list[Any] = []
+        for k in list(self._iter_keys()):
+            try:
+                v = self.lookup_and_delete(k) if delete else self.lookup(k)
+            except KeyError:
+                continue
+            keys.append(k)
+            values.append(v)
+        return keys, values
+
+    def lookup_batch(self) -> list[tuple[Any, Any]]:
+        """Every (key, value) of the map, read with batch lookups (element-wise where refused)."""
+        k, v = self._batch_read(False)
+        return list(zip(k, v))
+
+    def lookup_and_delete_batch(self) -> list[tuple[Any, Any]]:
+        """Read and delete every element (batched where the map type allows)."""
+        k, v = self._batch_read(True)
+        return list(zip(k, v))
+
+    def _pack_keys(self, keys: list[Any]) -> bytes:
+        kc = self.key_codec
+        if isinstance(kc, _IntCodec):
+            try:
+                return struct.pack(f"<{len(keys)}{kc.code}", *keys)
+            except struct.error:
+                pass  # fall through for the precise error
+        parts = []
+        for k in keys:
+            try:
+                d = kc.pack(k)
+            except (struct.error, TypeError, ValueError, OverflowError) as e:
+                raise self._pack_error("key", k, e) from None
+            if len(d) != self.key_size:
+                raise MapError(f"key for map {self.name!r} must be {self.key_size} bytes, got {len(d)}",
+                               errno=_errno.EINVAL, map=self.name)
+            parts.append(d)
+        return b"".join(parts)
+
+    def _pack_values(self, values: list[Any]) -> bytes:
+        vc = self.value_codec
+        if isinstance(vc, _IntCodec) and not self.percpu:
+            try:
+                return struct.pack(f"<{len(values)}{vc.code}", *values)
+            except struct.error:
+                pass
+        return b"".join(self._value_bytes(v) for v in values)
+
+    def update_batch(self, items: Union[Iterable[tuple[Any, Any]], dict[Any, Any], None] = None,
+                     values: Optional[Iterable[Any]] = None, *, keys: Optional[Iterable[Any]] = None,
+                     flags: Union[int, str] = ANY) -> int:
+        """Update many elements in one BPF_MAP_UPDATE_BATCH (element-wise where refused).
+
+        Give ``items`` as (key, value) pairs or a dict, or ``keys=`` and
+        ``values`` as two sequences.  Returns the count; a failure raises
+        BatchError whose ``applied`` says how many took effect.
+        """
+        if keys is not None:
+            kl = list(keys)
+            vl = list(values or ())
+        else:
+            pairs = list(items.items()) if isinstance(items, dict) else list(items or ())
+            kl = [p[0] for p in pairs]
+            vl = [p[1] for p in pairs]
+        if len(kl) != len(vl):
+            raise MapError(f"update_batch on map {self.name!r}: {len(kl)} keys but {len(vl)} values",
+                           errno=_errno.EINVAL, map=self.name)
+        if not kl:
+            return 0
+        fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
+        kdata = self._pack_keys(kl)
+        vdata = self._pack_values(vl)
+        count = ctypes.c_uint32(len(kl))
+        opts = mapops.batch_opts(elem_flags=fl)
+        r = mapops.fn("bpf_map_update_batch")(self.fd, kdata, vdata, ctypes.byref(count), ctypes.byref(opts))
+        if r:
+            n = count.value if count.value != len(kl) else 0
+            if n == 0 and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+                return self._elementwise(kl, vl, fl)
+            raise BatchError(f"batch update on map {self.name!r} failed after {n} of {len(kl)} elements: "
+                             f"{os.strerror(-r)}", applied=n, errno=-r, map=self.name)
+        return len(kl)
+
+    def _elementwise(self, kl: list[Any], vl: Optional[list[Any]], fl: int) -> int:
+        for i, k in enumerate(kl):
+            try:
+                if vl is None:
+                    self.delete(k)
+                else:
+                    self.update(k, vl[i], fl)
+            except MapError as e:
+                raise BatchError(f"batch {'delete' if vl is None else 'update'} on map {self.name!r} "
+                                 f"failed after {i} of {len(kl)} elements: {e.message}", applied=i,
+                                 errno=e.errno, map=self.name) from None
+        return len(kl)
+
+    def delete_batch(self, keys: Iterable[Any]) -> int:
+        """Delete many keys in one BPF_MAP_DELETE_BATCH (element-wise where refused)."""
+        kl = list(keys)
+        if not kl:
+            return 0
+        kdata = self._pack_keys(kl)
+        count = ctypes.c_uint32(len(kl))
+        opts = mapops.batch_opts()
+        r = mapops.fn("bpf_map_delete_batch")(self.fd, kdata, ctypes.byref(count), ctypes.byref(opts))
+        if r:
+            n = count.value if count.value != len(kl) else 0
+            if n == 0 and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+                return self._elementwise(kl, None, 0)
+            raise BatchError(f"batch delete on map {self.name!r} failed after {n} of {len(kl)} elements: "
+                             f"{os.strerror(-r)}", applied=n, errno=-r, map=self.name)
+        return len(kl)
+
+    def clear(self) -> None:
+        """Delete every element (arrays cannot be cleared: MapError)."""
+        self.delete_batch(self.keys())
+
+    # -- Python protocols ---------------------------------------------------------
+
+    def _iter_keys(self) -> Iterator[Any]:
+        f = self._f_next
+        prev: Optional[int] = None
+        buf_a, buf_b = ctypes.create_string_buffer(max(self.key_size, 1)), ctypes.create_string_buffer(
+            max(self.key_size, 1))
+        fd = self.fd
+        while True:
+            r = f(fd, prev, buf_b)
+            if r:
+                if -r == _errno.ENOENT:
+                    return
+                raise map_error(-r, "get_next_key", self.name)
+            yield self.key_codec.unpack(buf_b)
+            ctypes.memmove(buf_a, buf_b, self.key_size)
+            prev = ctypes.addressof(buf_a)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Keys, by get_next_key (live iteration)."""
+        return self._iter_keys()
+
+    def keys(self) -> list[Any]:
+        """Every key (batch lookup)."""
+        return self._batch_read(False)[0]
+
+    def values(self) -> list[Any]:
+        """Every value (batch lookup)."""
+        return self._batch_read(False)[1]
+
+    def items(self) -> list[tuple[Any, Any]]:
+        """Every (key, value) (batch lookup)."""
+        return self.lookup_batch()
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.lookup(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if self.type == _PROG_ARRAY or self.type in C.MAP_IN_MAP_TYPES:
+            if hasattr(value, "fd"):
+                value = value.fd
+        self.update(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.delete(key)
+
+    def __contains__(self, key: Any) -> bool:
+        try:
+            self._raw_lookup(key)
+        except KeyError:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        if self.type in _ARRAY_TYPES:
+            return self.max_entries
+        raise TypeError(f"len() of map {self.name!r}: a {self.type_name} map has no exact cheap element count "
+                        "(use len(m.keys()))")
+
+    # -- pinning -------------------------------------------------------------------
+
+    def pin(self, path: str) -> None:
+        """Pin the map at ``path`` on a bpffs."""
+        kinfo.obj_pin(self.fd, str(path))
+        self.pinned_path = str(path)
+
+    def unpin(self, path: Optional[str] = None) -> None:
+        """Remove the pin at ``path`` (default: where this handle pinned or opened it)."""
+        p = path or self.pinned_path
+        if not p:
+            raise MapError(f"map {self.name!r} has no known pin path", errno=_errno.EINVAL, map=self.name)
+        try:
+            os.unlink(p)
+        except OSError as e:
+            from pybpfobj.errors import PinError
+
+            raise PinError(f"can't unpin map {self.name!r} at {p}: {e.strerror}", errno=e.errno or 0,
+                           path=p, map=self.name) from None
+        if p == self.pinned_path:
+            self.pinned_path = None
+
+    # -- mmap ------------------------------------------------------------------------
+
+    def mmap(self, *, writable: Optional[bool] = None) -> Any:
+        """A typed view of an mmapable array's memory: reads and writes need no syscall.
+
+        For a one-entry map (global .data/.bss/.rodata) the view is the value
+        itself (a ctypes structure whose attributes are the variables);
+        otherwise a sequence of ``max_entries`` values.  Frozen or
+        BPF_F_RDONLY_PROG-less read-only maps (.rodata after load) are mapped
+        read-only and the view refuses writes.
+        """
+        if self.type != C.MAP_TYPE["array"] or not (self.flags & C.BPF_F_MMAPABLE):
+            raise UnsupportedError(f"map {self.name!r} is not an mmapable array (type {self.type_name}, "
+                                   f"flags {self.flags:#x})", errno=_errno.EINVAL, map=self.name)
+        if writable is None:
+            writable = not self.info().frozen and not (self.flags & C.BPF_F_RDONLY)
+        stride = _round8(self.value_size)
+        size = stride * self.max_entries
+        page = _mmap.PAGESIZE
+        length = max(page, (size + page - 1) // page * page)
+        try:
+            mm: Any = (_mmap.mmap(self.fd, length, _mmap.MAP_SHARED, _mmap.PROT_READ | _mmap.PROT_WRITE)
+                       if writable else mapops.ReadOnlyMapping(self.fd, length))
+        except OSError as e:
+            raise map_error(e.errno or _errno.EINVAL, "mmap", self.name) from None
+        return _make_view(self, mm, stride, writable)
+
+
+# ---------------------------------------------------------------------------
+# mmap views
+
+class _SlotView:
+    """Elements of an array whose value size is not a multiple of 8 (each slot is padded)."""
+
+    def __init__(self, arr: Any, mm: Any) -> None:
+        self._arr = arr
+        self._mm = mm
+
+    def __getitem__(self, i: int) -> Any:
+        return self._arr[i].value
+
+    def __setitem__(self, i: int, v: Any) -> None:
+        self._arr[i].value = v
+
+    def __len__(self) -> int:
+        return len(self._arr)
+
+
+class _ReadOnlyView:
+    """Wraps a ctypes object on read-only pages: attribute reads pass through, writes raise."""
+
+    __slots__ = ("_obj", "_mm", "_map_name")
+
+    def __init__(self, obj: Any, mm: Any, map_name: str) -> None:
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_mm", mm)
+        object.__setattr__(self, "_map_name", map_name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._obj, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        from pybpfobj.errors import MapFrozenError
+
+        raise MapFrozenError(f"map {self._map_name!r} is mapped read-only (frozen): cannot set {name}",
+                             errno=_errno.EPERM, map=self._map_name)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._obj[i]
+
+    def __setitem__(self, i: Any, v: Any) -> None:
+        self.__setattr__(str(i), v)
+
+    def __len__(self) -> int:
+        return len(self._obj)
+
+    def __bytes__(self) -> bytes:
+        return bytes(memoryview(self._obj).cast("B"))
+
+
+def _make_view(m: Map, mm: Any, stride: int, writable: bool) -> Any:
+    vc = m.value_codec
+    if isinstance(vc, _CTypeCodec):
+        elem: Any = vc.ctype
+    elif isinstance(vc, _IntCodec):
+        elem = {"<B": ctypes.c_uint8, "<H": ctypes.c_uint16, "<I": ctypes.c_uint32, "<Q": ctypes.c_uint64,
+                "<b": ctypes.c_int8, "<h": ctypes.c_int16, "<i": ctypes.c_int32,
+                "<q": ctypes.c_int64}[vc.st.format]
+    else:
+        elem = ctypes.c_uint8 * m.value_size
+    if m.max_entries == 1:
+        t: Any = elem
+    elif stride == ctypes.sizeof(elem):
+        t = elem * m.max_entries
+    else:
+        # Array elements are 8-byte aligned in the kernel.
+        padded = type(f"{getattr(elem, '__name__', 'elem')}_slot", (ctypes.Structure,),
+                      {"_fields_": [("value", elem), ("_pad", ctypes.c_uint8 * (stride - ctypes.sizeof(elem)))]})
+        t = padded * m.max_entries
+        if writable:
+            return _SlotView(t.from_buffer(mm), mm)
+        return _ReadOnlyView(_SlotView(t.from_address(mm.address), mm), mm, m.name)
+    if writable:
+        obj = t.from_buffer(mm)
+        return obj
+    return _ReadOnlyView(t.from_address(mm.address), mm, m.name)
+
+
+def datasec_ctype(btf: "BTF", datasec_id: int) -> Any:
+    """A ctypes Structure laying out a DATASEC's variables at their offsets (padding in between)."""
+    from pybpfobj.spec.ctypes_types import CTypesBuilder
+
+    ds = btf.type(datasec_id)
+    builder = CTypesBuilder(btf)
+    fields: list[tuple[str, Any]] = []
+    pos = 0
+    for i, si in enumerate(sorted(ds.secinfo, key=lambda s: s.offset)):
+        var = btf.type(si.type_id)
+        if si.offset > pos:
+            fields.append((f"_pad{i}", ctypes.c_uint8 * (si.offset - pos)))
+            pos = si.offset
+        if si.offset < pos:
+            continue
+        ct = builder.build(var.type_id)
+        fields.append((var.name or f"_anon{i}", ct))
+        pos += ctypes.sizeof(ct)
+    if ds.size > pos:
+        fields.append(("_tail", ctypes.c_uint8 * (ds.size - pos)))
+    name = ds.name.lstrip(".").replace(".", "_") or "datasec"
+    return type(name, (ctypes.Structure,), {"_pack_": 1, "_fields_": fields})
+
+
+__all__ = ["Map", "MapInfo", "ANY", "NOEXIST", "EXIST", "LOCK", "possible_cpus", "check_map_name",
+           "map_type_number", "datasec_ctype"]
