@@ -651,6 +651,28 @@ class BTF:
             params.append("..." if p.type_id == 0 else self._type_name(p.type_id, depth + 1))
         return f"{ret} {inner}({', '.join(params) or 'void'})"
 
+    def fixup_datasec(self, name: str, size: int, var_offsets: dict[str, int]) -> BTF:
+        """A copy with DATASEC ``name``'s size and variable offsets set, as libbpf does at load.
+
+        clang leaves DATASEC size and offsets 0 in object files; the real
+        values come from the ELF section size and symbol values.  Variables
+        missing from ``var_offsets`` keep their offset.
+        """
+        import struct
+
+        t = self.find(name, BtfKind.DATASEC)
+        if t.id < self.start_id:
+            raise self._err(f"DATASEC '{name}' is in the base BTF")
+        buf = bytearray(self.raw)
+        fmt = "<I" if self.byte_order == "little" else ">I"
+        rec = self._type_start + 4 * self._offs[t.id - self.start_id]
+        struct.pack_into(fmt, buf, rec + 8, size)
+        for i, v in enumerate(t.secinfo):
+            vname = self.name_of(v.type_id)
+            if vname in var_offsets:
+                struct.pack_into(fmt, buf, rec + 12 + 12 * i + 4, var_offsets[vname])
+        return BTF(bytes(buf), self.source, self.base)
+
     # -- full validation ----------------------------------------------
 
     def validate(self) -> None:
