@@ -18,6 +18,7 @@ from typing import Self, Union
 
 from pybpfobj.constants import (
     ATTACH_TYPE,
+    ATTACH_TYPES,
     MAP_TYPE,
     PROG_TYPE,
     attach_type_name,
@@ -52,17 +53,21 @@ _ATTACH_RULES: dict[int, tuple[int, tuple[int, ...]]] = {
 
 
 def parse_attach_type(word: str) -> int | None:
-    """The attach type a bpftool ``ATTACH_TYPE`` word names (short or libbpf name, by prefix).
+    """The attach type a bpftool ``ATTACH_TYPE`` word names, as bpftool 7.1 reads it.
 
-    As bpftool, attach types are tried in enum order and a word matches the
-    first one it is a prefix of (short name first, then libbpf's name).
+    libbpf's full attach type names (``sk_msg_verdict``, ``flow_dissector``,
+    ...) match exactly; the short words ``stream_parser``,
+    ``stream_verdict``, ``msg_verdict`` and ``skb_verdict`` match by prefix,
+    in that (enum) order.
     """
     if not word:
         return None
-    by_type = sorted(((ATTACH_TYPE[full], short) for short, full in PROG_ATTACH_KEYWORDS))
-    for value, short in by_type:
-        if short.startswith(word) or attach_type_name(value).startswith(word):
+    for value, name in enumerate(ATTACH_TYPES):
+        if word == name:
             return value
+    for short, full in sorted(PROG_ATTACH_KEYWORDS, key=lambda kv: ATTACH_TYPE[kv[1]]):
+        if short != full and short.startswith(word):
+            return ATTACH_TYPE[full]
     return None
 
 
@@ -116,7 +121,7 @@ def _check_sock_attach(prog: ProgLike, attach_type: int, target: MapLike | None)
     if mtype not in want_maps:
         mname = _name_of(target, f"fd {mfd}")
         raise ProgramError(
-            f"map {mname} is a {map_type_name(mtype)}; attach type {attach_type_name(attach_type)} "
+            f"map {mname} is of type {map_type_name(mtype)}; attach type {attach_type_name(attach_type)} "
             f"needs a sockmap or sockhash", errno=E.EINVAL, map=mname, prog=prog_label(prog))
     return pfd, mfd
 

@@ -443,3 +443,39 @@ __all__ = [
     "xdp_detach",
     "xdp_query",
 ]
+
+
+# ---------------------------------------------------------------------------
+# prog_array slots (tail-call tables): the value written is a program fd,
+# the value read back is the program's id.
+
+
+def prog_array_get(map_fd: int, slot: int) -> int | None:
+    """Id of the program in ``slot`` of a prog_array, or None when the slot is empty."""
+    from pybpfobj.kernel import mapops  # declares bpf_map_* prototypes
+
+    _ = mapops
+    key = c_uint32(slot)
+    val = c_uint32(0)
+    ret = lib().bpf_map_lookup_elem(map_fd, ctypes.byref(key), ctypes.byref(val))
+    if ret == -2:
+        return None
+    check(ret, f"reading slot {slot} of the prog_array")
+    return int(val.value)
+
+
+def prog_array_set(map_fd: int, slot: int, prog_fd: int | None) -> None:
+    """Put program ``prog_fd`` in ``slot`` (atomically replacing what was there); None empties it."""
+    from pybpfobj.kernel import mapops
+
+    _ = mapops
+    key = c_uint32(slot)
+    if prog_fd is None:
+        ret = lib().bpf_map_delete_elem(map_fd, ctypes.byref(key))
+        if ret == -2:
+            return
+        check(ret, f"emptying slot {slot} of the prog_array")
+        return
+    val = c_uint32(prog_fd)
+    check(lib().bpf_map_update_elem(map_fd, ctypes.byref(key), ctypes.byref(val), 0),
+          f"writing slot {slot} of the prog_array")

@@ -1,0 +1,183 @@
+"""Tail-call tables: swapping programs in and out of a ``prog_array``.
+
+:func:`swap` sets one or several slots at once after checking that every
+new program can go into the table (its type and JIT state match the
+table's owner program, as the kernel will demand), and reports what
+changed.  Each slot write is atomic for the running entry program: a tail
+call through a slot always reaches either the old or the new program.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Union
+
+from pybpfobj.constants import MAP_TYPE, map_type_name, prog_type_name
+from pybpfobj.errors import BpfError, MapError, ProgramError
+from pybpfobj.testrun import HasFd, prog_fd, prog_label
+
+ProgLike = Union[int, HasFd]
+MapLike = Union[int, HasFd]
+
+
+@dataclass(frozen=True)
+class SlotChange:
+    """One slot of a prog_array before and after :func:`swap` (program ids; None = empty)."""
+
+    slot: int
+    old_prog_id: int | None
+    new_prog_id: int | None
+    old_name: str | None = None
+    new_name: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.old_prog_id != self.new_prog_id
+
+
+def _fdinfo(fd: int) -> dict[str, str]:
+    from pybpfobj.kernel import info
+
+    return info.fdinfo(fd)
+
+
+def _prog_name_by_id(prog_id: int | None) -> str | None:
+    if prog_id is None:
+        return None
+    import os
+
+    from pybpfobj.kernel import info
+
+    try:
+        fd = info.prog_fd_by_id(prog_id)
+    except BpfError:
+        return None
+    try:
+        return info.prog_info(fd).name
+    finally:
+        os.close(fd)
+
+
+def _map_label(m: MapLike, fd: int) -> str:
+    name = getattr(m, "name", None)
+    return name if isinstance(name, str) and name else f"fd {fd}"
+
+
+def check_compatible(prog_array: MapLike, prog: ProgLike) -> None:
+    """Raise :class:`ProgramError` unless ``prog`` may be stored in ``prog_array``.
+
+    The table's owner (the first program that used it) fixes the program
+    type and whether programs are JIT-compiled; a program differing in
+    either is refused by the kernel, so it is refused here first, with a
+    message naming both sides.
+    """
+    mfd = prog_fd(prog_array)
+    mi = _fdinfo(mfd)
+    mlabel = _map_label(prog_array, mfd)
+    if "map_type" not in mi:
+        raise MapError(f"{mlabel} is not a BPF map", errno=E.EINVAL, map=mlabel)
+    mtype = int(mi["map_type"])
+    if mtype != MAP_TYPE["prog_array"]:
+        raise MapError(f"map {mlabel} is of type {map_type_name(mtype)}, not a prog_array: it holds no tail calls",
+                       errno=E.EINVAL, map=mlabel)
+    pfd = prog_fd(prog)
+    pi = _fdinfo(pfd)
+    plabel = prog_label(prog) or f"fd {pfd}"
+    if "prog_type" not in pi:
+        raise ProgramError(f"{plabel} is not a BPF program", errno=E.EINVAL)
+    ptype = int(pi["prog_type"])
+    pjited = pi.get("prog_jited", "0") == "1"
+    if "owner_prog_type" in mi:
+        otype = int(mi["owner_prog_type"])
+        ojited = mi.get("owner_jited", "0") == "1"
+        if otype != ptype:
+            raise ProgramError(
+                f"program {plabel} is of type {prog_type_name(ptype)} but prog_array {mlabel} holds "
+                f"{prog_type_name(otype)} programs", errno=E.EINVAL, prog=prog_label(prog), map=mlabel)
+        if ojited != pjited:
+            raise ProgramError(
+                f"program {plabel} is {'' if pjited else 'not '}JIT-compiled but prog_array {mlabel} "
+                f"holds {'' if ojited else 'non-'}JIT-compiled programs", errno=E.EINVAL,
+                prog=prog_label(prog), map=mlabel)
+
+
+def swap(prog_array: MapLike, slots: Mapping[int, ProgLike | None]) -> list[SlotChange]:
+    """Set ``prog_array[slot] = prog`` for every item of ``slots`` (None empties a slot).
+
+    Every program is checked first (:func:`check_compatible`) and every
+    slot against ``max_entries``; nothing is written unless all pass.  If a
+    write still fails, the slots already written are put back.  Returns one
+    :class:`SlotChange` per slot, in the order given.
+    """
+    from pybpfobj.kernel import attach
+
+    mfd = prog_fd(prog_array)
+    mlabel = _map_label(prog_array, mfd)
+    mi = _fdinfo(mfd)
+    max_entries = int(mi.get("max_entries", "0") or 0)
+    progs_seen: list[ProgLike] = []
+    for slot, prog in slots.items():
+        if not 0 <= slot < max_entries:
+            raise MapError(f"slot {slot} is out of range for prog_array {mlabel} (max_entries {max_entries})",
+                           errno=E.E2BIG if slot >= max_entries else E.EINVAL, map=mlabel)
+        if prog is None:
+            continue
+        check_compatible(prog_array, prog)
+        progs_seen.append(prog)
+    # with no owner yet, the first program written becomes the owner: all must agree
+    types = {_fdinfo(prog_fd(p)).get("prog_type") for p in progs_seen}
+    if len(types) > 1:
+        raise ProgramError(f"programs of different types cannot share prog_array {mlabel}: "
+                           + ", ".join(sorted(prog_type_name(int(t or 0)) for t in types)),
+                           errno=E.EINVAL, map=mlabel)
+    changes: list[SlotChange] = []
+    written: list[tuple[int, int | None]] = []
+    try:
+        for slot, prog in slots.items():
+            old = attach.prog_array_get(mfd, slot)
+            attach.prog_array_set(mfd, slot, None if prog is None else prog_fd(prog))
+            written.append((slot, old))
+            new = attach.prog_array_get(mfd, slot)
+            changes.append(SlotChange(slot, old, new, _prog_name_by_id(old), _prog_name_by_id(new)))
+    except BpfError:
+        _restore(mfd, written)
+        raise
+    return changes
+
+
+def _restore(mfd: int, written: list[tuple[int, int | None]]) -> None:
+    import os
+
+    from pybpfobj.kernel import attach, info
+
+    for slot, old in reversed(written):
+        try:
+            if old is None:
+                attach.prog_array_set(mfd, slot, None)
+                continue
+            fd = info.prog_fd_by_id(old)
+            try:
+                attach.prog_array_set(mfd, slot, fd)
+            finally:
+                os.close(fd)
+        except BpfError:
+            pass  # best effort: the original error is what the caller needs
+
+
+def slots(prog_array: MapLike) -> dict[int, int]:
+    """The occupied slots of a prog_array: ``{slot: prog_id}``."""
+    from pybpfobj.kernel import attach
+
+    mfd = prog_fd(prog_array)
+    n = int(_fdinfo(mfd).get("max_entries", "0") or 0)
+    out: dict[int, int] = {}
+    for s in range(n):
+        pid = attach.prog_array_get(mfd, s)
+        if pid is not None:
+            out[s] = pid
+    return out
+
+
+__all__ = ["SlotChange", "check_compatible", "slots", "swap"]
