@@ -172,6 +172,41 @@ class Program:
             e.prog = self._name
             raise
 
+    # -- running and attaching (runtime engineer: pybpfobj/testrun.py, links.py) --
+
+    def test_run(self, data_in: bytes | None = b"", *, data_size_out: int | None = None,
+                 ctx_in: bytes | None = None, ctx_size_out: int | None = None, repeat: int = 1,
+                 flags: int = 0) -> Any:
+        """Run the program with ``BPF_PROG_TEST_RUN``; returns a :class:`pybpfobj.testrun.TestRunResult`."""
+        from pybpfobj.testrun import test_run
+
+        return test_run(self, data_in, data_size_out=data_size_out, ctx_in=ctx_in,
+                        ctx_size_out=ctx_size_out, repeat=repeat, flags=flags)
+
+    def attach(self, attach_type: int | str, target: Any = None) -> None:
+        """bpftool's ``prog attach`` (see :func:`pybpfobj.links.prog_attach`)."""
+        from pybpfobj.links import prog_attach
+
+        prog_attach(self, attach_type, target)
+
+    def detach(self, attach_type: int | str, target: Any = None) -> None:
+        """bpftool's ``prog detach`` (see :func:`pybpfobj.links.prog_detach`)."""
+        from pybpfobj.links import prog_detach
+
+        prog_detach(self, attach_type, target)
+
+    def attach_xdp(self, interface: int | str, **kw: Any) -> Any:
+        """Attach to an interface's XDP hook; returns a :class:`pybpfobj.links.Link`."""
+        from pybpfobj.links import attach_xdp
+
+        return attach_xdp(self, interface, **kw)
+
+    def attach_tc(self, interface: int | str, direction: str = "ingress", **kw: Any) -> Any:
+        """Attach to an interface's tc ingress/egress; returns a :class:`pybpfobj.links.Link`."""
+        from pybpfobj.links import attach_tc
+
+        return attach_tc(self, interface, direction, **kw)
+
     # -- lifetime -----------------------------------------------------------
 
     def close(self) -> None:
