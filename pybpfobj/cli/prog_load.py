@@ -1,0 +1,349 @@
+"""``prog load`` / ``prog loadall`` (and the top-level ``load`` / ``loadall``).
+
+bpftool's grammar, messages and exit code (255 for every failure), over
+:class:`pybpfobj.loader.BpfObject`, plus keywords for what bpftool lacks.
+A failed command leaves no pin, no directory and no bpffs mount it made.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pybpfobj.cli.common import CliError, Context, is_keyword
+
+LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
+                         [type TYPE] [dev NAME] \\
+                         [map { idx IDX | name NAME } MAP]... \\
+                         [pinmaps MAP_DIR] \\
+                         [size NAME N]... [value_size NAME N]... \\
+                         [var NAME VALUE]... [force] [pinroot DIR]
+
+       MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
+
+       load pins the first program at PATH; loadall pins every program as
+       PATH/<function name>.  pinmaps pins every map as MAP_DIR/<name>
+       ('.' becomes '_').  Beyond bpftool:
+         size NAME N         max_entries of map NAME (maps the object leaves unsized)
+         value_size NAME N   value size of map NAME (e.g. a stack_trace map)
+         var NAME VALUE      initial value of a .rodata/.data/.bss variable:
+                             an integer or enum name, or a string for char arrays
+         force               reuse 'map' replacements even if their definitions differ
+                             (otherwise every differing field is reported)
+         pinroot DIR         pin root of LIBBPF_PIN_BY_NAME maps (default /sys/fs/bpf)
+       As upstream bpftool: an existing PATH is refused before loading.  Names with
+       '.' are refused before touching the kernel.  On failure nothing is left pinned.
+"""
+
+_KEYWORDS = ("type", "map", "dev", "pinmaps", "size", "value_size", "var", "force", "pinroot")
+
+
+@dataclass
+class _Replace:
+    idx: int | None
+    name: str | None
+    fd: int
+    order: int
+    desc: str
+
+
+@dataclass
+class _Args:
+    obj: str
+    path: str
+    prog_type: str | None = None
+    dev: str | None = None
+    pinmaps: str | None = None
+    pinroot: str = "/sys/fs/bpf"
+    force: bool = False
+    replaces: list[_Replace] = field(default_factory=list)
+    sizes: list[tuple[str, int]] = field(default_factory=list)
+    value_sizes: list[tuple[str, int]] = field(default_factory=list)
+    variables: list[tuple[str, str]] = field(default_factory=list)
+
+    def close_fds(self) -> None:
+        for r in self.replaces:
+            try:
+                os.close(r.fd)
+            except OSError:
+                pass
+        self.replaces.clear()
+
+
+def _need(args: list[str], i: int, n: int, word: str) -> None:
+    left = len(args) - i
+    if left < n:
+        raise CliError(f"'{word}' needs at least {n} arguments, {left} found")
+
+
+def _parse_u32(text: str, what: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise CliError(f"can't parse {text} as {what}") from None
+    if not 0 <= v <= 0xFFFFFFFF:
+        raise CliError(f"can't parse {text} as {what}")
+    return v
+
+
+def _map_fd(args: list[str], i: int) -> tuple[int, int]:
+    """bpftool's ``MAP`` handle at ``args[i]``: a new fd and the next index."""
+    from pybpfobj.errors import BpfError
+    from pybpfobj.kernel import info
+
+    kind = args[i]
+    arg = args[i + 1]
+    try:
+        if is_keyword(kind, "id"):
+            return info.map_fd_by_id(_parse_u32(arg, "ID")), i + 2
+        if is_keyword(kind, "pinned"):
+            try:
+                fd = info.obj_get(arg)
+            except BpfError as e:
+                raise CliError(f"bpf obj get ({arg}): {os.strerror(e.errno or _errno.ENOENT)}") from None
+            if info.fd_kind(fd) != "map":
+                os.close(fd)
+                raise CliError(f"incorrect object type: {arg} is not a map")
+            return fd, i + 2
+        if is_keyword(kind, "name"):
+            fds = [fd for fd in _maps_named(arg)]
+            if len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                raise CliError("several maps match this handle" if fds else f"no map with name {arg} found")
+            return fds[0], i + 2
+    except BpfError as e:
+        raise CliError(e.message) from None
+    raise CliError(f"expected 'id', 'name' or 'pinned', got: '{kind}'?")
+
+
+def _maps_named(name: str) -> list[int]:
+    from pybpfobj.kernel import info
+
+    out = []
+    for map_id in info.map_ids():
+        try:
+            fd = info.map_fd_by_id(map_id)
+        except Exception:  # noqa: BLE001, S112 - the map went away meanwhile
+            continue
+        if info.map_info(fd).name == name:
+            out.append(fd)
+        else:
+            os.close(fd)
+    return out
+
+
+def parse_load_args(args: list[str]) -> _Args:
+    """Parse ``OBJ PATH [keywords...]`` with bpftool's messages; opens replacement map fds."""
+    if len(args) < 2:
+        raise CliError(f"'load' needs at least 2 arguments, {len(args)} found")
+    a = _Args(args[0], args[1])
+    i = 2
+    order = 0
+    try:
+        while i < len(args):
+            w = args[i]
+            if is_keyword(w, "type"):
+                i += 1
+                if a.prog_type is not None:
+                    raise CliError("program type already specified")
+                _need(args, i, 1, "type")
+                a.prog_type = args[i]
+                i += 1
+            elif is_keyword(w, "map"):
+                i += 1
+                _need(args, i, 4, "map")
+                if is_keyword(args[i], "idx"):
+                    idx: int | None = _parse_u32(args[i + 1], "IDX")
+                    name = None
+                elif is_keyword(args[i], "name"):
+                    idx, name = None, args[i + 1]
+                else:
+                    raise CliError(f"expected 'idx' or 'name', got: '{args[i]}'?")
+                desc = f"map {args[i + 2]} {args[i + 3]}"
+                fd, i = _map_fd(args, i + 2)
+                a.replaces.append(_Replace(idx, name, fd, order, desc))
+                order += 1
+            elif is_keyword(w, "dev"):
+                i += 1
+                if a.dev is not None:
+                    raise CliError("offload device already specified")
+                _need(args, i, 1, "dev")
+                a.dev = args[i]
+                i += 1
+            elif is_keyword(w, "pinmaps"):
+                i += 1
+                _need(args, i, 1, "pinmaps")
+                a.pinmaps = args[i]
+                i += 1
+            elif is_keyword(w, "size") or is_keyword(w, "value_size"):
+                kw = "size" if is_keyword(w, "size") else "value_size"
+                i += 1
+                _need(args, i, 2, kw)
+                n = _parse_u32(args[i + 1], "N")
+                (a.sizes if kw == "size" else a.value_sizes).append((args[i], n))
+                i += 2
+            elif is_keyword(w, "var"):
+                i += 1
+                _need(args, i, 2, "var")
+                a.variables.append((args[i], args[i + 1]))
+                i += 2
+            elif is_keyword(w, "force"):
+                a.force = True
+                i += 1
+            elif is_keyword(w, "pinroot"):
+                i += 1
+                _need(args, i, 1, "pinroot")
+                a.pinroot = args[i]
+                i += 1
+            else:
+                raise CliError(f"expected no more arguments, 'type', 'map' or 'dev', got: '{w}'?")
+    except BaseException:
+        a.close_fds()
+        raise
+    return a
+
+
+def _map_indices(obj: Any, a: _Args) -> list[tuple[int, int, str]]:
+    """``(idx, fd)`` pairs, names resolved, with bpftool's duplicate/unused checks."""
+    names = obj.map_names()
+    pairs: list[tuple[int, int, int, str]] = []
+    for r in a.replaces:
+        if r.name is not None:
+            if r.name not in names:
+                raise CliError(f"unable to find map '{r.name}'")
+            idx = names.index(r.name)
+        else:
+            assert r.idx is not None
+            idx = r.idx
+        pairs.append((idx, r.order, r.fd, r.desc))
+    pairs.sort(key=lambda p: (p[0], p[1]))
+    for k in range(1, len(pairs)):
+        if pairs[k][0] == pairs[k - 1][0]:
+            raise CliError(f"replacement for map idx {pairs[k][0]} specified more than once")
+    for idx, _, _, _ in pairs:
+        if idx >= len(names):
+            raise CliError(f"map idx '{idx}' not used")
+    return [(idx, fd, desc) for idx, _, fd, desc in pairs]
+
+
+def _load(ctx: Context, args: list[str], first_only: bool) -> int:
+    if args[:1] == ["help"]:
+        ctx.out.write(LOAD_USAGE)
+        return 0
+    from pybpfobj.errors import BpfError, VerifierError
+    from pybpfobj.kernel import bpffs
+
+    a = parse_load_args(args)
+    mounts: list[bpffs.Mounted] = []
+    obj: Any = None
+    ok = False
+    try:
+        # Everything that can be refused without the kernel is refused first.
+        if first_only and os.path.lexists(a.path):
+            raise CliError(f"can't pin BPF object: path '{a.path}' already exists")
+        if not first_only and os.path.lexists(a.path) and not os.path.isdir(a.path):
+            raise CliError(f"can't pin BPF objects in '{a.path}': it exists and is not a directory")
+        bpffs.check_pin_name(a.path, "program pin" if first_only else "directory")
+        if a.pinmaps is not None:
+            bpffs.check_pin_name(a.pinmaps, "directory")
+        if not os.path.exists(a.obj):
+            raise CliError(f"failed to open object file '{a.obj}': No such file or directory")
+        try:
+            m = bpffs.ensure_bpffs_for_pin(a.path, nomount=ctx.nomount)
+        except BpfError as e:
+            raise CliError(e.message) from None
+        if m is not None:
+            mounts.append(m)
+        if a.pinmaps is not None:
+            try:
+                m = bpffs.ensure_bpffs_for_pin(a.pinmaps, nomount=ctx.nomount)
+            except BpfError as e:
+                raise CliError(e.message) from None
+            if m is not None:
+                mounts.append(m)
+
+        from pybpfobj.loader import BpfObject
+
+        try:
+            obj = BpfObject(a.obj, pin_root=a.pinroot, mapcompat=ctx.mapcompat)
+        except BpfError as e:
+            raise CliError(e.message) from None
+        try:
+            if a.prog_type is not None:
+                obj.set_prog_type(_bpftool_type(a.prog_type))
+            if a.dev is not None:
+                obj.set_ifindex(a.dev)
+            for idx, fd, desc in _map_indices(obj, a):
+                obj.reuse_map(idx, fd=fd, force=a.force, describe=desc)
+            for name, n in a.sizes:
+                obj.set_max_entries(name, n)
+            for name, n in a.value_sizes:
+                obj.set_value_size(name, n)
+            for name, value in a.variables:
+                obj.set_var(name, value)
+            obj.load()
+        except VerifierError as e:
+            if not ctx.json and e.log:
+                ctx.err.write(f"libbpf: prog '{e.prog}': -- BEGIN PROG LOAD LOG --\n{e.log}"
+                              f"{'' if e.log.endswith(chr(10)) else chr(10)}-- END PROG LOAD LOG --\n")
+            raise CliError(e.message) from None
+        except BpfError as e:
+            raise CliError(e.message) from None
+        if not first_only:
+            for n in obj.program_names():
+                if os.path.lexists(os.path.join(a.path, n)):
+                    raise CliError(f"can't pin BPF object: path '{os.path.join(a.path, n)}' already exists")
+        try:
+            if first_only:
+                obj.pin_first(a.path)
+            else:
+                obj.pin_programs(a.path)
+        except BpfError as e:
+            raise CliError(f"failed to pin {'program' if first_only else 'all programs'}: {e.message}") \
+                from None
+        if a.pinmaps is not None:
+            try:
+                obj.pin_maps(a.pinmaps)
+            except BpfError as e:
+                raise CliError(f"failed to pin all maps: {e.message}") from None
+        ok = True
+    finally:
+        a.close_fds()
+        if obj is not None:
+            if not ok:
+                obj.unpin_all()
+            obj.close()
+        if not ok:
+            for m in reversed(mounts):
+                m.undo()
+    ctx.emit_null()
+    return 0
+
+
+def _bpftool_type(word: str) -> str:
+    """Check ``type TYPE`` against bpftool's keywords (section-style names of our table also pass)."""
+    from pybpfobj.spec import sections
+
+    if sections.bpftool_prog_type(word, extended=True) is None:
+        from pybpfobj.kernel import objects
+
+        if objects.prog_type_by_name(word) is None and objects.prog_type_by_name(word + "/") is None:
+            raise CliError(f"failed to guess program type from '{word}'; TYPE is one of: "
+                           + " ".join(sections.BPFTOOL_PROG_TYPES))
+    return word
+
+
+def do_load(ctx: Context, args: list[str]) -> int:
+    """``load OBJ PATH ...``: load every program, pin the first at PATH."""
+    return _load(ctx, args, first_only=True)
+
+
+def do_loadall(ctx: Context, args: list[str]) -> int:
+    """``loadall OBJ PATH ...``: load every program, pin each as PATH/<name>."""
+    return _load(ctx, args, first_only=False)
+
+
+__all__ = ["LOAD_USAGE", "do_load", "do_loadall", "parse_load_args"]

@@ -1,0 +1,190 @@
+"""BPF file system handling: which bpffs a path lives on, mounting one the
+way bpftool does, and the checks every pin goes through.
+
+Pins are created 0600 (the kernel's default for ``BPF_OBJ_PIN`` under the
+usual umask) and directories 0700.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import c_char_p, c_int, c_ulong, c_void_p
+from dataclasses import dataclass, field
+
+from pybpfobj.errors import BpffsError, PinError
+from pybpfobj.kernel import libbpf
+
+BPF_FS_MAGIC = 0xCAFE4A11
+
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+_libc_ready = False
+
+
+class _Statfs(ctypes.Structure):
+    # struct statfs on 64-bit Linux: f_type comes first as a long
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_char * 112)]
+
+
+def _libc() -> ctypes.CDLL:
+    global _libc_ready
+    lc = libbpf.libc()
+    if not _libc_ready:
+        lc.mount.argtypes = [c_char_p, c_char_p, c_char_p, c_ulong, c_void_p]
+        lc.mount.restype = c_int
+        lc.umount2.argtypes = [c_char_p, c_int]
+        lc.umount2.restype = c_int
+        lc.statfs.argtypes = [c_char_p, ctypes.POINTER(_Statfs)]
+        lc.statfs.restype = c_int
+        _libc_ready = True
+    return lc
+
+
+def fs_magic(path: str) -> int | None:
+    """``statfs(path).f_type``, or None when ``path`` cannot be stat'ed."""
+    st = _Statfs()
+    if _libc().statfs(os.fsencode(path), ctypes.byref(st)) != 0:
+        return None
+    return int(st.f_type) & 0xFFFFFFFF
+
+
+def is_bpffs(path: str) -> bool:
+    """Whether ``path`` (which must exist) is on a BPF file system."""
+    return fs_magic(path) == BPF_FS_MAGIC
+
+
+def find_bpffs(path: str) -> str | None:
+    """The mount point of the bpffs ``path`` lives on, or None.
+
+    ``path`` need not exist: its nearest existing ancestor decides.
+    """
+    p = os.path.abspath(path)
+    while not os.path.exists(p) and p != "/":
+        p = os.path.dirname(p)
+    if not is_bpffs(p):
+        return None
+    best: str | None = None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                sep = parts.index("-")
+                mnt = parts[4].replace("\\040", " ")
+                if parts[sep + 1] != "bpf":
+                    continue
+                inside = p == mnt or p.startswith(mnt.rstrip("/") + "/")
+                if inside and (best is None or len(mnt) > len(best)):
+                    best = mnt
+    except (OSError, ValueError):
+        pass
+    return best or p
+
+
+def check_pin_name(path: str, what: str = "pin") -> None:
+    """Refuse a pin or directory name containing ``.`` (the kernel's EPERM) with a clear message."""
+    base = os.path.basename(os.path.normpath(path))
+    if "." in base:
+        raise PinError(
+            f"invalid {what} name '{base}' in '{path}': names on a BPF file system cannot contain '.'",
+            errno=1, path=path)
+
+
+@dataclass
+class Mounted:
+    """A bpffs this process mounted (so a failed command can take it away again)."""
+
+    target: str
+    bind_done: bool = False
+    steps: list[str] = field(default_factory=list)
+
+    def undo(self) -> None:
+        """Unmount the bpffs and, if one was made, the bind mount under it."""
+        lc = _libc()
+        lc.umount2(os.fsencode(self.target), MNT_DETACH)
+        if self.bind_done:
+            lc.umount2(os.fsencode(self.target), MNT_DETACH)
+
+
+def mount_bpffs(target: str) -> Mounted:
+    """Mount a bpffs (mode 0700) on directory ``target``, as bpftool does.
+
+    The directory is made a private mount first; if it is not a mount
+    point, it is bind-mounted on itself so it can be.  Failures raise
+    :class:`BpffsError` with bpftool's wording of the failing step.
+    """
+    lc = _libc()
+    t = os.fsencode(target)
+    m = Mounted(target)
+    while True:
+        if lc.mount(b"", t, b"none", MS_PRIVATE | MS_REC, None) == 0:
+            break
+        err = ctypes.get_errno()
+        if err != 22 or m.bind_done:
+            if m.bind_done:
+                m.undo()
+            raise BpffsError(f"mount --make-private {target} failed: {os.strerror(err)}", errno=err,
+                             path=target)
+        if lc.mount(t, t, b"none", MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            raise BpffsError(f"mount --bind {target} {target} failed: {os.strerror(err)}", errno=err,
+                             path=target)
+        m.bind_done = True
+    if lc.mount(b"bpf", t, b"bpf", 0, b"mode=0700") != 0:
+        err = ctypes.get_errno()
+        if m.bind_done:
+            lc.umount2(t, MNT_DETACH)
+        raise BpffsError(f"mount -t bpf {target} {target} failed: {os.strerror(err)}", errno=err,
+                         path=target)
+    return m
+
+
+def ensure_bpffs_for_pin(path: str, *, nomount: bool = False) -> Mounted | None:
+    """Make sure the directory that will hold ``path`` is on a bpffs.
+
+    Returns the :class:`Mounted` record when a bpffs had to be mounted (on
+    the parent directory, like bpftool), None when one was already there.
+    With ``nomount`` a missing bpffs is an error, in bpftool's words.
+    """
+    parent = os.path.dirname(os.path.abspath(path)) or "/"
+    if is_bpffs(parent):
+        return None
+    if nomount:
+        raise BpffsError("no BPF file system found, not mounting it due to --nomount option", path=parent)
+    try:
+        return mount_bpffs(parent)
+    except BpffsError as e:
+        raise BpffsError(f"can't mount BPF file system to pin the object ({path}): {e.message}",
+                         errno=e.errno or 0, path=path) from None
+
+
+def make_pin_dir(path: str) -> bool:
+    """Create one directory level on a bpffs, mode 0700; True if it was created, False if it existed."""
+    check_pin_name(path, "directory")
+    try:
+        os.mkdir(path, 0o700)
+        return True
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise PinError(f"can't create directory '{path}': a file of that name exists",
+                           errno=17, path=path) from None
+        return False
+    except OSError as e:
+        raise PinError(f"can't create directory '{path}': {e.strerror}", errno=e.errno or 0,
+                       path=path) from None
+
+
+__all__ = [
+    "BPF_FS_MAGIC",
+    "Mounted",
+    "check_pin_name",
+    "ensure_bpffs_for_pin",
+    "find_bpffs",
+    "fs_magic",
+    "is_bpffs",
+    "make_pin_dir",
+    "mount_bpffs",
+]

@@ -1,0 +1,896 @@
+"""BpfObject: a compiled BPF object taken through libbpf's phases.
+
+open -> configure -> load -> pin, with nothing left behind on failure::
+
+    with BpfObject("xdp_counter.o", pin_root="/sys/fs/bpf") as obj:
+        obj.set_var("verdict", 1)              # .rodata/.data variables, typed by BTF
+        obj.set_max_entries("events", 1 << 16)
+        obj.reuse_map("stats", pinned="/sys/fs/bpf/stats")
+        obj.load()                             # VerifierError carries the log and source line
+        obj.pin_programs("/sys/fs/bpf/xdp")    # rolled back if any pin fails
+        prog = obj.programs["xdp_count"]
+
+Configuration methods work only before :meth:`load`; a failed load closes
+the object (every fd released, by-name pins libbpf made removed).  Every
+pin or directory this object creates is recorded, so :meth:`unpin_all`
+can take back exactly what it made.
+
+Import stays light: pyelftools is imported only to map a verifier failure
+to its source line.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from typing_extensions import Self
+
+from pybpfobj import constants
+from pybpfobj.errors import (
+    BpfError,
+    LibbpfError,
+    MapError,
+    MapIncompatibleError,
+    NotFoundError,
+    PinError,
+    ProgramError,
+    UnsupportedError,
+    VerifierError,
+)
+from pybpfobj.kernel import bpffs, libbpf
+from pybpfobj.kernel import info as _info
+from pybpfobj.kernel import objects as _o
+
+if TYPE_CHECKING:
+    from pybpfobj.spec.btf import BTF
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# Map types whose max_entries the kernel refuses as 0 (the storage maps
+# want 0, perf_event_array is sized by libbpf from the CPU count).
+_NEED_MAX_ENTRIES = frozenset(constants.MAP_TYPE[n] for n in (
+    "hash", "array", "prog_array", "percpu_hash", "percpu_array", "stack_trace", "cgroup_array",
+    "lru_hash", "lru_percpu_hash", "lpm_trie", "array_of_maps", "hash_of_maps", "devmap", "sockmap",
+    "cpumap", "xskmap", "sockhash", "reuseport_sockarray", "queue", "stack", "devmap_hash", "ringbuf",
+    "bloom_filter", "user_ringbuf",
+))
+_RINGBUFS = frozenset((constants.MAP_TYPE["ringbuf"], constants.MAP_TYPE["user_ringbuf"]))
+_DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_hash"]))
+_LOG_SIZE = 1 << 20
+_tls = threading.local()
+
+_INSN_RE = re.compile(r"^(\d+): \(")
+_SRC_RE = re.compile(r"^; (.*) @ (.+):(\d+)$")
+
+
+def _page_size() -> int:
+    return os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class _Pins:
+    """Pins and directories made by one call (or by the object), newest last."""
+
+    pins: list[str] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
+
+    def undo(self) -> None:
+        for p in reversed(self.pins):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        for d in reversed(self.dirs):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        self.pins.clear()
+        self.dirs.clear()
+
+    def extend(self, other: _Pins) -> None:
+        self.pins.extend(other.pins)
+        self.dirs.extend(other.dirs)
+
+
+def _make_map_handle(fd: int, name: str) -> Any:
+    from pybpfobj.maps import Map
+
+    return Map(fd, owned=True, name=name)
+
+
+def _make_prog_handle(fd: int, name: str) -> Any:
+    from pybpfobj.programs import Program
+
+    return Program(fd, owned=True, name=name)
+
+
+class BpfObject:
+    """A BPF ELF object opened with libbpf, loaded on :meth:`load`.
+
+    ``source`` is a path or the object's bytes.  ``name`` overrides the
+    object name (which prefixes internal map names such as
+    ``<name>.rodata``).  ``pin_root`` is where ``LIBBPF_PIN_BY_NAME`` maps
+    are pinned and looked up (libbpf's default ``/sys/fs/bpf``).
+    ``mapcompat`` tolerates unknown fields in BTF map definitions
+    (bpftool's ``-m``).
+    """
+
+    def __init__(self, source: PathLike | bytes, *, name: str | None = None,
+                 pin_root: str = "/sys/fs/bpf", mapcompat: bool = False) -> None:
+        self._path: str | None = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            src: str | bytes = bytes(source)
+            self.source = name or "<bytes>"
+        else:
+            self._path = os.fspath(source)
+            src = self._path
+            self.source = self._path
+        self.pin_root = pin_root
+        self._state = "opened"
+        self._log_buf: Any = None
+        with libbpf.capture_output() as lines:
+            try:
+                self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat)
+            except LibbpfError as e:
+                detail = _last_warning(lines)
+                raise type(e)(f"failed to open object file '{self.source}': "
+                              f"{detail or os.strerror(e.errno or _errno.EINVAL)}",
+                              errno=e.errno or 0, obj=self.source, path=self._path) from None
+        self.name = _o.object_name(self._obj)
+        self._progs: dict[str, int] = {_o.prog_name(p): p for p in _o.programs(self._obj)}
+        self._maps: dict[str, int] = {_o.map_name(m): m for m in _o.maps(self._obj)}
+        self._type_set: set[str] = set()
+        self._reused: dict[str, str] = {}
+        self._prog_handles: dict[str, Any] = {}
+        self._map_handles: dict[str, Any] = {}
+        self._pins = _Pins()
+        self._btf: BTF | None = None
+
+    # -- introspection -----------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"<BpfObject {self.name!r} from {self.source!r}, {self._state}>"
+
+    @property
+    def state(self) -> str:
+        """``opened``, ``loaded`` or ``closed``."""
+        return self._state
+
+    def program_names(self) -> list[str]:
+        """Program (function) names in libbpf's order."""
+        return list(self._progs)
+
+    def map_names(self) -> list[str]:
+        """Map names in libbpf's order, which is ``map idx`` order (internal maps included)."""
+        return list(self._maps)
+
+    def section_of(self, prog: str) -> str:
+        """The ELF section of program ``prog``."""
+        return _o.prog_section(self._prog(prog))
+
+    def map_definition(self, name_or_idx: str | int) -> dict[str, int]:
+        """The map's definition as it stands: type, key/value size, max_entries, flags, BTF ids."""
+        return _o.map_def(self._map(name_or_idx)[1])
+
+    def _check_open(self, what: str) -> None:
+        if self._state != "opened":
+            raise BpfError(f"{what}: object '{self.name}' is {self._state}; configure it before load()",
+                           errno=_errno.EBUSY, obj=self.name)
+
+    def _prog(self, name: str) -> int:
+        try:
+            return self._progs[name]
+        except KeyError:
+            raise NotFoundError(f"object '{self.name}' has no program '{name}'",
+                                obj=self.name, prog=name) from None
+
+    def _map(self, which: str | int) -> tuple[str, int]:
+        if isinstance(which, int):
+            names = list(self._maps)
+            if not 0 <= which < len(names):
+                raise NotFoundError(f"map idx '{which}' not used", obj=self.name)
+            return names[which], self._maps[names[which]]
+        if which not in self._maps:
+            raise NotFoundError(f"unable to find map '{which}'", obj=self.name, map=which)
+        return which, self._maps[which]
+
+    # -- configuration -----------------------------------------------------
+
+    def set_prog_type(self, prog_type: str | int, prog: str | None = None) -> None:
+        """Override the program type of ``prog`` (all programs when None).
+
+        ``prog_type`` is bpftool's ``type`` keyword (``xdp``, ``kprobe``,
+        ``cgroup/skb`` ...), a kernel type name (``sched_cls``) or its
+        number; section-style keywords also set the expected attach type.
+        """
+        self._check_open("set_prog_type")
+        pt, at = _resolve_type(prog_type)
+        targets = [prog] if prog is not None else list(self._progs)
+        for name in targets:
+            _o.prog_set_type(self._prog(name), pt, at)
+            self._type_set.add(name)
+
+    def set_ifindex(self, ifindex: int | str) -> None:
+        """Offload to a device (bpftool's ``dev NAME``): programs and maps get its ifindex."""
+        self._check_open("set_ifindex")
+        if isinstance(ifindex, str):
+            try:
+                ifindex = socket.if_nametoindex(ifindex)
+            except OSError as e:
+                raise BpfError(f"unrecognized netdevice '{ifindex}': {e.strerror or e}",
+                               errno=e.errno or _errno.ENODEV) from None
+        for p in self._progs.values():
+            _o.prog_set_ifindex(p, ifindex)
+        for m in self._maps.values():
+            if _o.map_def(m)["type"] != constants.MAP_TYPE["perf_event_array"]:
+                _o.map_set_ifindex(m, ifindex)
+
+    def set_max_entries(self, name: str, n: int) -> None:
+        """Size map ``name`` (``max_entries``) before load."""
+        self._check_open("set_max_entries")
+        mname, m = self._map(name)
+        self._not_reused(mname, "set_max_entries")
+        _check_u32(n, f"max_entries of map '{mname}'")
+        _o.map_set_max_entries(m, n)
+
+    def set_value_size(self, name: str, n: int) -> None:
+        """Set map ``name``'s value size before load (a stack_trace map's depth, ...)."""
+        self._check_open("set_value_size")
+        mname, m = self._map(name)
+        self._not_reused(mname, "set_value_size")
+        _check_u32(n, f"value_size of map '{mname}'")
+        _o.map_set_value_size(m, n)
+
+    def _not_reused(self, name: str, what: str) -> None:
+        if name in self._reused:
+            raise MapError(f"{what}: map '{name}' is replaced by {self._reused[name]}", map=name,
+                           errno=_errno.EINVAL)
+
+    def reuse_map(self, which: str | int, source: Any = None, *, fd: int | None = None,
+                  id: int | None = None, pinned: PathLike | None = None,
+                  force: bool = False, describe: str | None = None) -> None:
+        """Use an existing kernel map in place of the object's map ``which``.
+
+        ``which`` is a map name or an index in libbpf's order (``map idx``).
+        The map comes as ``fd=``, ``id=``, ``pinned=`` (a path), or
+        positionally as a map handle (anything with ``.fd``), a path, or
+        an fd.  The existing map must match the definition (type, key and
+        value size, max_entries, flags, BTF key/value types): otherwise
+        :class:`MapIncompatibleError` lists every differing field, unless
+        ``force``.  Caller's fds and handles stay theirs.  ``describe``
+        names the source in messages (default: how it was given).
+        """
+        self._check_open("reuse_map")
+        mname, m = self._map(which)
+        if mname in self._reused:
+            raise MapError(f"replacement for map '{mname}' specified more than once", map=mname,
+                           errno=_errno.EINVAL)
+        given = [x for x in (source, fd, id, pinned) if x is not None]
+        if len(given) != 1:
+            raise BpfError("reuse_map: give exactly one of a map handle, fd=, id= or pinned=",
+                           errno=_errno.EINVAL, map=mname)
+        own_fd, desc = self._open_reuse_source(source, fd, id, pinned)
+        desc = describe or desc
+        try:
+            if not force:
+                self._check_compat(mname, m, own_fd, desc)
+            _o.map_reuse_fd(m, own_fd)  # libbpf dups the fd
+        finally:
+            os.close(own_fd)
+        self._reused[mname] = desc
+
+    @staticmethod
+    def _open_reuse_source(source: Any, fd: int | None, map_id: int | None,
+                           pinned: PathLike | None) -> tuple[int, str]:
+        if source is not None:
+            if hasattr(source, "fd"):
+                fd = int(source.fd)
+            elif isinstance(source, (str, os.PathLike)):
+                pinned = source
+            elif isinstance(source, int):
+                fd = source
+            else:
+                raise BpfError(f"reuse_map: cannot use {source!r} as a map", errno=_errno.EINVAL)
+        if fd is not None:
+            if _info.fd_kind(fd) != "map":
+                raise MapError(f"fd {fd} is not a BPF map", errno=_errno.EINVAL)
+            return os.dup(fd), f"fd {fd}"
+        if map_id is not None:
+            return _info.map_fd_by_id(map_id), f"map id {map_id}"
+        assert pinned is not None
+        path = os.fspath(pinned)
+        return _info.obj_get(path, "map"), f"pinned map '{path}'"
+
+    def _check_compat(self, name: str, m: int, fd: int, desc: str) -> None:
+        want = _o.map_def(m)
+        have = _info.map_info(fd)
+        diffs: dict[str, tuple[Any, Any]] = {}
+        wt, ht = want["type"], have.type
+        if wt != ht:
+            diffs["type"] = (constants.map_type_name(wt), constants.map_type_name(ht))
+        for f in ("key_size", "value_size"):
+            if want[f] != getattr(have, f):
+                diffs[f] = (want[f], getattr(have, f))
+        exp_max = want["max_entries"]
+        if wt in _RINGBUFS and exp_max:
+            exp_max = max(exp_max, _page_size())
+            exp_max = 1 << (exp_max - 1).bit_length()  # libbpf rounds ringbufs to a power of 2
+        if wt == constants.MAP_TYPE["perf_event_array"] and exp_max == 0:
+            exp_max = have.max_entries  # libbpf sizes it by CPU count
+        if exp_max != have.max_entries:
+            diffs["max_entries"] = (exp_max, have.max_entries)
+        wf, hf = want["map_flags"], have.map_flags
+        if wt in _DEVMAPS:  # the kernel adds BPF_F_RDONLY_PROG to devmaps
+            wf &= ~constants.BPF_F_RDONLY_PROG
+            hf &= ~constants.BPF_F_RDONLY_PROG
+        if wf != hf:
+            diffs["map_flags"] = (hex(wf), hex(hf))
+        if have.btf_id and (have.btf_key_type_id or have.btf_value_type_id):
+            self._compare_btf(name, m, want, have, diffs)
+        if diffs:
+            detail = ", ".join(f"{k} {a} != {b}" for k, (a, b) in diffs.items())
+            raise MapIncompatibleError(
+                f"map '{name}' of object '{self.name}' is incompatible with {desc} "
+                f"(object's != existing): {detail}; use force to reuse it anyway",
+                differences=diffs, map=name, obj=self.name)
+
+    def _compare_btf(self, name: str, m: int, want: dict[str, int], have: Any,
+                     diffs: dict[str, tuple[Any, Any]]) -> None:
+        try:
+            from pybpfobj.spec.btf import BTF
+
+            mine = self._object_btf()
+            if mine is None:
+                return
+            key_id, val_id = want["btf_key_type_id"], want["btf_value_type_id"]
+            if not val_id and _o.map_is_internal(m):
+                sec = _datasec_for(mine, name)
+                val_id = sec.id if sec is not None else 0
+            theirs = BTF.from_bytes(_info.btf_data(have.btf_id), source=f"btf id {have.btf_id}")
+        except (BpfError, OSError):
+            return  # no BTF to compare on one side: the size checks stand alone
+        for f, a, b in (("btf_key_type", key_id, have.btf_key_type_id),
+                        ("btf_value_type", val_id, have.btf_value_type_id)):
+            if a and b:
+                an, bn = mine.type_name(a), theirs.type_name(b)
+                if an != bn:
+                    diffs[f] = (an, bn)
+
+    def _object_btf(self) -> BTF | None:
+        if self._btf is None:
+            raw = _o.object_btf_raw(self._obj)
+            if raw is None:
+                return None
+            from pybpfobj.spec.btf import BTF
+
+            self._btf = BTF.from_bytes(raw, source=self.source)
+        return self._btf
+
+    def set_var(self, name: str, value: Any) -> None:
+        """Set the initial value of global variable ``name`` (``.rodata``, ``.data``, ``.bss``, ...).
+
+        Typed by BTF: ints (and enum names, or int strings) for integer and
+        enum variables, ``str`` for char arrays (NUL-padded), ``bytes``
+        (exact size, or shorter for char arrays), or a ctypes instance of
+        the variable's size.
+        """
+        self._check_open("set_var")
+        btf = self._object_btf()
+        if btf is None:
+            raise NotFoundError(f"object '{self.name}' has no BTF: cannot find variable '{name}'",
+                                obj=self.name)
+        from pybpfobj.spec.btf import BtfKind
+
+        for mname, m in self._maps.items():
+            if not _o.map_is_internal(m):
+                continue
+            sec = _datasec_for(btf, mname)
+            if sec is None:
+                continue
+            for si in sec.secinfo:
+                var = btf.type(si.type_id)
+                if var.kind == BtfKind.VAR and var.name == name:
+                    data = _encode_var(btf, var.type_id, si.size, value, name)
+                    addr, size = _o.map_initial_value(m)
+                    if not addr or si.offset + si.size > size:
+                        raise MapError(f"map '{mname}' has no room for variable '{name}'", map=mname)
+                    _o.write_memory(addr, si.offset, data)
+                    return
+        raise NotFoundError(f"object '{self.name}' has no global variable '{name}'", obj=self.name)
+
+    def get_var(self, name: str) -> bytes:
+        """The current initial-value bytes of global variable ``name``."""
+        btf = self._object_btf()
+        if btf is not None:
+            from pybpfobj.spec.btf import BtfKind
+
+            for mname, m in self._maps.items():
+                sec = _datasec_for(btf, mname) if _o.map_is_internal(m) else None
+                for si in (sec.secinfo if sec is not None else ()):
+                    var = btf.type(si.type_id)
+                    if var.kind == BtfKind.VAR and var.name == name:
+                        addr, _size = _o.map_initial_value(m)
+                        return _o.read_memory(addr + si.offset, si.size)
+        raise NotFoundError(f"object '{self.name}' has no global variable '{name}'", obj=self.name)
+
+    # -- load --------------------------------------------------------------
+
+    def load(self) -> None:
+        """Create the maps and load every program.
+
+        Raises :class:`VerifierError` (log, failing insn, source line) when
+        the verifier rejects a program, :class:`UnsupportedError` when the
+        kernel lacks a program type, :class:`MapError` for a map the kernel
+        refuses.  A failed load closes the object.
+        """
+        self._check_open("load")
+        root_existed = True
+        try:
+            self._prepare_types()
+            self._check_sizes()
+            before = {n: _o.map_pin_path(m) for n, m in self._maps.items()}
+            existed = {p for p in before.values() if p and os.path.exists(p)}
+            root_existed = os.path.isdir(self.pin_root)
+            # One buffer for every program: libbpf requests a log only when a
+            # load fails, and stops at the first failure, so it holds that log.
+            log_buf = _log_buffer()
+            for p in self._progs.values():
+                _o.prog_set_log_buf(p, log_buf)
+            with libbpf.capture_output() as lines:
+                ret = _o.load_object(self._obj)
+            if ret < 0:
+                self._raise_load_error(-ret, lines, log_buf.text())
+            # by-name pins libbpf just created are ours to take back
+            for pin in before.values():
+                if pin and pin not in existed and os.path.exists(pin):
+                    if (not root_existed and os.path.dirname(pin) == self.pin_root.rstrip("/")
+                            and self.pin_root not in self._pins.dirs):
+                        self._pins.dirs.append(self.pin_root)
+                    self._pins.pins.append(pin)
+        except BaseException:
+            if not root_existed:
+                try:
+                    os.rmdir(self.pin_root)
+                except OSError:
+                    pass
+            self.close()
+            raise
+        self._state = "loaded"
+
+    def _prepare_types(self) -> None:
+        """Give a type to programs whose section libbpf 1.1 cannot place."""
+        for name, p in self._progs.items():
+            if name in self._type_set or _o.prog_type(p) != 0:
+                continue
+            sec = _o.prog_section(p)
+            resolved = _resolve_section(sec)
+            if resolved is None:
+                raise ProgramError(
+                    f"program '{name}': failed to guess program type from ELF section '{sec}'; "
+                    f"give one with type TYPE (set_prog_type)", prog=name, obj=self.name,
+                    errno=_errno.EINVAL)
+            pt, at = resolved
+            if not _o.probe_prog_type(pt):
+                raise UnsupportedError(
+                    f"program '{name}': section '{sec}' means program type "
+                    f"{constants.prog_type_name(pt)}, which this kernel does not support",
+                    prog=name, obj=self.name, errno=_errno.EOPNOTSUPP)
+            _o.prog_set_type(p, pt, at)
+
+    def _check_sizes(self) -> None:
+        for name, m in self._maps.items():
+            if name in self._reused or not _o.map_autocreate(m):
+                continue
+            d = _o.map_def(m)
+            if d["type"] in _NEED_MAX_ENTRIES and d["max_entries"] == 0:
+                raise MapError(f"map '{name}' of object '{self.name}' has no max_entries: size it "
+                               f"before load (set_max_entries, or 'size {name} N' on the command line)",
+                               map=name, obj=self.name, errno=_errno.EINVAL)
+            if d["type"] == constants.MAP_TYPE["stack_trace"] and d["value_size"] == 0:
+                raise MapError(f"map '{name}' of object '{self.name}' has no value_size: set it "
+                               f"before load (set_value_size, or 'value_size {name} N')",
+                               map=name, obj=self.name, errno=_errno.EINVAL)
+
+    def _raise_load_error(self, err: int, lines: list[str], log: str) -> None:
+        text = "".join(lines)
+        failed = re.search(r"prog '([^']+)': failed to load", text)
+        if failed is not None and (log or err in (_errno.EACCES, _errno.ENOSPC)):
+            raise self._verifier_error(failed.group(1), log, err)
+        if failed is not None:
+            prog = failed.group(1)
+            p = self._progs.get(prog)
+            if p is not None and err in (_errno.EINVAL, _errno.EOPNOTSUPP) \
+                    and not _o.probe_prog_type(_o.prog_type(p)):
+                raise UnsupportedError(
+                    f"failed to load object file: program '{prog}' (section '{_o.prog_section(p)}') "
+                    f"has type {constants.prog_type_name(_o.prog_type(p))}, which this kernel does not "
+                    f"support", prog=prog, obj=self.name, errno=err)
+            raise ProgramError(f"failed to load object file: program '{prog}': "
+                               f"{_last_warning(lines) or os.strerror(err)}",
+                               prog=prog, obj=self.name, errno=err)
+        mm = re.search(r"map '([^']+)': failed to create: ([^\n]*)", text)
+        if mm is not None:
+            raise MapError(f"failed to load object file: map '{mm.group(1)}': failed to create: "
+                           f"{mm.group(2)}", map=mm.group(1), obj=self.name, errno=err)
+        raise LibbpfError(f"failed to load object file '{self.source}': "
+                          f"{_last_warning(lines) or os.strerror(err)}", obj=self.name, errno=err)
+
+    def _verifier_error(self, prog: str, log: str, err: int) -> VerifierError:
+        log_lines = log.rstrip("\n").split("\n")
+        insn: int | None = None
+        idx = -1
+        for i, line in enumerate(log_lines):
+            mi = _INSN_RE.match(line)
+            if mi:
+                insn, idx = int(mi.group(1)), i
+        reason = ""
+        for line in log_lines[idx + 1:]:
+            if line and not line.startswith("processed ") and not _INSN_RE.match(line):
+                reason = line.strip()
+                break
+        source = self._source_of(prog, insn) if insn is not None else None
+        if source is None and idx >= 0:
+            for line in reversed(log_lines[:idx]):
+                ms = _SRC_RE.match(line)
+                if ms:
+                    source = (ms.group(2), int(ms.group(3)), ms.group(1))
+                    break
+        where = ""
+        if insn is not None:
+            where = f" at insn {insn}"
+            if source is not None:
+                where += f" ({source[0]}:{source[1]}: {source[2].strip()})"
+        return VerifierError(
+            f"failed to load object file: the verifier rejected program '{prog}'{where}"
+            + (f": {reason}" if reason else ""),
+            log=log, insn=insn, source=source, prog=prog, obj=self.name,
+            errno=err if err != _errno.ENOSPC else _errno.EACCES)
+
+    def _source_of(self, prog: str, insn: int) -> tuple[str, int, str] | None:
+        """Map a program-relative instruction to its source line through BTF.ext line_info."""
+        if self._path is None:
+            return None
+        try:
+            from pybpfobj.spec.btf import read_elf_btf
+
+            btf, ext = read_elf_btf(self._path)
+        except (BpfError, OSError, ImportError):
+            return None
+        if ext is None:
+            return None
+        sec = _o.prog_section(self._progs[prog]) if prog in self._progs else None
+        if sec is None:
+            return None
+        start = None
+        for off, tid in ext.func_info.get(sec, []):
+            if btf.type(tid).name == prog:
+                start = off
+                break
+        if start is None:
+            return None
+        target = start + insn
+        best = None
+        for li in ext.line_info.get(sec, []):
+            if start <= li.insn_off <= target:
+                best = li
+        if best is None:
+            return None
+        return (best.file_name, best.line_num, best.line)
+
+    # -- handles -----------------------------------------------------------
+
+    def _check_loaded(self, what: str) -> None:
+        if self._state != "loaded":
+            raise BpfError(f"{what}: object '{self.name}' is {self._state}, not loaded",
+                           errno=_errno.EBADF, obj=self.name)
+
+    @property
+    def programs(self) -> dict[str, Any]:
+        """Loaded programs, name -> :class:`pybpfobj.programs.Program` (libbpf's order).
+
+        Each handle holds its own fd: closing it or the object is safe in
+        either order.
+        """
+        self._check_loaded("programs")
+        for name, p in self._progs.items():
+            if name not in self._prog_handles and _o.prog_fd(p) >= 0:
+                self._prog_handles[name] = _make_prog_handle(os.dup(_o.prog_fd(p)), name)
+        return {n: self._prog_handles[n] for n in self._progs if n in self._prog_handles}
+
+    @property
+    def maps(self) -> dict[str, Any]:
+        """Created maps, name -> :class:`pybpfobj.maps.Map` (``map idx`` order)."""
+        self._check_loaded("maps")
+        for name, m in self._maps.items():
+            if name not in self._map_handles and _o.map_fd(m) >= 0:
+                self._map_handles[name] = _make_map_handle(os.dup(_o.map_fd(m)), name)
+        return {n: self._map_handles[n] for n in self._maps if n in self._map_handles}
+
+    def prog_fd(self, name: str) -> int:
+        """The object's own fd of program ``name`` (valid until :meth:`close`)."""
+        self._check_loaded("prog_fd")
+        return _o.prog_fd(self._prog(name))
+
+    def map_fd(self, name: str) -> int:
+        """The object's own fd of map ``name`` (valid until :meth:`close`)."""
+        self._check_loaded("map_fd")
+        return _o.map_fd(self._map(name)[1])
+
+    # -- pinning -----------------------------------------------------------
+
+    def pin_first(self, path: PathLike) -> str:
+        """Pin the first program (libbpf's order) at ``path``, as ``bpftool prog load``."""
+        self._check_loaded("pin_first")
+        p = os.fspath(path)
+        if not self._progs:
+            raise ProgramError(f"object '{self.name}' has no program to pin", obj=self.name)
+        name = next(iter(self._progs))
+        txn = _Pins()
+        try:
+            self._pin_fd(txn, _o.prog_fd(self._progs[name]), p, f"program '{name}'")
+        except BaseException:
+            txn.undo()
+            raise
+        self._pins.extend(txn)
+        return p
+
+    def pin_programs(self, directory: PathLike) -> list[str]:
+        """Pin every program as ``directory/<function name>`` (directory created 0700, one level).
+
+        All or nothing: a failure unpins what this call pinned and removes
+        the directory if it made it.
+        """
+        self._check_loaded("pin_programs")
+        d = os.fspath(directory)
+        return self._pin_many(d, [(n, _o.prog_fd(p), f"program '{n}'") for n, p in self._progs.items()
+                                  if _o.prog_fd(p) >= 0])
+
+    def pin_maps(self, directory: PathLike) -> list[str]:
+        """Pin every map as ``directory/<name>`` with ``.`` made ``_`` (bpftool's ``pinmaps``).
+
+        All or nothing, like :meth:`pin_programs`.
+        """
+        self._check_loaded("pin_maps")
+        d = os.fspath(directory)
+        return self._pin_many(d, [(n.replace(".", "_"), _o.map_fd(m), f"map '{n}'")
+                                  for n, m in self._maps.items() if _o.map_fd(m) >= 0])
+
+    def _pin_many(self, d: str, items: list[tuple[str, int, str]]) -> list[str]:
+        txn = _Pins()
+        done: list[str] = []
+        try:
+            for base, _fd, what in items:
+                bpffs.check_pin_name(os.path.join(d, base), what)
+            if bpffs.make_pin_dir(d):
+                txn.dirs.append(d)
+            for base, fd, what in items:
+                path = os.path.join(d, base)
+                self._pin_fd(txn, fd, path, what)
+                done.append(path)
+        except BaseException:
+            txn.undo()
+            raise
+        self._pins.extend(txn)
+        return done
+
+    @staticmethod
+    def _pin_fd(txn: _Pins, fd: int, path: str, what: str) -> None:
+        bpffs.check_pin_name(path, what)
+        if os.path.lexists(path):
+            raise PinError(f"can't pin {what}: path '{path}' already exists", errno=_errno.EEXIST,
+                           path=path)
+        try:
+            _info.obj_pin(fd, path)
+        except PinError as e:
+            raise PinError(f"failed to pin {what} at '{path}': {os.strerror(e.errno or 0)}",
+                           errno=e.errno or 0, path=path) from None
+        txn.pins.append(path)
+
+    @property
+    def pinned(self) -> list[str]:
+        """Every pin this object made (including libbpf's by-name map pins), in order."""
+        return list(self._pins.pins)
+
+    def unpin_all(self) -> None:
+        """Remove every pin and directory this object created (newest first)."""
+        self._pins.undo()
+
+    # -- lifetime ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Release every fd and libbpf's object; handles already given out stay valid."""
+        if self._state == "closed":
+            return
+        _o.close_object(self._obj)
+        self._obj = 0
+        self._state = "closed"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_state", "closed") != "closed":
+                self.close()
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown
+            pass
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._progs)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+def _log_buffer() -> _o.LogBuffer:
+    """This thread's verifier log buffer (allocated once: zeroing it per load would cost)."""
+    buf: _o.LogBuffer | None = getattr(_tls, "log", None)
+    if buf is None:
+        buf = _tls.log = _o.LogBuffer(_LOG_SIZE)
+    else:
+        buf.buf[0] = b"\0"
+    return buf
+
+
+def _last_warning(lines: list[str]) -> str:
+    for line in reversed(lines):
+        s = line.strip()
+        if s:
+            return s
+    return ""
+
+
+def _check_u32(n: int, what: str) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 0xFFFFFFFF:
+        raise BpfError(f"invalid {what}: {n!r} (must be 0..4294967295)", errno=_errno.EINVAL)
+
+
+def _resolve_section(sec: str) -> tuple[int, int | None] | None:
+    """Program type (and expected attach type) for a section libbpf could not place."""
+    try:
+        from pybpfobj.spec import sections
+    except ImportError:
+        return None
+    try:
+        r = sections.resolve_section(sec)
+    except Exception:  # noqa: BLE001 - an unknown section is the answer None
+        return None
+    return _type_pair(r)
+
+
+def _type_pair(r: Any) -> tuple[int, int | None] | None:
+    """Normalise what the spec's section table returns to ``(prog_type, attach_type)``."""
+    if r is None:
+        return None
+    if isinstance(r, tuple):
+        pt, at = r[0], (r[1] if len(r) > 1 else None)
+    else:
+        pt = getattr(r, "prog_type", None)
+        at = getattr(r, "attach_type", getattr(r, "expected_attach_type", None))
+    if pt is None:
+        return None
+    if isinstance(pt, str):
+        pt = constants.PROG_TYPE.get(pt)
+        if pt is None:
+            return None
+    if isinstance(at, str):
+        at = constants.ATTACH_TYPE.get(at)
+    return int(pt), (int(at) if at is not None else None)
+
+
+def _resolve_type(t: str | int) -> tuple[int, int | None]:
+    """bpftool's ``type TYPE``: section-style keyword, kernel type name, or number."""
+    if isinstance(t, int):
+        if not 0 < t < len(constants.PROG_TYPES) + 64:
+            raise BpfError(f"invalid program type {t}", errno=_errno.EINVAL)
+        return t, None
+    for cand in (t, t + "/"):
+        r = _o.prog_type_by_name(cand)
+        if r is not None:
+            return r
+    r2 = _resolve_section(t)
+    if r2 is not None:
+        return r2
+    if t in constants.PROG_TYPE and t != "unspec":
+        return constants.PROG_TYPE[t], None
+    raise BpfError(f"unknown program type '{t}'", errno=_errno.EINVAL)
+
+
+def _datasec_for(btf: BTF, map_name: str) -> Any:
+    """The DATASEC behind internal map ``map_name`` (``<prefix>.rodata``, ``.data.custom`` ...)."""
+    dot = map_name.find(".")
+    if dot < 0:
+        return None
+    tail = map_name[dot:]
+    sec = btf.datasec(tail)
+    if sec is not None:
+        return sec
+    if len(map_name) >= 15:  # libbpf truncates long names to 15 characters
+        from pybpfobj.spec.btf import BtfKind
+
+        for t in btf.types():
+            if t.kind == BtfKind.DATASEC and t.name.startswith(tail):
+                return t
+    return None
+
+
+def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str) -> bytes:
+    from pybpfobj.spec.btf import BtfKind
+
+    t = btf.resolve(type_id)
+    tname = btf.type_name(type_id)
+    order: Literal["little", "big"] = "little" if btf.byte_order == "little" else "big"
+    if hasattr(value, "_type_") or hasattr(value, "_fields_") or hasattr(value, "_length_"):
+        data = bytes(value)  # a ctypes instance
+        if len(data) != size:
+            raise BpfError(f"variable '{name}' ({tname}) is {size} bytes, value is {len(data)}",
+                           errno=_errno.EINVAL)
+        return data
+    if t.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64):
+        if isinstance(value, str):
+            enum_val = next((v.value for v in t.enum_values if v.name == value), None)
+            if enum_val is not None:
+                value = enum_val
+            else:
+                try:
+                    value = int(value, 0)
+                except ValueError:
+                    raise BpfError(f"variable '{name}' ({tname}) needs an integer, got '{value}'",
+                                   errno=_errno.EINVAL) from None
+        if isinstance(value, (bytes, bytearray)):
+            if len(value) != size:
+                raise BpfError(f"variable '{name}' ({tname}) is {size} bytes, value is {len(value)}",
+                               errno=_errno.EINVAL)
+            return bytes(value)
+        if not isinstance(value, int):
+            raise BpfError(f"variable '{name}' ({tname}) needs an integer, got {type(value).__name__}",
+                           errno=_errno.EINVAL)
+        signed = bool(t.int_encoding & 1) if t.kind == BtfKind.INT else (
+            t.kind_flag or value < 0)
+        try:
+            return int(value).to_bytes(size, order, signed=signed)
+        except OverflowError:
+            raise BpfError(f"value {value} does not fit variable '{name}' ({tname}, {size} bytes)",
+                           errno=_errno.ERANGE) from None
+    is_char_array = False
+    if t.kind == BtfKind.ARRAY:
+        elem = btf.resolve(t.elem_type)
+        is_char_array = elem.kind == BtfKind.INT and btf.size_of(elem.id) == 1
+    if isinstance(value, str):
+        if not is_char_array:
+            raise BpfError(f"variable '{name}' ({tname}) is not a char array: give bytes or a "
+                           f"ctypes value", errno=_errno.EINVAL)
+        enc = value.encode()
+        if len(enc) >= size:
+            raise BpfError(f"string of {len(enc)} bytes does not fit variable '{name}' ({tname}) "
+                           f"with its NUL", errno=_errno.ERANGE)
+        return enc.ljust(size, b"\0")
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) == size or (is_char_array and len(value) < size):
+            return bytes(value).ljust(size, b"\0")
+        raise BpfError(f"variable '{name}' ({tname}) is {size} bytes, value is {len(value)}",
+                       errno=_errno.EINVAL)
+    if t.kind == BtfKind.FLOAT and isinstance(value, (int, float)):
+        import struct
+
+        fmt = {4: "f", 8: "d"}.get(size)
+        if fmt is None:
+            raise BpfError(f"variable '{name}' ({tname}): {size}-byte floats unsupported",
+                           errno=_errno.EINVAL)
+        return struct.pack(("<" if order == "little" else ">") + fmt, value)
+    raise BpfError(f"variable '{name}' ({tname}): cannot use a {type(value).__name__} value",
+                   errno=_errno.EINVAL)
+
+
+__all__ = ["BpfObject"]
