@@ -140,7 +140,9 @@ def swap(prog_array: MapLike, slots: Mapping[int, ProgLike | None]) -> list[Slot
             attach.prog_array_set(mfd, slot, None if prog is None else prog_fd(prog))
             written.append((slot, old))
             new = attach.prog_array_get(mfd, slot)
-            changes.append(SlotChange(slot, old, new, _prog_name_by_id(old), _prog_name_by_id(new)))
+            new_name = (prog_label(prog) if prog is not None and not isinstance(prog, int) else None) \
+                or _prog_name_by_id(new)
+            changes.append(SlotChange(slot, old, new, _prog_name_by_id(old), new_name))
     except BpfError:
         _restore(mfd, written)
         raise
