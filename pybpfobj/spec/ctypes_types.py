@@ -178,7 +178,7 @@ class CTypesBuilder:
 
     def _base_classes(self, is_union: bool) -> type[Any]:
         if self._foreign:
-            return ctypes.BigEndianUnion if is_union else ctypes.BigEndianStructure  # type: ignore[return-value]
+            return ctypes.BigEndianUnion if is_union else ctypes.BigEndianStructure
         return ctypes.Union if is_union else ctypes.Structure
 
     def _class_name(self, t: BtfType) -> str:
@@ -188,9 +188,9 @@ class CTypesBuilder:
     def _anonymous(self, members: list[BtfMember], names: list[str]) -> list[str]:
         out = []
         for m, n in zip(members, names):
-            if not m.name and not m.bitfield_size:
-                if self.btf.resolve(m.type_id).kind in (BtfKind.STRUCT, BtfKind.UNION):
-                    out.append(n)
+            if not m.name and not m.bitfield_size and \
+                    self.btf.resolve(m.type_id).kind in (BtfKind.STRUCT, BtfKind.UNION):
+                out.append(n)
         return out
 
     def _make(self, t: BtfType, fields: list[tuple[Any, ...]], anon: list[str], is_union: bool,
@@ -250,11 +250,9 @@ class CTypesBuilder:
     def _try_packed(self, t: BtfType, members: list[BtfMember], names: list[str], size: int,
                     is_union: bool, runs: bool = True) -> CType | None:
         if is_union:
-            fields = []
-            for m, n in zip(members, names):
-                fields.append(self._member_fields(m, n))
-            fields.append(("_pad_end", ctypes.c_uint8 * size))
-            cls = self._make(t, fields, self._anonymous(members, names), True, True)
+            ufields = [self._member_fields(m, n) for m, n in zip(members, names)]
+            ufields.append(("_pad_end", ctypes.c_uint8 * size))
+            cls = self._make(t, ufields, self._anonymous(members, names), True, True)
             return cls if self._layout_ok(cls, members, names, size) else None
         fields: list[tuple[Any, ...]] = []
         pos = 0  # bytes laid out so far
