@@ -1,0 +1,1023 @@
+"""``pybpfobj map ...``: bpftool's map command set, grammar and output.
+
+Every verb is a few lines over :class:`pybpfobj.maps.Map`.  Text and JSON
+output follow bpftool 7.1 byte for byte where it has a format (hex dumps,
+``Found N elements``, BTF-formatted dumps through a json_writer emulation,
+the single-object-versus-array JSON rule); where bpftool silently misbehaves
+(bytes over 255 wrap, negative numbers, a name matching nothing) we fail
+with a clear message instead.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import struct
+from typing import Any, Callable, Optional
+
+from pybpfobj import constants as C
+from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, hexbytes, is_keyword
+from pybpfobj.errors import BpfError, NotFoundError
+from pybpfobj.kernel import info as kinfo
+from pybpfobj.maps import Map, check_map_name, possible_cpus
+
+USAGE = """Usage: pybpfobj map { show | list }   [MAP]
+       pybpfobj map create     FILE type TYPE key KEY_SIZE value VALUE_SIZE \\
+                                  entries MAX_ENTRIES name NAME [flags FLAGS] \\
+                                  [inner_map MAP] [dev NAME]
+       pybpfobj map dump       MAP
+       pybpfobj map update     MAP [key DATA] [value VALUE] [UPDATE_FLAGS]
+       pybpfobj map lookup     MAP [key DATA]
+       pybpfobj map getnext    MAP [key DATA]
+       pybpfobj map delete     MAP  key DATA
+       pybpfobj map pin        MAP  FILE
+       pybpfobj map event_pipe MAP [cpu N index M] [count N]
+       pybpfobj map peek       MAP
+       pybpfobj map push       MAP value VALUE
+       pybpfobj map pop        MAP
+       pybpfobj map enqueue    MAP value VALUE
+       pybpfobj map dequeue    MAP
+       pybpfobj map freeze     MAP
+       pybpfobj map help
+
+       MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
+       DATA := { [hex] BYTES }
+       PROG := { id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }
+       VALUE := { DATA | MAP | PROG }
+       UPDATE_FLAGS := { any | exist | noexist }
+       TYPE := { hash | array | prog_array | perf_event_array | percpu_hash |
+                 percpu_array | stack_trace | cgroup_array | lru_hash |
+                 lru_percpu_hash | lpm_trie | array_of_maps | hash_of_maps |
+                 devmap | devmap_hash | sockmap | cpumap | xskmap | sockhash |
+                 cgroup_storage | reuseport_sockarray | percpu_cgroup_storage |
+                 queue | stack | sk_storage | struct_ops | ringbuf | inode_storage |
+                 task_storage | bloom_filter | user_ringbuf | cgrp_storage | arena }
+       OPTIONS := { {-j|--json} [{-p|--pretty}] | {-d|--debug} |
+                    {-f|--bpffs} | {-n|--nomount} }
+
+       BYTES are 0..255 each: 0x.. is hex, a leading 0 octal, else decimal
+       (after 'hex' all are hex); negative or larger numbers are refused.
+       event_pipe works on perf_event_array and ringbuf maps and runs until
+       interrupted, or until 'count N' records were printed.
+"""
+
+_RAW = {"key_type": bytes, "value_type": bytes}
+
+
+def _usage(msg: str = "too few parameters") -> UsageError:
+    return UsageError(msg, USAGE)
+
+
+# ---------------------------------------------------------------------------
+# handles
+
+def _parse_uint(s: str) -> int:
+    v = int(s, 0) if not (len(s) > 1 and s[0] == "0" and s[1].isdigit()) else int(s, 8)
+    if v < 0 or v > 0xFFFFFFFF:
+        raise ValueError(s)
+    return v
+
+
+def _open_id(map_id: int) -> Map:
+    try:
+        return Map.from_id(map_id, **_RAW)
+    except BpfError as e:
+        raise CliError(f"get map by id ({map_id}): {os.strerror(e.errno or _errno.ENOENT)}") from None
+
+
+def parse_map_handle(args: list[str]) -> tuple[list[Map], list[str]]:
+    """Parse ``MAP := id ID | pinned FILE | name NAME`` off the front of ``args``.
+
+    Returns the matching maps (opened with raw bytes keys/values; one for
+    id/pinned, possibly several for name) and the remaining words.  Raises
+    CliError with bpftool's messages; a name matching nothing is an error
+    (bpftool 7.1 exits 255 silently).
+    """
+    if not args:
+        raise _usage()
+    word = args[0]
+    if is_keyword(word, "id"):
+        if len(args) < 2:
+            raise _usage()
+        try:
+            map_id = _parse_uint(args[1])
+        except ValueError:
+            raise CliError(f"can't parse {args[1]} as ID") from None
+        return [_open_id(map_id)], args[2:]
+    if is_keyword(word, "pinned"):
+        if len(args) < 2:
+            raise _usage()
+        path = args[1]
+        try:
+            return [Map.from_pinned(path, **_RAW)], args[2:]
+        except BpfError as e:
+            raise CliError(e.message) from None
+    if is_keyword(word, "name"):
+        if len(args) < 2:
+            raise _usage()
+        name = args[1]
+        if len(name) > 15:
+            raise CliError(f"can't parse name: '{name}' is longer than 15 characters")
+        maps = Map.by_name(name, **_RAW)
+        if not maps:
+            raise CliError(f"no map with name '{name}' found")
+        return maps, args[2:]
+    raise CliError(f"expected 'id', 'name' or 'pinned', got: '{word}'?")
+
+
+def _one_map(args: list[str]) -> tuple[Map, list[str]]:
+    maps, rest = parse_map_handle(args)
+    if len(maps) > 1:
+        for m in maps:
+            m.close()
+        raise CliError("several maps match this handle")
+    return maps[0], rest
+
+
+def _prog_fd(args: list[str]) -> tuple[int, list[str]]:
+    """A program fd from ``PROG`` words (for prog_array values)."""
+    try:
+        from pybpfobj.cli.prog import parse_prog_handle
+    except ImportError:  # pragma: no cover - prog.py ships with the package
+        raise CliError("program handles are not available") from None
+    progs, rest = parse_prog_handle(args)
+    if len(progs) > 1:
+        for p in progs:
+            p.close()
+        raise CliError("several programs match this handle")
+    p = progs[0]
+    fd = os.dup(p.fd)
+    p.close()
+    return fd, rest
+
+
+# ---------------------------------------------------------------------------
+# DATA
+
+def _parse_byte(tok: str, base: int) -> int:
+    t = tok
+    try:
+        if t.startswith("-"):
+            raise CliError(f"error parsing byte: {tok} (negative numbers are not bytes)")
+        if base == 16:
+            v = int(t[2:] if t[:2].lower() == "0x" else t, 16) if t else 0
+        elif t[:2].lower() == "0x":
+            v = int(t[2:], 16)
+        elif len(t) > 1 and t[0] == "0":
+            v = int(t[1:], 8)
+        else:
+            v = int(t, 10) if t else 0
+        if not t or t.strip() != t or "_" in t or t.startswith("+"):
+            raise ValueError(t)
+    except ValueError:
+        raise CliError(f"error parsing byte: {tok}") from None
+    if v > 255:
+        raise CliError(f"error parsing byte: {tok} (a byte is 0..255)")
+    return v
+
+
+def parse_bytes(args: list[str], name: str, n: int) -> tuple[bytes, list[str]]:
+    """bpftool's ``[hex] BYTES``: exactly ``n`` byte tokens; returns them and the rest."""
+    i = 0
+    base = 0
+    if args and is_keyword(args[0], "hex"):
+        base = 16
+        args = args[1:]
+    out = bytearray()
+    while i < n and i < len(args):
+        out.append(_parse_byte(args[i], base))
+        i += 1
+    if i != n:
+        raise CliError(f"{name} expected {n} bytes got {i}")
+    return bytes(out), args[i:]
+
+
+class _Elem:
+    key: Optional[bytes] = None
+    value: Optional[bytes] = None
+    value_fd: int = -1
+    flags: int = 0
+
+
+def parse_elem(args: list[str], m: Map, want_key: bool, want_value: bool, want_flags: bool) -> _Elem:
+    """bpftool's parse_elem: ``key DATA``, ``value VALUE`` and flags, in any order."""
+    e = _Elem()
+    want_key = want_key and m.key_size > 0
+    key_pending, value_pending, flags_pending = want_key, want_value, want_flags
+    try:
+        while True:
+            if not args:
+                if key_pending or value_pending:
+                    raise CliError(f"did not find {'key' if key_pending else 'value'}")
+                return e
+            w = args[0]
+            if is_keyword(w, "key"):
+                if not key_pending:
+                    raise CliError("duplicate key" if m.key_size and want_key else "unnecessary key")
+                e.key, args = parse_bytes(args[1:], "key", m.key_size)
+                key_pending = False
+            elif is_keyword(w, "value"):
+                if not value_pending:
+                    raise CliError("duplicate value" if m.value_size and want_value else "unnecessary value")
+                args = args[1:]
+                if m.type in C.MAP_IN_MAP_TYPES:
+                    if m.value_size != 4:
+                        raise CliError("value smaller than 4B for map in map?")
+                    if len(args) < 2:
+                        raise CliError("not enough value arguments for map in map")
+                    inner, args = _one_map(args)
+                    e.value_fd = os.dup(inner.fd)
+                    inner.close()
+                    e.value = struct.pack("<I", e.value_fd)
+                elif m.type == C.MAP_TYPE["prog_array"]:
+                    if m.value_size != 4:
+                        raise CliError("value smaller than 4B for map of progs?")
+                    if len(args) < 2:
+                        raise CliError("not enough value arguments for map of progs")
+                    e.value_fd, args = _prog_fd(args)
+                    e.value = struct.pack("<I", e.value_fd)
+                else:
+                    e.value, args = parse_bytes(args, "value", m.value_size)
+                value_pending = False
+            elif is_keyword(w, "any") or is_keyword(w, "noexist") or is_keyword(w, "exist"):
+                if not flags_pending:
+                    raise CliError(f"flags specified multiple times: {w}")
+                e.flags = 0 if is_keyword(w, "any") else (1 if is_keyword(w, "noexist") else 2)
+                flags_pending = False
+                args = args[1:]
+            else:
+                raise CliError(f"expected key or value, got: {w}")
+    except BaseException:
+        if e.value_fd >= 0:
+            os.close(e.value_fd)
+        raise
+
+
+# ---------------------------------------------------------------------------
+# output helpers
+
+def fprint_hex(data: bytes) -> str:
+    """bpftool's fprint_hex: bytes as ``01 02``, two spaces every 8, a new line every 16."""
+    parts: list[str] = []
+    for i, b in enumerate(data):
+        if i:
+            parts.append("\n" if i % 16 == 0 else ("  " if i % 8 == 0 else " "))
+        parts.append(_HEX2[b])
+    return "".join(parts)
+
+
+_HEX2 = [f"{b:02x}" for b in range(256)]
+_JHEX = [f'"0x{b:02x}"' for b in range(256)]
+
+
+def _jhex(data: bytes) -> str:
+    return "[" + ",".join([_JHEX[b] for b in data]) + "]"
+
+
+def entry_plain(m: Map, key: bytes, value: bytes) -> str:
+    """One element as bpftool's print_entry_plain (without the trailing newline)."""
+    if not m.percpu:
+        out = []
+        break_names = m.key_size > 16 or m.value_size > 16
+        single = m.key_size + m.value_size <= 24 and not break_names
+        if m.key_size:
+            out.append("key:" + ("\n" if break_names else " ") + fprint_hex(key) + ("  " if single else "\n"))
+        if m.value_size:
+            out.append("value:" + ("\n" if break_names else " ") + fprint_hex(value))
+        return "".join(out)
+    step = m.value_stride
+    lines = ["key:", fprint_hex(key)]
+    for c in range(possible_cpus()):
+        lines.append(f"value (CPU {c:02d}):" + ("\n" if m.value_size > 16 else " ")
+                     + fprint_hex(value[c * step:c * step + m.value_size]))
+    return "\n".join(lines)
+
+
+def entry_json(m: Map, key: bytes, value: bytes, formatted: Optional[Callable[[bytes, bytes], Any]]) -> dict[str, Any]:
+    """One element as bpftool's print_entry_json (hex arrays, per-CPU ``values``, ``formatted``)."""
+    d: dict[str, Any] = {"key": hexbytes(key)}
+    if not m.percpu:
+        d["value"] = hexbytes(value)
+    else:
+        step = m.value_stride
+        d["values"] = [{"cpu": c, "value": hexbytes(value[c * step:c * step + m.value_size])}
+                       for c in range(possible_cpus())]
+    if formatted is not None:
+        d["formatted"] = formatted(key, value)
+    return d
+
+
+def _Raw(text: str) -> Any:
+    """A preformatted leaf the pretty writer prints as is."""
+    from pybpfobj.spec.btf_format import Raw
+
+    return Raw(text)
+
+
+def jsonw_pretty(value: Any, depth: int = 0) -> str:
+    """``value`` as bpftool's json_writer prints it in pretty mode (``[{`` ``},{`` style)."""
+    from pybpfobj.spec.btf_format import pretty_json
+
+    return pretty_json(value, depth)
+
+
+class _BtfFormatter:
+    """bpftool's do_dump_btf: ``{"key": ..., "value"|"values": ...}`` formatted from the map's BTF."""
+
+    def __init__(self, m: Map, text: bool) -> None:
+        from pybpfobj.spec import btf_format
+        from pybpfobj.spec.btf import BTF
+
+        ki = kinfo.map_info(m.fd)
+        self.m = m
+        self.key_id = ki.btf_key_type_id
+        self.value_id = ki.btf_vmlinux_value_type_id or ki.btf_value_type_id
+        if ki.btf_vmlinux_value_type_id:
+            self.btf = BTF.from_file("/sys/kernel/btf/vmlinux")
+        else:
+            self.btf = BTF.from_bytes(kinfo.btf_data(ki.btf_id), source=f"map {m.name!r} BTF")
+        self.fmt: Callable[..., Any] = btf_format.format_tree_text if text else btf_format.format_value
+
+    def __call__(self, key: bytes, value: bytes) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.key_id:
+            d["key"] = self.fmt(self.btf, self.key_id, key)
+        m = self.m
+        if not m.percpu:
+            d["value"] = self.fmt(self.btf, self.value_id, value)
+        else:
+            step = m.value_stride
+            d["values"] = [{"cpu": c, "value": self.fmt(self.btf, self.value_id,
+                                                          value[c * step:c * step + m.value_size])}
+                           for c in range(possible_cpus())]
+        return d
+
+
+def _has_btf(m: Map) -> bool:
+    ki = kinfo.map_info(m.fd)
+    return bool(ki.btf_value_type_id or ki.btf_vmlinux_value_type_id)
+
+
+def _print_key_value(ctx: Context, m: Map, key: bytes, value: bytes) -> None:
+    """bpftool's print_key_value (lookup, peek, pop)."""
+    fmt = _BtfFormatter(m, not ctx.json) if _has_btf(m) else None
+    if ctx.json:
+        ctx.emit_json(entry_json(m, key, value, fmt))
+    elif fmt is not None:
+        ctx.print(jsonw_pretty(fmt(key, value)))
+    else:
+        ctx.print(entry_plain(m, key, value))
+
+
+def _errcode(e: BpfError) -> int:
+    return ((-e.errno) & 0xFF) if e.errno else 255
+
+
+# ---------------------------------------------------------------------------
+# show
+
+def _pids_table() -> dict[int, list[tuple[int, str]]]:
+    """map id -> [(pid, comm)] for every process but this one, in one /proc walk."""
+    me = os.getpid()
+    table: dict[int, set[tuple[int, str]]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        pid = int(entry.name)
+        base = f"/proc/{pid}"
+        try:
+            fds = os.listdir(base + "/fdinfo")
+        except OSError:
+            continue
+        comm: Optional[str] = None
+        for fdn in fds:
+            try:
+                if os.readlink(f"{base}/fd/{fdn}") != "anon_inode:bpf-map":
+                    continue
+                with open(f"{base}/fdinfo/{fdn}", "rb") as f:
+                    text = f.read().decode("ascii", "replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("map_id:"):
+                    if comm is None:
+                        try:
+                            with open(base + "/comm", "rb") as f:
+                                comm = f.read().decode("utf-8", "replace").rstrip("\n")
+                        except OSError:
+                            comm = "?"
+                    table.setdefault(int(line[7:].strip()), set()).add((pid, comm))
+                    break
+    return {k: sorted(v) for k, v in table.items()}
+
+
+def _show_one(ctx: Context, m: Map, pinned: dict[int, list[str]], pids: dict[int, list[tuple[int, str]]]) -> Any:
+    mi = m.info()
+    tname = C.MAP_TYPES[mi.type] if mi.type < len(C.MAP_TYPES) else None
+    if ctx.json:
+        d: dict[str, Any] = {"id": mi.id, "type": tname if tname else mi.type}
+        if mi.name:
+            d["name"] = mi.name
+        d["flags"] = mi.flags
+        d.update(bytes_key=mi.key_size, bytes_value=mi.value_size, max_entries=mi.max_entries)
+        if mi.memlock is not None:
+            d["bytes_memlock"] = mi.memlock
+        if mi.type == C.MAP_TYPE["prog_array"]:
+            if mi.owner_prog_type is not None:
+                d["owner_prog_type"] = C.prog_type_name(mi.owner_prog_type)
+            if mi.owner_jited is not None:
+                d["owner_jited"] = mi.owner_jited
+        d["frozen"] = int(mi.frozen)
+        if mi.btf_id:
+            d["btf_id"] = mi.btf_id
+        if ctx.bpffs and mi.id in pinned:
+            d["pinned"] = pinned[mi.id]
+        if mi.id in pids:
+            d["pids"] = [{"pid": p, "comm": c} for p, c in pids[mi.id]]
+        return d
+    s = f"{mi.id}: " + (f"{tname}  " if tname else f"type {mi.type}  ")
+    if mi.name:
+        s += f"name {mi.name}  "
+    s += f"flags 0x{mi.flags:x}"
+    if mi.ifindex:
+        s += f"  offloaded_to ifindex {mi.ifindex}"
+    s += f"\n\tkey {mi.key_size}B  value {mi.value_size}B  max_entries {mi.max_entries}"
+    if mi.memlock is not None:
+        s += f"  memlock {mi.memlock}B"
+    if mi.type == C.MAP_TYPE["prog_array"]:
+        if mi.owner_prog_type is not None and mi.owner_jited is not None:
+            s += "\n\t"
+        if mi.owner_prog_type is not None:
+            s += f"owner_prog_type {C.prog_type_name(mi.owner_prog_type)}  "
+        if mi.owner_jited is not None:
+            s += "owner jited" if mi.owner_jited else "owner not jited"
+    if ctx.bpffs:
+        for p in pinned.get(mi.id, []):
+            s += f"\n\tpinned {p}"
+    if mi.btf_id or mi.frozen:
+        s += "\n\t"
+    if mi.btf_id:
+        s += f"btf_id {mi.btf_id}"
+    if mi.frozen:
+        s += ("  " if mi.btf_id else "") + "frozen"
+    if mi.id in pids:
+        s += "\n\tpids " + ", ".join(f"{c}({p})" for p, c in pids[mi.id])
+    ctx.print(s)
+    return None
+
+
+def do_show(ctx: Context, args: list[str]) -> int:
+    pinned = kinfo.pinned_table("map") if ctx.bpffs else {}
+    pids = _pids_table()
+    if args:
+        maps, rest = parse_map_handle(args)
+        try:
+            if rest:
+                raise _usage()
+            objs = [_show_one(ctx, m, pinned, pids) for m in maps]
+        finally:
+            for m in maps:
+                m.close()
+        if ctx.json:
+            ctx.emit_json(objs if len(objs) > 1 else objs[0])
+        return 0
+    results = []
+    for mid in kinfo.map_ids():
+        try:
+            m = Map.from_id(mid, **_RAW)
+        except BpfError:
+            continue  # gone meanwhile
+        try:
+            results.append(_show_one(ctx, m, pinned, pids))
+        finally:
+            m.close()
+    if ctx.json:
+        ctx.emit_json(results)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# dump
+
+def _dump_elements(m: Map) -> tuple[list[tuple[bytes, bytes]], int, int]:
+    """(elements, errors-skipped, final errno) as bpftool's get_next_key + lookup loop sees them.
+
+    Maps that support batch lookup are read in batches (same order as the
+    get_next_key walk); the others element by element.
+    """
+    err = 0
+    if m.type in _BATCHABLE:
+        try:
+            return m.lookup_batch(), 0, 0
+        except BpfError:
+            pass  # fall back to the plain walk, which reports errors per element
+    out: list[tuple[bytes, bytes]] = []
+    prev: Optional[bytes] = None
+    while True:
+        try:
+            k = m.get_next_key(prev)
+        except BpfError as e:
+            if e.errno != _errno.ENOENT:
+                err = e.errno
+            break
+        try:
+            out.append((k, m._raw_lookup(k) if not m.percpu else _raw_percpu(m, k)))
+        except BpfError as e:
+            out.append((k, e))  # type: ignore[arg-type]
+        prev = k
+    return out, 0, err
+
+
+_BATCHABLE = frozenset(C.MAP_TYPE[n] for n in ("hash", "percpu_hash", "lru_hash", "lru_percpu_hash",
+                                               "array", "percpu_array"))
+
+
+def _raw_percpu(m: Map, key: bytes) -> bytes:
+    m.lookup(key)
+    return m._vbuf.raw[:m.value_stride * m.ncpus]
+
+
+def _percpu_join(m: Map, v: Any) -> bytes:
+    if isinstance(v, list):
+        pad = b"\0" * (m.value_stride - m.value_size)
+        return b"".join(x + pad for x in v)
+    return bytes(v)
+
+
+def _entry_error_plain(m: Map, key: bytes, err: int) -> Optional[str]:
+    if (m.type in C.MAP_IN_MAP_TYPES or m.type == C.MAP_TYPE["prog_array"]) and err == _errno.ENOENT:
+        return None
+    msg = "<no entry>" if err == _errno.ENOENT else os.strerror(err)
+    break_names = m.key_size > 16 or len(msg) > 16
+    single = m.key_size + len(msg) <= 24 and not break_names
+    return ("key:" + ("\n" if break_names else " ") + fprint_hex(key) + ("  " if single else "\n")
+            + "value:" + ("\n" if break_names else " ") + msg)
+
+
+def _dump_one(ctx: Context, m: Map, btf_mode: bool, header: bool) -> tuple[Any, int]:
+    """Returns (JSON or pretty-writer object or None, exit status)."""
+    elems, _, err = _dump_elements(m)
+    fmt = None
+    if (ctx.json or btf_mode) and _has_btf(m):
+        fmt = _BtfFormatter(m, not ctx.json)
+    if ctx.json or btf_mode:
+        entries: list[Any] = []
+        for k, v in elems:
+            if isinstance(v, BpfError):
+                if (m.type in C.MAP_IN_MAP_TYPES or m.type == C.MAP_TYPE["prog_array"]) \
+                        and v.errno == _errno.ENOENT:
+                    continue
+                if ctx.json:
+                    entries.append({"key": hexbytes(k), "value": {"error": os.strerror(v.errno)}})
+                else:
+                    entries.append(_Raw(_entry_error_plain(m, k, v.errno) or ""))
+                continue
+            v = _percpu_join(m, v) if m.percpu else v
+            if ctx.json:
+                entries.append(entry_json(m, k, v, fmt))
+            elif fmt is not None:
+                entries.append(fmt(k, v))
+            else:
+                entries.append(_Raw(entry_plain(m, k, v)))
+        if header:
+            mi = kinfo.map_info(m.fd)
+            hd: dict[str, Any] = {"id": mi.id, "type": mi.type_name}
+            if mi.name:
+                hd["name"] = mi.name
+            hd["flags"] = mi.map_flags
+            hd["elements"] = entries
+            return hd, err
+        return entries, err
+    lines = []
+    n = 0
+    for k, v in elems:
+        if isinstance(v, BpfError):
+            s = _entry_error_plain(m, k, v.errno)
+            if s is not None:
+                lines.append(s)
+            continue
+        lines.append(entry_plain(m, k, _percpu_join(m, v) if m.percpu else v))
+        n += 1
+    lines.append(f"Found {n} element{'s' if n != 1 else ''}")
+    ctx.out.write("\n".join(lines) + "\n")
+    return None, err
+
+
+def _fast_json_dump(ctx: Context, m: Map) -> Optional[int]:
+    """The common big case (no BTF, not per-CPU, batchable, compact JSON): strings joined directly."""
+    if ctx.pretty or m.percpu or m.type not in _BATCHABLE or _has_btf(m):
+        return None
+    try:
+        keys, values = m._batch_read(False)
+    except BpfError:
+        return None
+    J = _JHEX
+    kfmt = '{"key":['
+    parts = [
+        kfmt + ",".join([J[b] for b in k]) + '],"value":[' + ",".join([J[b] for b in v]) + "]}"
+        for k, v in zip(keys, values)
+    ]
+    ctx.out.write("[" + ",".join(parts) + "]\n")
+    return 0
+
+
+def do_dump(ctx: Context, args: list[str]) -> int:
+    if len(args) != 2:
+        raise _usage()
+    maps, _ = parse_map_handle(args)
+    try:
+        if ctx.json and len(maps) == 1:
+            rc = _fast_json_dump(ctx, maps[0])
+            if rc is not None:
+                return rc
+        btf_mode = not ctx.json and all(kinfo.map_info(m.fd).btf_id for m in maps)
+        results = []
+        rc = 0
+        for i, m in enumerate(maps):
+            obj, err = _dump_one(ctx, m, btf_mode, len(maps) > 1)
+            if not ctx.json and not btf_mode and i != len(maps) - 1:
+                ctx.print()
+            results.append(obj)
+            if err:
+                rc = (-err) & 0xFF
+                break
+        if ctx.json or btf_mode:
+            out = results if len(maps) > 1 else results[0]
+            if ctx.json:
+                ctx.emit_json(out)
+            else:
+                ctx.print(jsonw_pretty(out))
+        return rc
+    finally:
+        for m in maps:
+            m.close()
+
+
+# ---------------------------------------------------------------------------
+# element verbs
+
+def do_update(ctx: Context, args: list[str]) -> int:
+    if len(args) < 2:
+        raise _usage()
+    m, rest = _one_map(args)
+    e = None
+    try:
+        e = parse_elem(rest, m, True, True, True)
+        assert e.value is not None
+        value = e.value
+        if m.percpu:
+            pad = b"\0" * (m.value_stride - m.value_size)
+            value = (value + pad) * m.ncpus
+        r = m._f_update(m.fd, e.key if m.key_size else None, value, e.flags)
+        if r:
+            raise CliError(f"update failed: {os.strerror(-r)}", (r & 0xFF))
+        ctx.emit_null()
+        return 0
+    finally:
+        if e is not None and e.value_fd >= 0:
+            os.close(e.value_fd)
+        m.close()
+
+
+def do_lookup(ctx: Context, args: list[str]) -> int:
+    if len(args) < 2:
+        raise _usage()
+    m, rest = _one_map(args)
+    try:
+        e = parse_elem(rest, m, True, False, False)
+        key = e.key or b""
+        r = m._f_lookup(m.fd, key if m.key_size else None, m._vaddr)
+        if r:
+            if -r == _errno.ENOENT:
+                if ctx.json:
+                    ctx.out.write("null\n")
+                else:
+                    ctx.print(f"key:\n{fprint_hex(key)}\n\nNot found")
+                return (r & 0xFF)
+            raise CliError(f"lookup failed: {os.strerror(-r)}", r & 0xFF)
+        _print_key_value(ctx, m, key, m._vbuf.raw[:m.value_stride * m.ncpus] if m.percpu
+                         else m._vbuf.raw[:m.value_size])
+        return 0
+    finally:
+        m.close()
+
+
+def do_getnext(ctx: Context, args: list[str]) -> int:
+    if len(args) < 2:
+        raise _usage()
+    m, rest = _one_map(args)
+    try:
+        key: Optional[bytes] = None
+        if rest:
+            e = parse_elem(rest, m, True, False, False)
+            key = e.key
+        r = m._f_next(m.fd, key, m._kaddr2)
+        if r:
+            raise CliError(f"can't get next key: {os.strerror(-r)}", r & 0xFF)
+        nxt = m._kbuf2.raw[:m.key_size]
+        if ctx.json:
+            ctx.emit_json({"key": hexbytes(key) if key is not None else None, "next_key": hexbytes(nxt)})
+        else:
+            ctx.print(("key:\n" + fprint_hex(key) if key is not None else "key: None")
+                      + "\nnext key:\n" + fprint_hex(nxt))
+        return 0
+    finally:
+        m.close()
+
+
+def do_delete(ctx: Context, args: list[str]) -> int:
+    if len(args) < 2:
+        raise _usage()
+    m, rest = _one_map(args)
+    try:
+        e = parse_elem(rest, m, True, False, False)
+        r = m._f_delete(m.fd, e.key)
+        if r:
+            raise CliError(f"delete failed: {os.strerror(-r)}", r & 0xFF)
+        ctx.emit_null()
+        return 0
+    finally:
+        m.close()
+
+
+def _pin_fd(ctx: Context, fd: int, path: str) -> None:
+    from pybpfobj.kernel import bpffs
+
+    mounted = bpffs.ensure_bpffs_for_pin(path, nomount=ctx.nomount)
+    try:
+        kinfo.obj_pin(fd, path)
+    except BpfError:
+        if mounted is not None:
+            mounted.undo()
+        raise
+
+
+def do_pin(ctx: Context, args: list[str]) -> int:
+    if len(args) < 3:
+        raise _usage()
+    m, rest = _one_map(args)
+    try:
+        if len(rest) != 1:
+            raise _usage()
+        _pin_fd(ctx, m.fd, rest[0])
+        ctx.emit_null()
+        return 0
+    finally:
+        m.close()
+
+
+def do_push(ctx: Context, args: list[str]) -> int:
+    if len(args) < 2:
+        raise _usage()
+    m, rest = _one_map(args)
+    try:
+        e = parse_elem(rest, m, False, True, False)
+        assert e.value is not None
+        r = m._f_update(m.fd, None, e.value, 0)
+        if r:
+            raise CliError(f"update failed: {os.strerror(-r)}", r & 0xFF)
+        ctx.emit_null()
+        return 0
+    finally:
+        m.close()
+
+
+def _pop_or_peek(ctx: Context, args: list[str], pop: bool) -> int:
+    if len(args) < 2:
+        raise _usage()
+    m, rest = _one_map(args)
+    try:
+        if rest:
+            raise _usage()
+        f = m._f_lad if pop else m._f_lookup
+        r = f(m.fd, None, m._vaddr)
+        if r:
+            if -r == _errno.ENOENT:
+                if ctx.json:
+                    ctx.out.write("null\n")
+                elif pop:
+                    ctx.print("Error: empty map")
+                else:
+                    ctx.print("key:\n\n\nNot found")
+                return r & 0xFF
+            raise CliError(f"{'pop' if pop else 'peek'} failed: {os.strerror(-r)}", r & 0xFF)
+        _print_key_value(ctx, m, b"", m._vbuf.raw[:m.value_size])
+        return 0
+    finally:
+        m.close()
+
+
+def do_pop(ctx: Context, args: list[str]) -> int:
+    return _pop_or_peek(ctx, args, True)
+
+
+def do_peek(ctx: Context, args: list[str]) -> int:
+    return _pop_or_peek(ctx, args, False)
+
+
+def do_freeze(ctx: Context, args: list[str]) -> int:
+    if len(args) < 2:
+        raise _usage()
+    m, rest = _one_map(args)
+    try:
+        if rest:
+            raise _usage()
+        try:
+            m.freeze()
+        except BpfError as e:
+            raise CliError(f"failed to freeze map: {os.strerror(e.errno)}", _errcode(e)) from None
+        ctx.emit_null()
+        return 0
+    finally:
+        m.close()
+
+
+# ---------------------------------------------------------------------------
+# create
+
+def do_create(ctx: Context, args: list[str]) -> int:
+    if len(args) < 7:
+        raise CliError(f"'create' needs at least 7 arguments, {len(args)} found")
+    path = args[0]
+    args = args[1:]
+    mtype: Optional[int] = None
+    name: Optional[str] = None
+    key = value = entries = 0
+    flags = 0
+    inner: Optional[Map] = None
+    ifindex = 0
+    try:
+        while args:
+            w = args[0]
+            if len(args) < 2:
+                raise CliError(f"'{w}' needs at least 2 arguments, 1 found")
+            arg = args[1]
+            if is_keyword(w, "type"):
+                if mtype is not None:
+                    raise CliError("map type already specified")
+                if arg not in C.MAP_TYPE or arg == "unspec":
+                    raise CliError(f"unrecognized map type: {arg}")
+                mtype = C.MAP_TYPE[arg]
+                args = args[2:]
+            elif is_keyword(w, "name"):
+                name = arg
+                args = args[2:]
+            elif is_keyword(w, "key") or is_keyword(w, "value") or is_keyword(w, "entries") \
+                    or is_keyword(w, "flags"):
+                what = {"k": "key size", "v": "value size", "e": "max entries", "f": "flags"}[w[0]]
+                try:
+                    n = _parse_uint(arg)
+                except ValueError:
+                    raise CliError(f"can't parse {arg} as {what}") from None
+                if w[0] == "k":
+                    key = n
+                elif w[0] == "v":
+                    value = n
+                elif w[0] == "e":
+                    entries = n
+                else:
+                    flags = n
+                args = args[2:]
+            elif is_keyword(w, "dev"):
+                try:
+                    ifindex = _ifindex(arg)
+                except OSError:
+                    raise CliError(f"unrecognized netdevice '{arg}': {os.strerror(_errno.ENODEV)}") from None
+                args = args[2:]
+            elif is_keyword(w, "inner_map"):
+                if inner is not None:
+                    raise CliError("inner_map already specified")
+                inner, args = _one_map(args[1:])
+            else:
+                raise CliError(f"unknown arg {w}")
+        if not name:
+            raise CliError("map name not specified")
+        try:
+            check_map_name(name)
+        except BpfError as e:
+            raise CliError(e.message) from None
+        try:
+            m = Map.create(mtype or 0, key, value, entries, name=name, flags=flags, inner_map=inner,
+                           ifindex=ifindex, key_type=bytes, value_type=bytes)
+        except BpfError as e:
+            raise CliError(f"map create failed: {os.strerror(e.errno or _errno.EINVAL)}") from None
+        try:
+            try:
+                _pin_fd(ctx, m.fd, path)
+            except BpfError as e:
+                raise CliError(e.message, _errcode(e)) from None
+        finally:
+            m.close()
+        ctx.emit_null()
+        return 0
+    finally:
+        if inner is not None:
+            inner.close()
+
+
+def _ifindex(name: str) -> int:
+    import socket
+
+    return socket.if_nametoindex(name)
+
+
+# ---------------------------------------------------------------------------
+# event_pipe
+
+def do_event_pipe(ctx: Context, args: list[str]) -> int:
+    if len(args) < 2:
+        raise _usage()
+    m, rest = _one_map(args)
+    cpu = index = -1
+    count = 0
+    try:
+        while rest:
+            w = rest[0]
+            if len(rest) < 2:
+                raise _usage()
+            try:
+                n = int(rest[1], 0)
+                if n < 0:
+                    raise ValueError
+            except ValueError:
+                raise CliError(f"can't parse {rest[1]} as {w}") from None
+            if is_keyword(w, "cpu"):
+                cpu = n
+            elif is_keyword(w, "index"):
+                index = n
+            elif is_keyword(w, "count"):
+                count = n
+            else:
+                raise CliError(f"unknown arg {w}")
+            rest = rest[2:]
+        if (cpu < 0) != (index < 0):
+            raise CliError("cpu and index must be specified together")
+        try:
+            from pybpfobj import events
+        except ImportError:
+            raise CliError("event_pipe needs pybpfobj.events, which is not available") from None
+        return _event_pipe(ctx, m, events, cpu, index, count)
+    finally:
+        m.close()
+
+
+def _event_pipe(ctx: Context, m: Map, events: Any, cpu: int, index: int, count: int) -> int:
+    printed = 0
+
+    def emit(data: bytes, cpu_no: int = -1, lost: int = 0) -> None:
+        nonlocal printed
+        if ctx.json:
+            if lost:
+                ctx.emit_json({"lost": {"cpu": cpu_no, "count": lost}})
+            else:
+                d: dict[str, Any] = {"type": 9, "cpu": cpu_no, "index": cpu_no}  # PERF_RECORD_SAMPLE
+                d["data"] = hexbytes(data)
+                ctx.emit_json(d)
+        elif lost:
+            ctx.print(f"== @{cpu_no} CPU {cpu_no} index {cpu_no}: lost {lost} events ==")
+        else:
+            ctx.print(f"== @{cpu_no} CPU {cpu_no} index {cpu_no}:\n" + fprint_hex(data))
+        ctx.out.flush()
+        printed += 1
+
+    raise CliError("event_pipe is not implemented yet", 255)
+
+
+# ---------------------------------------------------------------------------
+
+def do_help(ctx: Context, args: list[str]) -> int:
+    if ctx.json:
+        ctx.out.write("null\n")
+    else:
+        ctx.out.write(USAGE)
+    return 0
+
+
+COMMANDS: list[tuple[str, Callable[[Context, list[str]], Optional[int]]]] = [
+    ("show", do_show),
+    ("list", do_show),
+    ("help", do_help),
+    ("dump", do_dump),
+    ("update", do_update),
+    ("lookup", do_lookup),
+    ("getnext", do_getnext),
+    ("delete", do_delete),
+    ("pin", do_pin),
+    ("event_pipe", do_event_pipe),
+    ("create", do_create),
+    ("peek", do_peek),
+    ("push", do_push),
+    ("enqueue", do_push),
+    ("pop", do_pop),
+    ("dequeue", do_pop),
+    ("freeze", do_freeze),
+]
+
+
+def do_map(ctx: Context, args: list[str]) -> int:
+    """Entry of ``pybpfobj map``."""
+    return dispatch(ctx, args, COMMANDS, USAGE, default="show")
+
+
+__all__ = ["do_map", "parse_map_handle", "parse_bytes", "parse_elem", "fprint_hex", "entry_plain",
+           "entry_json", "jsonw_pretty", "USAGE"]
