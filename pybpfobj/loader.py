@@ -148,6 +148,7 @@ class BpfObject:
         self._progs: dict[str, int] = {_o.prog_name(p): p for p in _o.programs(self._obj)}
         self._maps: dict[str, int] = {_o.map_name(m): m for m in _o.maps(self._obj)}
         self._type_set: set[str] = set()
+        self._from_table: set[str] = set()
         self._reused: dict[str, str] = {}
         self._prog_handles: dict[str, Any] = {}
         self._map_handles: dict[str, Any] = {}
@@ -478,15 +479,27 @@ class BpfObject:
                     f"give one with type TYPE (set_prog_type)", prog=name, obj=self.name,
                     errno=_errno.EINVAL)
             pt, at = resolved
-            if not _o.probe_prog_type(pt):
+            if _o.probe_prog_type(pt) is False:
                 raise UnsupportedError(
                     f"program '{name}': section '{sec}' means program type "
                     f"{constants.prog_type_name(pt)}, which this kernel does not support",
                     prog=name, obj=self.name, errno=_errno.EOPNOTSUPP)
             _o.prog_set_type(p, pt, at)
+            self._from_table.add(name)
 
     def _check_sizes(self) -> None:
         for name, m in self._maps.items():
+            pin = _o.map_pin_path(m)
+            if pin and name not in self._reused:
+                root = os.path.dirname(pin) or "/"
+                probe = root
+                while not os.path.exists(probe) and probe not in ("/", ""):
+                    probe = os.path.dirname(probe)
+                if not bpffs.is_bpffs(probe):
+                    raise PinError(
+                        f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
+                        f"which is not on a BPF file system (give pin_root, or 'pinroot DIR')",
+                        map=name, obj=self.name, path=root, errno=_errno.EINVAL)
             if name in self._reused or not _o.map_autocreate(m):
                 continue
             d = _o.map_def(m)
@@ -507,12 +520,15 @@ class BpfObject:
         if failed is not None:
             prog = failed.group(1)
             p = self._progs.get(prog)
-            if p is not None and err in (_errno.EINVAL, _errno.EOPNOTSUPP) \
-                    and not _o.probe_prog_type(_o.prog_type(p)):
-                raise UnsupportedError(
-                    f"failed to load object file: program '{prog}' (section '{_o.prog_section(p)}') "
-                    f"has type {constants.prog_type_name(_o.prog_type(p))}, which this kernel does not "
-                    f"support", prog=prog, obj=self.name, errno=err)
+            if p is not None and err in (_errno.EINVAL, _errno.EOPNOTSUPP):
+                probe = _o.probe_prog_type(_o.prog_type(p))
+                tname = constants.prog_type_name(_o.prog_type(p))
+                if probe is False or (probe is None and prog in self._from_table):
+                    maybe = "does not support" if probe is False else "rejected; it may not support"
+                    raise UnsupportedError(
+                        f"failed to load object file: program '{prog}' (section "
+                        f"'{_o.prog_section(p)}') has type {tname}, which this kernel {maybe}",
+                        prog=prog, obj=self.name, errno=err)
             raise ProgramError(f"failed to load object file: program '{prog}': "
                                f"{_last_warning(lines) or os.strerror(err)}",
                                prog=prog, obj=self.name, errno=err)

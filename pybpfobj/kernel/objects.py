@@ -189,9 +189,12 @@ def prog_type_by_name(section: str) -> tuple[int, int] | None:
     return pt.value, at.value
 
 
-def probe_prog_type(prog_type: int) -> bool:
-    """Whether the running kernel supports ``prog_type`` (libbpf's probe)."""
-    return bool(libbpf.lib().libbpf_probe_bpf_prog_type(prog_type, None) == 1)
+def probe_prog_type(prog_type: int) -> bool | None:
+    """Whether the running kernel supports ``prog_type`` (libbpf's probe); None when libbpf cannot tell."""
+    ret = libbpf.lib().libbpf_probe_bpf_prog_type(prog_type, None)
+    if ret < 0:
+        return None  # a type newer than this libbpf
+    return ret == 1
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,225 @@
+"""BpfObject against the real kernel: load, pin, reuse, sizing, variables, rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pybpfobj.errors import (
+    BpfError, MapError, MapIncompatibleError, NotFoundError, PinError, ProgramError, VerifierError,
+)
+from pybpfobj.loader import BpfObject
+
+pytestmark = pytest.mark.kernel
+
+GOOD = ["globals", "heavy", "mapinmap", "maps_all", "progs_all", "tailcall", "xdp_counter", "newsec"]
+
+
+def fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_every_object_loads_and_pins_every_program_and_map(objs: Path, bpffs: Path, name: str) -> None:
+    before = fds()
+    with BpfObject(objs / f"{name}.o") as obj:
+        obj.load()
+        progs = obj.pin_programs(bpffs / "progs")
+        maps = obj.pin_maps(bpffs / "maps")
+        assert [os.path.basename(p) for p in progs] == obj.program_names()
+        assert sorted(os.listdir(bpffs / "maps")) == sorted(n.replace(".", "_") for n in obj.maps)
+        assert oct((bpffs / "progs").stat().st_mode & 0o777) == "0o700"
+        assert all(oct(os.stat(p).st_mode & 0o777) == "0o600" for p in progs + maps)
+        handles = obj.programs
+        assert list(handles) == obj.program_names()
+        map_handles = obj.maps
+    # handles outlive the object, and close on their own
+    assert handles[obj.program_names()[0]].fd >= 0
+    for h in [*handles.values(), *map_handles.values()]:
+        h.close()
+    assert fds() == before
+
+
+def test_verifier_rejection_carries_log_insn_and_source_line(objs: Path) -> None:
+    before = fds()
+    obj = BpfObject(objs / "bad_verifier.o")
+    with pytest.raises(VerifierError) as ei:
+        obj.load()
+    e = ei.value
+    assert e.prog == "bad_deref"
+    assert "invalid mem access" in e.log and "processed" in e.log
+    assert e.insn == 7
+    assert e.source is not None and e.source[0].endswith("bad_verifier.bpf.c")
+    assert e.source[1] == 29 and "BAD LINE" in e.source[2]
+    assert "bad_verifier.bpf.c:29" in str(e)
+    assert obj.state == "closed"
+    assert fds() == before
+
+
+def test_unknown_section_fails_clearly_and_loads_with_a_type_override(objs: Path) -> None:
+    with BpfObject(objs / "bad_section.o") as obj, pytest.raises(ProgramError, match="foo/bar"):
+        obj.load()
+    with BpfObject(objs / "bad_section.o") as obj:
+        obj.set_prog_type("xdp")
+        obj.load()
+        assert obj.programs["unknown_sec_prog"].type == "xdp"
+
+
+def test_sections_newer_than_libbpf_get_their_type_from_the_table(objs: Path) -> None:
+    with BpfObject(objs / "newsec.o") as obj:
+        obj.load()
+        types = {n: p.type for n, p in obj.programs.items()}
+    assert types["tcx_in"] == "sched_cls" and types["nf_accept"] == "netfilter"
+
+
+def test_per_program_type_override(objs: Path) -> None:
+    with BpfObject(objs / "bad_section.o") as obj:
+        obj.set_prog_type("sched_cls", prog="unknown_sec_prog")
+        obj.load()
+        assert obj.programs["unknown_sec_prog"].type == "sched_cls"
+    with BpfObject(objs / "bad_section.o") as obj, pytest.raises(NotFoundError):
+        obj.set_prog_type("xdp", prog="nope")
+
+
+def test_unsized_maps_are_refused_before_load_naming_the_map(objs: Path) -> None:
+    before = fds()
+    with BpfObject(objs / "needs_sizing.o") as obj, pytest.raises(MapError, match="unsized_rb"):
+        obj.load()
+    assert fds() == before
+
+
+def test_set_max_entries_and_value_size_change_the_created_map(objs: Path, bpffs: Path) -> None:
+    with BpfObject(objs / "xdp_counter.o") as obj:
+        obj.set_max_entries("stats", 8)
+        obj.load()
+        info = obj.maps["stats"].info()
+        assert info.max_entries == 8
+    with BpfObject(objs / "needs_sizing.o") as obj:
+        obj.set_max_entries("unsized_rb", 4096)
+        obj.set_value_size("unsized_stacks", 64)
+        d = obj.map_definition("unsized_stacks")
+        assert d["value_size"] == 64 and obj.map_definition("unsized_rb")["max_entries"] == 4096
+
+
+def _rodata_value(bpftool: str, pin: Path) -> bytes:
+    out = subprocess.run([bpftool, "-j", "map", "lookup", "pinned", str(pin), "key", "0", "0", "0", "0"],
+                         capture_output=True, text=True, check=True).stdout
+    return bytes(int(x, 16) for x in json.loads(out)["value"])
+
+
+def test_set_var_writes_typed_initial_values(objs: Path, bpffs: Path, bpftool: str) -> None:
+    with BpfObject(objs / "globals.o") as obj:
+        obj.set_var("verdict", 1)
+        obj.set_var("threshold", "0x10")
+        obj.set_var("favourite", "BLUE")
+        obj.set_var("greeting", "hi")
+        obj.set_var("last_len", -7)
+        assert obj.get_var("greeting") == b"hi" + b"\0" * 6
+        assert obj.get_var("last_len") == (-7).to_bytes(4, "little", signed=True)
+        with pytest.raises(BpfError, match="does not fit"):
+            obj.set_var("verdict", 1 << 40)
+        with pytest.raises(BpfError, match="does not fit"):
+            obj.set_var("greeting", "12345678")
+        with pytest.raises(NotFoundError):
+            obj.set_var("nosuch", 1)
+        obj.load()
+        obj.pin_maps(bpffs / "m")
+    ro = _rodata_value(bpftool, bpffs / "m" / "globals_rodata")
+    assert ro[0:4] == (1).to_bytes(4, "little")
+    assert int.from_bytes(ro[8:16], "little") == 0x10
+
+
+def test_reuse_by_name_idx_id_pinned_and_handle_shares_the_map(objs: Path, bpffs: Path) -> None:
+    with BpfObject(objs / "xdp_counter.o") as first:
+        first.load()
+        first.pin_maps(bpffs / "m")
+        stats_id = first.maps["stats"].info().id
+        for how in ({"id": stats_id}, {"pinned": str(bpffs / "m" / "stats")}, {"source": first.maps["stats"]},
+                    {"fd": first.map_fd("stats")}):
+            for which in ("stats", 0):
+                before = fds()
+                with BpfObject(objs / "xdp_counter.o") as second:
+                    second.reuse_map(which, **how)  # type: ignore[arg-type]
+                    second.load()
+                    assert second.maps["stats"].info().id == stats_id
+                    for h in second.maps.values():
+                        h.close()
+                assert fds() == before
+
+
+def test_incompatible_reuse_lists_every_differing_field_unless_forced(objs: Path, bpffs: Path) -> None:
+    with BpfObject(objs / "xdp_counter.o") as first:
+        first.load()
+        ro = first.maps["xdp_coun.rodata"]
+        with BpfObject(objs / "xdp_counter.o") as second:
+            with pytest.raises(MapIncompatibleError) as ei:
+                second.reuse_map("stats", ro)
+            assert {"type", "value_size", "map_flags", "btf_value_type"} <= set(ei.value.differences)
+            assert "value_size 16 != 13" in str(ei.value)
+        with BpfObject(objs / "xdp_counter.o") as third:
+            third.set_max_entries("stats", 2)
+            with pytest.raises(MapIncompatibleError, match="max_entries 2 != 1"):
+                third.reuse_map("stats", first.maps["stats"])
+            third.reuse_map("stats", first.maps["stats"], force=True)
+            with pytest.raises(MapError, match="more than once"):
+                third.reuse_map(0, first.maps["stats"])
+
+
+def test_pin_by_name_pins_under_pin_root_and_reuses_on_next_load(objs: Path, bpffs: Path) -> None:
+    root = bpffs / "root"
+    with BpfObject(objs / "pinbyname.o", pin_root=str(root)) as a:
+        a.load()
+        assert (root / "pinned_hash").exists() and not (root / "unpinned").exists()
+        map_id = a.maps["pinned_hash"].info().id
+        with BpfObject(objs / "pinbyname.o", pin_root=str(root)) as b:
+            b.load()
+            assert b.maps["pinned_hash"].info().id == map_id
+        a.unpin_all()
+    assert not root.exists()
+
+
+def test_pin_by_name_outside_bpffs_is_refused_before_load(objs: Path, tmp_path: Path) -> None:
+    with BpfObject(objs / "pinbyname.o", pin_root=str(tmp_path)) as a, \
+            pytest.raises(PinError, match="not on a BPF file system"):
+        a.load()
+
+
+def test_failed_pin_rolls_back_what_the_call_pinned(objs: Path, bpffs: Path) -> None:
+    with BpfObject(objs / "maps_all.o") as obj:
+        obj.load()
+        d = bpffs / "progs"
+        d.mkdir(mode=0o700)
+        last = obj.program_names()[-1]
+        obj.pin_first(d / last)  # occupies the last program's name
+        before = tree(bpffs)
+        with pytest.raises(PinError, match="already exists"):
+            obj.pin_programs(d)
+        assert tree(bpffs) == before
+        with pytest.raises(PinError, match=r"'\.'"):
+            obj.pin_programs(bpffs / "a.b")
+        obj.unpin_all()
+    assert tree(bpffs) - {"maps.debug", "progs.debug"} == {"progs"}  # the test's own dir only
+
+
+def test_configuring_after_load_is_refused(objs: Path) -> None:
+    with BpfObject(objs / "xdp_counter.o") as obj:
+        obj.load()
+        with pytest.raises(BpfError, match="before load"):
+            obj.set_max_entries("stats", 2)
+
+
+def test_open_from_bytes_and_missing_file(objs: Path) -> None:
+    data = (objs / "xdp_counter.o").read_bytes()
+    with BpfObject(data, name="fromb") as obj:
+        assert obj.map_names() == ["stats", "fromb.rodata"]
+        obj.load()
+    with pytest.raises(BpfError, match="nosuch.o"):
+        BpfObject(objs / "nosuch.o")
