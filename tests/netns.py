@@ -14,18 +14,19 @@ import itertools
 import os
 import subprocess
 import sys
-from typing import Optional
+
+from typing_extensions import Self
 
 _seq = itertools.count()
 
 
-def ip(*args: str, ns: Optional[str] = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def ip(*args: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     cmd = ["ip"] + (["netns", "exec", ns, "ip"] if ns else []) + list(args)
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
 
 def in_ns(ns: str, *cmd: str, check: bool = True, timeout: float = 30,
-          stdin: Optional[str] = None) -> subprocess.CompletedProcess[str]:
+          stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` inside namespace ``ns`` (``ip netns exec``)."""
     return subprocess.run(["ip", "netns", "exec", ns, *cmd], check=check, capture_output=True, text=True,
                           timeout=timeout, input=stdin)
@@ -82,7 +83,7 @@ class VethPair:
             ip("netns", "del", self.ns, check=False)
             self._made_ns = False
 
-    def __enter__(self) -> VethPair:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -100,8 +101,24 @@ class Netns:
     def close(self) -> None:
         ip("netns", "del", self.name, check=False)
 
-    def __enter__(self) -> Netns:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def build_runtime_events(tmp_dir: str) -> str:
+    """Compile tests/data/runtime_events.bpf.c (event producers) into ``tmp_dir``; returns the .o path."""
+    import platform
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parent / "data" / "runtime_events.bpf.c"
+    out = os.path.join(tmp_dir, "runtime_events.o")
+    clang = shutil.which("clang-19") or shutil.which("clang") or "clang"
+    arch = {"x86_64": "x86", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
+                    f"-I/usr/include/{platform.machine()}-linux-gnu", "-c", str(src), "-o", out],
+                   check=True, capture_output=True)
+    return out
