@@ -1,0 +1,224 @@
+"""``load`` / ``loadall`` CLI, differential against bpftool 7.1 on the same objects."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pybpfobj.cli.common import Context
+from pybpfobj.cli.main import run
+
+pytestmark = [pytest.mark.kernel, pytest.mark.bpftool]
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = ["globals", "heavy", "mapinmap", "maps_all", "progs_all", "tailcall", "xdp_counter"]
+
+
+def ours(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = run(list(argv), Context(out=out, err=err))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def theirs(bpftool: str, *argv: str) -> tuple[int, str, str]:
+    p = subprocess.run([bpftool, *argv], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _error_line(err: str) -> str:
+    return next(line for line in err.splitlines() if line.startswith("Error: "))
+
+
+def show(bpftool: str, kind: str, pin: Path) -> dict[str, Any]:
+    out = subprocess.run([bpftool, "-j", kind, "show", "pinned", str(pin)], capture_output=True, text=True,
+                         check=True).stdout
+    d = json.loads(out)
+    for k in ("id", "loaded_at", "map_ids", "btf_id", "pids", "run_time_ns", "run_cnt", "uid"):
+        d.pop(k, None)
+    return d
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_loadall_pinmaps_pins_what_bpftool_pins(objs: Path, bpffs: Path, bpftool: str, name: str) -> None:
+    o = str(objs / f"{name}.o")
+    rc_t, _, err_t = theirs(bpftool, "prog", "loadall", o, str(bpffs / "t"), "pinmaps", str(bpffs / "tm"))
+    rc_o, out_o, err_o = ours("loadall", o, str(bpffs / "o"), "pinmaps", str(bpffs / "om"))
+    assert (rc_o, out_o) == (rc_t, "") == (0, ""), err_o
+    assert sorted(os.listdir(bpffs / "o")) == sorted(os.listdir(bpffs / "t"))
+    assert sorted(os.listdir(bpffs / "om")) == sorted(os.listdir(bpffs / "tm"))
+    for p in os.listdir(bpffs / "t"):
+        assert show(bpftool, "prog", bpffs / "o" / p) == show(bpftool, "prog", bpffs / "t" / p)
+    for m in os.listdir(bpffs / "tm"):
+        a, b = show(bpftool, "map", bpffs / "om" / m), show(bpftool, "map", bpffs / "tm" / m)
+        for k in ("bytes_memlock", "frozen", "owner_prog_type", "owner_jited"):
+            a.pop(k, None)
+            b.pop(k, None)
+        assert a == b
+
+
+def test_load_pins_the_first_program_like_bpftool(objs: Path, bpffs: Path, bpftool: str) -> None:
+    o = str(objs / "tailcall.o")
+    assert theirs(bpftool, "prog", "load", o, str(bpffs / "t"))[0] == 0
+    assert ours("prog", "load", o, str(bpffs / "o"))[0] == 0
+    assert show(bpftool, "prog", bpffs / "o") == show(bpftool, "prog", bpffs / "t")
+    assert oct((bpffs / "o").stat().st_mode & 0o777) == "0o600"
+
+
+def test_type_override_matches_bpftool(objs: Path, bpffs: Path, bpftool: str) -> None:
+    o = str(objs / "bad_section.o")
+    assert theirs(bpftool, "prog", "load", o, str(bpffs / "t"), "type", "xdp")[0] == 0
+    assert ours("load", o, str(bpffs / "o"), "type", "xdp")[0] == 0
+    assert show(bpftool, "prog", bpffs / "o") == show(bpftool, "prog", bpffs / "t")
+
+
+@pytest.mark.parametrize("how", ["idx 0", "name stats"])
+@pytest.mark.parametrize("src", ["id", "pinned"])
+def test_map_reuse_shares_the_map_like_bpftool(objs: Path, bpffs: Path, bpftool: str, how: str,
+                                               src: str) -> None:
+    o = str(objs / "xdp_counter.o")
+    assert ours("loadall", o, str(bpffs / "base"), "pinmaps", str(bpffs / "m"))[0] == 0
+    base = show(bpftool, "map", bpffs / "m" / "stats")
+    ref = str(json.loads(subprocess.run([bpftool, "-j", "map", "show", "pinned", str(bpffs / "m" / "stats")],
+                                        capture_output=True, text=True).stdout)["id"]) \
+        if src == "id" else str(bpffs / "m" / "stats")
+    words = ["map", *how.split(), src, ref]
+    assert theirs(bpftool, "prog", "loadall", o, str(bpffs / "t"), *words, "pinmaps", str(bpffs / "tm"))[0] == 0
+    rc, _, err = ours("loadall", o, str(bpffs / "o"), *words, "pinmaps", str(bpffs / "om"))
+    assert rc == 0, err
+    for d in ("tm", "om"):
+        assert show(bpftool, "map", bpffs / d / "stats") == base
+
+
+def test_incompatible_reuse_is_refused_and_force_overrides(objs: Path, bpffs: Path) -> None:
+    o = str(objs / "xdp_counter.o")
+    assert ours("loadall", str(objs / "bad_verifier.o").replace("bad_verifier", "pinbyname"), str(bpffs / "x"),
+                "pinroot", str(bpffs / "root"))[0] == 0
+    before = tree(bpffs)
+    rc, _, err = ours("load", o, str(bpffs / "o"), "map", "name", "stats", "pinned",
+                      str(bpffs / "root" / "pinned_hash"))
+    assert rc == 255 and "incompatible" in err and "type percpu_array != hash" in err
+    assert tree(bpffs) == before
+
+
+FAILING = [
+    ("verifier", ["bad_verifier.o", "{d}/v"]),
+    ("unknown_section", ["bad_section.o", "{d}/s"]),
+    ("existing_path", ["xdp_counter.o", "{d}/exists"]),
+    ("dotted_name", ["xdp_counter.o", "{d}/a.b"]),
+    ("unknown_map_name", ["xdp_counter.o", "{d}/x", "map", "name", "nosuch", "pinned", "{d}/m/stats"]),
+    ("unused_idx", ["xdp_counter.o", "{d}/x", "map", "idx", "7", "pinned", "{d}/m/stats"]),
+    ("idx_twice", ["xdp_counter.o", "{d}/x", "map", "idx", "0", "pinned", "{d}/m/stats", "map", "idx", "0",
+                   "pinned", "{d}/m/stats"]),
+    ("missing_file", ["nosuch.o", "{d}/x"]),
+    ("unsized", ["needs_sizing.o", "{d}/x"]),
+]
+
+
+@pytest.mark.parametrize("case,argv", FAILING, ids=[c for c, _ in FAILING])
+def test_failing_cases_match_bpftool_outcome_and_leave_nothing(objs: Path, bpffs: Path, bpftool: str,
+                                                                case: str, argv: list[str]) -> None:
+    assert ours("loadall", str(objs / "xdp_counter.o"), str(bpffs / "base"), "pinmaps", str(bpffs / "m"))[0] == 0
+    (bpffs / "base" / "xdp_count").rename(bpffs / "exists")
+    words = [w.format(d=bpffs) for w in argv]
+    words[0] = str(objs / words[0])
+    before = tree(bpffs)
+    for cmd in ("load", "loadall"):
+        if case == "existing_path" and cmd == "loadall":
+            continue  # an existing program pin is not a directory: refused differently
+        rc_t, _, err_t = theirs(bpftool, "prog", cmd, *words)
+        for p in set(tree(bpffs)) - before:  # bpftool may leave things behind; we must not
+            full = bpffs / p
+            if full.is_file():
+                full.unlink()
+        for p in sorted(set(tree(bpffs)) - before, reverse=True):
+            (bpffs / p).rmdir()
+        rc_o, out_o, err_o = ours(cmd, *words)
+        assert rc_o == rc_t == 255, (err_t, err_o)
+        assert err_o.rstrip().splitlines()[-1].startswith("Error: ")
+        assert tree(bpffs) == before, case
+        rc_j, out_j, _ = ours("-j", cmd, *words)
+        assert rc_j == 255 and "error" in json.loads(out_j.splitlines()[-1])
+
+
+def test_same_error_texts_as_bpftool(objs: Path, bpffs: Path, bpftool: str) -> None:
+    o = str(objs / "xdp_counter.o")
+    cases = [
+        [o, str(bpffs / "x"), "map", "name", "nosuch", "id", "99999999"],
+        [o, str(bpffs / "x"), "map", "idx", "x", "id", "3"],
+        [o, str(bpffs / "x"), "bogus"],
+        [o, str(bpffs / "x"), "type", "xdp", "type", "xdp"],
+        [o, str(bpffs / "x"), "pinmaps"],
+        [o],
+    ]
+    for words in cases:
+        _, _, err_t = theirs(bpftool, "prog", "load", *words)
+        _, _, err_o = ours("prog", "load", *words)
+        assert _error_line(err_o) == _error_line(err_t)
+
+
+def test_nomount_refuses_a_path_outside_bpffs(objs: Path, tmp_path: Path, bpftool: str) -> None:
+    o = str(objs / "xdp_counter.o")
+    rc_t, _, err_t = theirs(bpftool, "-n", "prog", "load", o, str(tmp_path / "x"))
+    rc_o, _, err_o = ours("load", o, str(tmp_path / "x"), "-n")
+    assert rc_o == rc_t == 255
+    assert err_o.strip() == _error_line(err_t)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mounts_a_bpffs_when_the_parent_is_not_one(objs: Path, tmp_path: Path, need_root: None) -> None:
+    d = tmp_path / "pins"
+    d.mkdir()
+    try:
+        rc, _, err = ours("loadall", str(objs / "xdp_counter.o"), str(d / "progs"))
+        assert rc == 0, err
+        assert (d / "progs" / "xdp_count").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_extra_keywords_size_var_and_pinroot(objs: Path, bpffs: Path, bpftool: str) -> None:
+    rc, _, err = ours("loadall", str(objs / "globals.o"), str(bpffs / "g"), "var", "verdict", "1",
+                      "var", "greeting", "yo", "pinmaps", str(bpffs / "gm"))
+    assert rc == 0, err
+    out = subprocess.run([bpftool, "-j", "map", "lookup", "pinned", str(bpffs / "gm" / "globals_rodata"),
+                          "key", "0", "0", "0", "0"], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["value"][:4] == ["0x01", "0x00", "0x00", "0x00"]
+    rc, _, err = ours("loadall", str(objs / "xdp_counter.o"), str(bpffs / "s"), "size", "stats", "4",
+                      "pinmaps", str(bpffs / "sm"))
+    assert rc == 0, err
+    assert show(bpftool, "map", bpffs / "sm" / "stats")["max_entries"] == 4
+    rc, _, err = ours("loadall", str(objs / "pinbyname.o"), str(bpffs / "p"), "pinroot", str(bpffs / "r"))
+    assert rc == 0, err
+    assert (bpffs / "r" / "pinned_hash").exists()
+
+
+def test_help_lists_the_extra_keywords() -> None:
+    rc, out, _ = ours("load", "help")
+    assert rc == 0
+    for kw in ("size NAME N", "value_size NAME N", "var NAME VALUE", "force", "pinroot DIR"):
+        assert kw in out
+
+
+def test_real_process_loadall_and_error(objs: Path, bpffs: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "pybpfobj", "loadall", str(objs / "tailcall.o"), str(bpffs / "t")],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and p.stdout == "", p.stderr
+    assert sorted(os.listdir(bpffs / "t")) == ["bpf_func_debug", "bpf_func_process", "main_func"]
+    p = subprocess.run([sys.executable, "-m", "pybpfobj", "load", str(objs / "bad_verifier.o"), str(bpffs / "v")],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 255
+    assert "-- BEGIN PROG LOAD LOG --" in p.stderr and "Traceback" not in p.stderr
+    assert "bad_verifier.bpf.c:29" in p.stderr
