@@ -28,7 +28,7 @@ def ours(*argv: str) -> tuple[int, str, str]:
 
 
 def theirs(bpftool: str, *argv: str) -> tuple[int, str, str]:
-    p = subprocess.run([bpftool, *argv], capture_output=True, text=True)
+    p = subprocess.run([bpftool, *argv], check=False, capture_output=True, text=True)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -52,7 +52,7 @@ def show(bpftool: str, kind: str, pin: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("name", GOOD)
 def test_loadall_pinmaps_pins_what_bpftool_pins(objs: Path, bpffs: Path, bpftool: str, name: str) -> None:
     o = str(objs / f"{name}.o")
-    rc_t, _, err_t = theirs(bpftool, "prog", "loadall", o, str(bpffs / "t"), "pinmaps", str(bpffs / "tm"))
+    rc_t, _, _ = theirs(bpftool, "prog", "loadall", o, str(bpffs / "t"), "pinmaps", str(bpffs / "tm"))
     rc_o, out_o, err_o = ours("loadall", o, str(bpffs / "o"), "pinmaps", str(bpffs / "om"))
     assert (rc_o, out_o) == (rc_t, "") == (0, ""), err_o
     assert sorted(os.listdir(bpffs / "o")) == sorted(os.listdir(bpffs / "t"))
@@ -90,7 +90,7 @@ def test_map_reuse_shares_the_map_like_bpftool(objs: Path, bpffs: Path, bpftool:
     assert ours("loadall", o, str(bpffs / "base"), "pinmaps", str(bpffs / "m"))[0] == 0
     base = show(bpftool, "map", bpffs / "m" / "stats")
     ref = str(json.loads(subprocess.run([bpftool, "-j", "map", "show", "pinned", str(bpffs / "m" / "stats")],
-                                        capture_output=True, text=True).stdout)["id"]) \
+                                        check=False, capture_output=True, text=True).stdout)["id"]) \
         if src == "id" else str(bpffs / "m" / "stats")
     words = ["map", *how.split(), src, ref]
     assert theirs(bpftool, "prog", "loadall", o, str(bpffs / "t"), *words, "pinmaps", str(bpffs / "tm"))[0] == 0
@@ -143,7 +143,7 @@ def test_failing_cases_match_bpftool_outcome_and_leave_nothing(objs: Path, bpffs
                 full.unlink()
         for p in sorted(set(tree(bpffs)) - before, reverse=True):
             (bpffs / p).rmdir()
-        rc_o, out_o, err_o = ours(cmd, *words)
+        rc_o, _, err_o = ours(cmd, *words)
         assert rc_o == rc_t == 255, (err_t, err_o)
         assert err_o.rstrip().splitlines()[-1].startswith("Error: ")
         assert tree(bpffs) == before, case
@@ -214,11 +214,11 @@ def test_help_lists_the_extra_keywords() -> None:
 def test_real_process_loadall_and_error(objs: Path, bpffs: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.run([sys.executable, "-m", "pybpfobj", "loadall", str(objs / "tailcall.o"), str(bpffs / "t")],
-                       capture_output=True, text=True, env=env)
+                       check=False, capture_output=True, text=True, env=env)
     assert p.returncode == 0 and p.stdout == "", p.stderr
     assert sorted(os.listdir(bpffs / "t")) == ["bpf_func_debug", "bpf_func_process", "main_func"]
     p = subprocess.run([sys.executable, "-m", "pybpfobj", "load", str(objs / "bad_verifier.o"), str(bpffs / "v")],
-                       capture_output=True, text=True, env=env)
+                       check=False, capture_output=True, text=True, env=env)
     assert p.returncode == 255
     assert "-- BEGIN PROG LOAD LOG --" in p.stderr and "Traceback" not in p.stderr
     assert "bad_verifier.bpf.c:29" in p.stderr

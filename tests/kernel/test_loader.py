@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from pybpfobj.errors import (
-    BpfError, MapError, MapIncompatibleError, NotFoundError, PinError, ProgramError, VerifierError,
+    BpfError,
+    MapError,
+    MapIncompatibleError,
+    NotFoundError,
+    PinError,
+    ProgramError,
+    VerifierError,
 )
 from pybpfobj.loader import BpfObject
 
