@@ -25,7 +25,7 @@ def ours(*argv: str) -> tuple[int, str, str]:
 
 
 def theirs(bpftool: str, *argv: str) -> tuple[int, str, str]:
-    p = subprocess.run([bpftool, *argv], capture_output=True, text=True)
+    p = subprocess.run([bpftool, *argv], capture_output=True, text=True, check=False)
     return p.returncode, p.stdout, p.stderr
 
 
