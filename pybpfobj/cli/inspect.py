@@ -157,8 +157,8 @@ def _map_lines(m: dict[str, Any], indent: str) -> list[str]:
 def render_text(desc: dict[str, Any]) -> str:
     """The plain-text form of :func:`describe`'s document."""
     lines = [f"object {desc['name']}  file {desc['file']}",
-             f"\tlicense \"{desc['license']}\"  kern_version {desc['kern_version']}  "
-             f"btf {'yes' if desc['btf'] else 'no'}",
+             (f"\tlicense \"{desc['license']}\"  kern_version {desc['kern_version']}  "
+              f"btf {'yes' if desc['btf'] else 'no'}"),
              f"programs: {len(desc['programs'])}"]
     for p in desc["programs"]:
         attach = f"  attach_type {p['expected_attach_type']}" if p["expected_attach_type"] else ""
