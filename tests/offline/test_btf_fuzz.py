@@ -40,7 +40,7 @@ def _corpus() -> list[tuple[bytes, bytes | None]]:
                 out.append((btf.data(), ext.data() if ext is not None else None))
     if os.path.exists(VMLINUX):
         # vmlinux-like: its first ~300 types with the first 16 KiB of strings
-        raw = open(VMLINUX, "rb").read()
+        raw = Path(VMLINUX).read_bytes()
         _, _, _, hdr_len, _, _, str_off, _ = struct.unpack_from("<HBBIIIII", raw)
         v = BTF.from_bytes(raw, source="vmlinux")
         tend = hdr_len + 4 * v._offs[300]
