@@ -31,7 +31,9 @@ import re
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Self
 
 from pybpfobj import constants as C
 from pybpfobj.errors import BatchError, BpfError, MapError, UnsupportedError, map_error
@@ -66,7 +68,7 @@ _CTYPES_INTS.setdefault(ctypes.c_long, (ctypes.sizeof(ctypes.c_long), True))
 _CTYPES_INTS.setdefault(ctypes.c_uint, (4, False))
 _CTYPES_INTS.setdefault(ctypes.c_int, (4, True))
 
-_ncpus: Optional[int] = None
+_ncpus: int | None = None
 
 
 def possible_cpus() -> int:
@@ -81,7 +83,7 @@ def _round8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def map_type_number(t: Union[int, str]) -> int:
+def map_type_number(t: int | str) -> int:
     """A map type given as number or bpftool name (``"hash"``) as the kernel's number."""
     if isinstance(t, int):
         return t
@@ -145,7 +147,7 @@ class _BytesCodec(_Codec):
     def pack(self, v: Any) -> bytes:
         if isinstance(v, int) and not isinstance(v, bool) and self.size <= 8 and v >= 0:
             return v.to_bytes(self.size, "little")
-        if isinstance(v, ctypes.Array) or isinstance(v, ctypes.Structure) or isinstance(v, ctypes.Union):
+        if isinstance(v, (ctypes.Array, ctypes.Structure, ctypes.Union)):
             return bytes(memoryview(v).cast("B"))
         return bytes(v)
 
@@ -209,9 +211,9 @@ class MapInfo:
     map_extra: int
     ifindex: int
     frozen: bool
-    memlock: Optional[int]
-    owner_prog_type: Optional[int] = None
-    owner_jited: Optional[bool] = None
+    memlock: int | None
+    owner_prog_type: int | None = None
+    owner_jited: bool | None = None
     pinned: list[str] = field(default_factory=list)
     pids: list[tuple[int, str]] = field(default_factory=list)
 
@@ -224,9 +226,9 @@ class Map:
 
     _fd: int
 
-    def __init__(self, fd: int, *, owned: bool = True, name: Optional[str] = None,
-                 btf: Optional["BTF"] = None, key_type: Any = None, value_type: Any = None,
-                 pinned_path: Optional[str] = None) -> None:
+    def __init__(self, fd: int, *, owned: bool = True, name: str | None = None,
+                 btf: BTF | None = None, key_type: Any = None, value_type: Any = None,
+                 pinned_path: str | None = None) -> None:
         self._fd = -1
         self._owned = owned
         ki = kinfo.map_info(fd)
@@ -320,14 +322,14 @@ class Map:
         return _CTypeCodec(ct)
 
     @classmethod
-    def from_fd(cls, fd: int, *, owned: bool = True, name: Optional[str] = None, btf: Optional["BTF"] = None,
-                key_type: Any = None, value_type: Any = None, pinned_path: Optional[str] = None) -> "Map":
+    def from_fd(cls, fd: int, *, owned: bool = True, name: str | None = None, btf: BTF | None = None,
+                key_type: Any = None, value_type: Any = None, pinned_path: str | None = None) -> Map:
         """Wrap map ``fd``; with ``owned`` (default) the Map closes it."""
         return cls(fd, owned=owned, name=name, btf=btf, key_type=key_type, value_type=value_type,
                    pinned_path=pinned_path)
 
     @classmethod
-    def from_id(cls, map_id: int, **kw: Any) -> "Map":
+    def from_id(cls, map_id: int, **kw: Any) -> Map:
         """Open map ``map_id`` (NotFoundError when there is none)."""
         fd = kinfo.map_fd_by_id(map_id)
         try:
@@ -337,7 +339,7 @@ class Map:
             raise
 
     @classmethod
-    def from_pinned(cls, path: str, **kw: Any) -> "Map":
+    def from_pinned(cls, path: str, **kw: Any) -> Map:
         """Open the map pinned at ``path`` (BPF_OBJ_GET)."""
         fd = mapops.obj_get(str(path))
         try:
@@ -347,7 +349,7 @@ class Map:
             raise
 
     @classmethod
-    def by_name(cls, name: str, **kw: Any) -> list["Map"]:
+    def by_name(cls, name: str, **kw: Any) -> list[Map]:
         """Every map whose kernel name is ``name`` (possibly none), by ascending id."""
         out: list[Map] = []
         for mid in kinfo.map_ids():
@@ -368,12 +370,12 @@ class Map:
         return out
 
     @classmethod
-    def create(cls, map_type: Union[int, str], key_size: int, value_size: int, max_entries: int, *,
-               name: Optional[str] = None, flags: int = 0, inner_map: "Union[Map, int, None]" = None,
-               numa_node: Optional[int] = None, map_extra: int = 0, btf_fd: int = 0,
+    def create(cls, map_type: int | str, key_size: int, value_size: int, max_entries: int, *,
+               name: str | None = None, flags: int = 0, inner_map: Map | int | None = None,
+               numa_node: int | None = None, map_extra: int = 0, btf_fd: int = 0,
                btf_key_type_id: int = 0, btf_value_type_id: int = 0, btf_vmlinux_value_type_id: int = 0,
-               ifindex: int = 0, btf: Optional["BTF"] = None, key_type: Any = None,
-               value_type: Any = None) -> "Map":
+               ifindex: int = 0, btf: BTF | None = None, key_type: Any = None,
+               value_type: Any = None) -> Map:
         """BPF_MAP_CREATE a new map of any type the kernel can create.
 
         ``name`` must match ``[A-Za-z0-9_.]`` and have at most 15 characters.
@@ -416,7 +418,7 @@ class Map:
         return self._fd
 
     @property
-    def btf(self) -> Optional["BTF"]:
+    def btf(self) -> BTF | None:
         """The map's BTF, when it has one (or was given one)."""
         return self._btf
 
@@ -428,17 +430,16 @@ class Map:
                 os.close(fd)
             self._setup_fast_paths()
 
-    def __enter__(self) -> "Map":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        if getattr(self, "_fd", -1) >= 0 and getattr(self, "_owned", False):
+            os.close(self._fd)  # interpreter shutdown: no fast-path rebinding
+            self._fd = -1
 
     def __repr__(self) -> str:
         state = "closed" if self._fd < 0 else f"fd {self._fd}"
@@ -492,7 +493,7 @@ class Map:
                     raise map_error(-r, f"lookup of key {key!r}", name)
                 return vunpack(vbuf)[0]
 
-            def update(key: Any, value: Any, flags: Union[int, str] = 0, *, lock: bool = False) -> None:
+            def update(key: Any, value: Any, flags: int | str = 0, *, lock: bool = False) -> None:
                 if flags.__class__ is not int or lock:
                     flags = (_FLAG_WORDS[flags] if isinstance(flags, str) else flags) | (LOCK if lock else 0)
                 try:
@@ -587,7 +588,7 @@ class Map:
         except KeyError:
             return default
 
-    def update(self, key: Any, value: Any, flags: Union[int, str] = ANY, *, lock: bool = False) -> None:
+    def update(self, key: Any, value: Any, flags: int | str = ANY, *, lock: bool = False) -> None:
         """Set ``key`` to ``value``; ``flags`` any/noexist/exist (ints or words), ``lock`` BPF_F_LOCK."""
         fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
         if lock:
@@ -627,7 +628,7 @@ class Map:
 
     # -- queue / stack / bloom filter ----------------------------------------
 
-    def push(self, value: Any, flags: Union[int, str] = ANY) -> None:
+    def push(self, value: Any, flags: int | str = ANY) -> None:
         """queue/stack/bloom_filter: add ``value`` (``exist`` on a full queue overwrites the oldest)."""
         fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
         r = self._f_update(self.fd, None, self._value_bytes(value), fl)
@@ -659,18 +660,18 @@ class Map:
 
     # -- fd-valued maps ------------------------------------------------------
 
-    def set_prog(self, key: Any, prog: Any = None, *, fd: Optional[int] = None, id: Optional[int] = None,
-                 pinned: Optional[str] = None) -> None:
+    def set_prog(self, key: Any, prog: Any = None, *, fd: int | None = None, id: int | None = None,
+                 pinned: str | None = None) -> None:
         """prog_array: put a program (a Program handle, or by ``fd``, ``id`` or ``pinned`` path) at ``key``."""
         self._set_fd_slot(key, prog, fd, id, pinned, "prog")
 
-    def set_inner(self, key: Any, inner: Any = None, *, fd: Optional[int] = None, id: Optional[int] = None,
-                  pinned: Optional[str] = None) -> None:
+    def set_inner(self, key: Any, inner: Any = None, *, fd: int | None = None, id: int | None = None,
+                  pinned: str | None = None) -> None:
         """array_of_maps/hash_of_maps: put a map (Map handle, ``fd``, ``id`` or ``pinned``) at ``key``."""
         self._set_fd_slot(key, inner, fd, id, pinned, "map")
 
-    def _set_fd_slot(self, key: Any, handle: Any, fd: Optional[int], obj_id: Optional[int],
-                     pinned: Optional[str], kind: str) -> None:
+    def _set_fd_slot(self, key: Any, handle: Any, fd: int | None, obj_id: int | None,
+                     pinned: str | None, kind: str) -> None:
         close_fd = -1
         if handle is not None:
             fd = handle if isinstance(handle, int) else handle.fd
@@ -698,7 +699,7 @@ class Map:
         """prog_array: the id of the program at ``key``."""
         return int(struct.unpack("<I", self._raw_lookup(key))[0])
 
-    def open_inner(self, key: Any, **kw: Any) -> "Map":
+    def open_inner(self, key: Any, **kw: Any) -> Map:
         """array_of_maps/hash_of_maps: a new Map handle on the inner map at ``key``."""
         return Map.from_id(self.inner_map_id(key), **kw)
 
@@ -731,7 +732,7 @@ class Map:
         keys: list[Any] = []
         values: list[Any] = []
         first = True
-        in_ptr: Optional[int] = None
+        in_ptr: int | None = None
         while True:
             count.value = chunk
             r = f(self.fd, in_ptr, tok_out, kbuf, vbuf, ctypes.byref(count), ctypes.byref(opts))
@@ -814,9 +815,9 @@ class Map:
                 pass
         return b"".join(self._value_bytes(v) for v in values)
 
-    def update_batch(self, items: Union[Iterable[tuple[Any, Any]], dict[Any, Any], None] = None,
-                     values: Optional[Iterable[Any]] = None, *, keys: Optional[Iterable[Any]] = None,
-                     flags: Union[int, str] = ANY) -> int:
+    def update_batch(self, items: Iterable[tuple[Any, Any]] | dict[Any, Any] | None = None,
+                     values: Iterable[Any] | None = None, *, keys: Iterable[Any] | None = None,
+                     flags: int | str = ANY) -> int:
         """Update many elements in one BPF_MAP_UPDATE_BATCH (element-wise where refused).
 
         Give ``items`` as (key, value) pairs or a dict, or ``keys=`` and
@@ -849,7 +850,7 @@ class Map:
                              f"{os.strerror(-r)}", applied=n, errno=-r, map=self.name)
         return len(kl)
 
-    def _elementwise(self, kl: list[Any], vl: Optional[list[Any]], fl: int) -> int:
+    def _elementwise(self, kl: list[Any], vl: list[Any] | None, fl: int) -> int:
         for i, k in enumerate(kl):
             try:
                 if vl is None:
@@ -887,7 +888,7 @@ class Map:
 
     def _iter_keys(self) -> Iterator[Any]:
         f = self._f_next
-        prev: Optional[int] = None
+        prev: int | None = None
         buf_a, buf_b = ctypes.create_string_buffer(max(self.key_size, 1)), ctypes.create_string_buffer(
             max(self.key_size, 1))
         fd = self.fd
@@ -921,9 +922,8 @@ class Map:
         return self.lookup(key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if self.type == _PROG_ARRAY or self.type in C.MAP_IN_MAP_TYPES:
-            if hasattr(value, "fd"):
-                value = value.fd
+        if (self.type == _PROG_ARRAY or self.type in C.MAP_IN_MAP_TYPES) and hasattr(value, "fd"):
+            value = value.fd
         self.update(key, value)
 
     def __delitem__(self, key: Any) -> None:
@@ -949,7 +949,7 @@ class Map:
         kinfo.obj_pin(self.fd, str(path))
         self.pinned_path = str(path)
 
-    def unpin(self, path: Optional[str] = None) -> None:
+    def unpin(self, path: str | None = None) -> None:
         """Remove the pin at ``path`` (default: where this handle pinned or opened it)."""
         p = path or self.pinned_path
         if not p:
@@ -966,7 +966,7 @@ class Map:
 
     # -- mmap ------------------------------------------------------------------------
 
-    def mmap(self, *, writable: Optional[bool] = None) -> Any:
+    def mmap(self, *, writable: bool | None = None) -> Any:
         """A typed view of an mmapable array's memory: reads and writes need no syscall.
 
         For a one-entry map (global .data/.bss/.rodata) the view is the value
@@ -976,7 +976,7 @@ class Map:
         read-only and the view refuses writes.
         """
         if self.type != C.MAP_TYPE["array"] or not (self.flags & C.BPF_F_MMAPABLE):
-            raise UnsupportedError(f"map {self.name!r} is not an mmapable array (type {self.type_name}, "
+            raise MapError(f"map {self.name!r} is not an mmapable array (type {self.type_name}, "
                                    f"flags {self.flags:#x})", errno=_errno.EINVAL, map=self.name)
         if writable is None:
             writable = not self.info().frozen and not (self.flags & C.BPF_F_RDONLY)
@@ -1015,7 +1015,7 @@ class _SlotView:
 class _ReadOnlyView:
     """Wraps a ctypes object on read-only pages: attribute reads pass through, writes raise."""
 
-    __slots__ = ("_obj", "_mm", "_map_name")
+    __slots__ = ("_map_name", "_mm", "_obj")
 
     def __init__(self, obj: Any, mm: Any, map_name: str) -> None:
         object.__setattr__(self, "_obj", obj)
@@ -1072,7 +1072,7 @@ def _make_view(m: Map, mm: Any, stride: int, writable: bool) -> Any:
     return _ReadOnlyView(t.from_address(mm.address), mm, m.name)
 
 
-def datasec_ctype(btf: "BTF", datasec_id: int) -> Any:
+def datasec_ctype(btf: BTF, datasec_id: int) -> Any:
     """A ctypes Structure laying out a DATASEC's variables at their offsets (padding in between)."""
     from pybpfobj.spec.ctypes_types import CTypesBuilder
 
@@ -1096,5 +1096,15 @@ def datasec_ctype(btf: "BTF", datasec_id: int) -> Any:
     return type(name, (ctypes.Structure,), {"_pack_": 1, "_fields_": fields})
 
 
-__all__ = ["Map", "MapInfo", "ANY", "NOEXIST", "EXIST", "LOCK", "possible_cpus", "check_map_name",
-           "map_type_number", "datasec_ctype"]
+__all__ = [
+    "ANY",
+    "EXIST",
+    "LOCK",
+    "NOEXIST",
+    "Map",
+    "MapInfo",
+    "check_map_name",
+    "datasec_ctype",
+    "map_type_number",
+    "possible_cpus",
+]

@@ -13,11 +13,11 @@ from __future__ import annotations
 import errno as _errno
 import os
 import struct
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from pybpfobj import constants as C
 from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, hexbytes, is_keyword
-from pybpfobj.errors import BpfError, NotFoundError
+from pybpfobj.errors import BpfError
 from pybpfobj.kernel import info as kinfo
 from pybpfobj.maps import Map, check_map_name, possible_cpus
 
@@ -162,7 +162,7 @@ def _parse_byte(tok: str, base: int) -> int:
         if base == 16:
             v = int(t[2:] if t[:2].lower() == "0x" else t, 16) if t else 0
         elif t[:2].lower() == "0x":
-            v = int(t[2:], 16)
+            v = int(t, 0)
         elif len(t) > 1 and t[0] == "0":
             v = int(t[1:], 8)
         else:
@@ -193,8 +193,8 @@ def parse_bytes(args: list[str], name: str, n: int) -> tuple[bytes, list[str]]:
 
 
 class _Elem:
-    key: Optional[bytes] = None
-    value: Optional[bytes] = None
+    key: bytes | None = None
+    value: bytes | None = None
     value_fd: int = -1
     flags: int = 0
 
@@ -293,7 +293,7 @@ def entry_plain(m: Map, key: bytes, value: bytes) -> str:
     return "\n".join(lines)
 
 
-def entry_json(m: Map, key: bytes, value: bytes, formatted: Optional[Callable[[bytes, bytes], Any]]) -> dict[str, Any]:
+def entry_json(m: Map, key: bytes, value: bytes, formatted: Callable[[bytes, bytes], Any] | None) -> dict[str, Any]:
     """One element as bpftool's print_entry_json (hex arrays, per-CPU ``values``, ``formatted``)."""
     d: dict[str, Any] = {"key": hexbytes(key)}
     if not m.percpu:
@@ -389,7 +389,7 @@ def _pids_table() -> dict[int, list[tuple[int, str]]]:
             fds = os.listdir(base + "/fdinfo")
         except OSError:
             continue
-        comm: Optional[str] = None
+        comm: str | None = None
         for fdn in fds:
             try:
                 if os.readlink(f"{base}/fd/{fdn}") != "anon_inode:bpf-map":
@@ -512,7 +512,7 @@ def _dump_elements(m: Map) -> tuple[list[tuple[bytes, bytes]], int, int]:
         except BpfError:
             pass  # fall back to the plain walk, which reports errors per element
     out: list[tuple[bytes, bytes]] = []
-    prev: Optional[bytes] = None
+    prev: bytes | None = None
     while True:
         try:
             k = m.get_next_key(prev)
@@ -544,7 +544,7 @@ def _percpu_join(m: Map, v: Any) -> bytes:
     return bytes(v)
 
 
-def _entry_error_plain(m: Map, key: bytes, err: int) -> Optional[str]:
+def _entry_error_plain(m: Map, key: bytes, err: int) -> str | None:
     if (m.type in C.MAP_IN_MAP_TYPES or m.type == C.MAP_TYPE["prog_array"]) and err == _errno.ENOENT:
         return None
     msg = "<no entry>" if err == _errno.ENOENT else os.strerror(err)
@@ -603,7 +603,7 @@ def _dump_one(ctx: Context, m: Map, btf_mode: bool, header: bool) -> tuple[Any, 
     return None, err
 
 
-def _fast_json_dump(ctx: Context, m: Map) -> Optional[int]:
+def _fast_json_dump(ctx: Context, m: Map) -> int | None:
     """The common big case (no BTF, not per-CPU, batchable, compact JSON): strings joined directly."""
     if ctx.pretty or m.percpu or m.type not in _BATCHABLE or _has_btf(m):
         return None
@@ -707,7 +707,7 @@ def do_getnext(ctx: Context, args: list[str]) -> int:
         raise _usage()
     m, rest = _one_map(args)
     try:
-        key: Optional[bytes] = None
+        key: bytes | None = None
         if rest:
             e = parse_elem(rest, m, True, False, False)
             key = e.key
@@ -840,11 +840,11 @@ def do_create(ctx: Context, args: list[str]) -> int:
         raise CliError(f"'create' needs at least 7 arguments, {len(args)} found")
     path = args[0]
     args = args[1:]
-    mtype: Optional[int] = None
-    name: Optional[str] = None
+    mtype: int | None = None
+    name: str | None = None
     key = value = entries = 0
     flags = 0
-    inner: Optional[Map] = None
+    inner: Map | None = None
     ifindex = 0
     try:
         while args:
@@ -993,7 +993,7 @@ def do_help(ctx: Context, args: list[str]) -> int:
     return 0
 
 
-COMMANDS: list[tuple[str, Callable[[Context, list[str]], Optional[int]]]] = [
+COMMANDS: list[tuple[str, Callable[[Context, list[str]], int | None]]] = [
     ("show", do_show),
     ("list", do_show),
     ("help", do_help),
@@ -1019,5 +1019,14 @@ def do_map(ctx: Context, args: list[str]) -> int:
     return dispatch(ctx, args, COMMANDS, USAGE, default="show")
 
 
-__all__ = ["do_map", "parse_map_handle", "parse_bytes", "parse_elem", "fprint_hex", "entry_plain",
-           "entry_json", "jsonw_pretty", "USAGE"]
+__all__ = [
+    "USAGE",
+    "do_map",
+    "entry_json",
+    "entry_plain",
+    "fprint_hex",
+    "jsonw_pretty",
+    "parse_bytes",
+    "parse_elem",
+    "parse_map_handle",
+]

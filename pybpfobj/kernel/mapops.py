@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 from ctypes import POINTER, Structure, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
-from typing import Any, Optional
+from typing import Any
 
 from pybpfobj.errors import BpfError, NotFoundError, PinError
 from pybpfobj.kernel import libbpf
@@ -74,7 +74,7 @@ def batch_opts(elem_flags: int = 0, flags: int = 0) -> BpfMapBatchOpts:
     return BpfMapBatchOpts(ctypes.sizeof(BpfMapBatchOpts), elem_flags, flags)
 
 
-def create(map_type: int, name: Optional[str], key_size: int, value_size: int, max_entries: int, *,
+def create(map_type: int, name: str | None, key_size: int, value_size: int, max_entries: int, *,
            flags: int = 0, btf_fd: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0,
            btf_vmlinux_value_type_id: int = 0, inner_map_fd: int = 0, map_extra: int = 0,
            numa_node: int = 0, ifindex: int = 0) -> int:
@@ -110,7 +110,7 @@ def obj_pin(fd: int, path: str) -> None:
         raise PinError(f"can't pin the object ({path}): {os.strerror(err)}", errno=err, path=path)
 
 
-def freeze(fd: int, name: Optional[str] = None) -> None:
+def freeze(fd: int, name: str | None = None) -> None:
     ret = libbpf.lib().bpf_map_freeze(fd)
     if ret < 0:
         from pybpfobj.errors import map_error
@@ -149,4 +149,4 @@ class ReadOnlyMapping:
         self.close()
 
 
-__all__ = ["ReadOnlyMapping", "BpfMapBatchOpts", "BpfMapCreateOpts", "fn", "batch_opts", "create", "obj_get", "obj_pin", "freeze"]
+__all__ = ["BpfMapBatchOpts", "BpfMapCreateOpts", "ReadOnlyMapping", "batch_opts", "create", "fn", "freeze", "obj_get", "obj_pin"]
