@@ -24,10 +24,8 @@ from __future__ import annotations
 import errno as _errno
 import os
 import re
-import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from typing_extensions import Self
@@ -74,12 +72,12 @@ def _page_size() -> int:
     return os.sysconf("SC_PAGE_SIZE")
 
 
-@dataclass
 class _Pins:
     """Pins and directories made by one call (or by the object), newest last."""
 
-    pins: list[str] = field(default_factory=list)
-    dirs: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.pins: list[str] = []
+        self.dirs: list[str] = []
 
     def undo(self) -> None:
         for p in reversed(self.pins):
@@ -223,6 +221,8 @@ class BpfObject:
         """Offload to a device (bpftool's ``dev NAME``): programs and maps get its ifindex."""
         self._check_open("set_ifindex")
         if isinstance(ifindex, str):
+            import socket  # only offload needs it; keeps start-up light
+
             try:
                 ifindex = socket.if_nametoindex(ifindex)
             except OSError as e:

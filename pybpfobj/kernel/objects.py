@@ -194,7 +194,7 @@ def probe_prog_type(prog_type: int) -> bool | None:
     ret = libbpf.lib().libbpf_probe_bpf_prog_type(prog_type, None)
     if ret < 0:
         return None  # a type newer than this libbpf
-    return ret == 1
+    return bool(ret == 1)
 
 
 # ---------------------------------------------------------------------------
