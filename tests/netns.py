@@ -58,7 +58,8 @@ class VethPair:
             ip("link", "set", self.inner, "up", ns=self.ns)
             ip("link", "set", "lo", "up", ns=self.ns)
             ip("link", "set", self.outer, "up")
-            mac = open(f"/sys/class/net/{self.outer}/address").read().strip()
+            with open(f"/sys/class/net/{self.outer}/address") as f:
+                mac = f.read().strip()
             # no ARP needed: packets to outer_addr go straight out of the inner end
             ip("neigh", "add", self.outer_addr, "lladdr", mac, "dev", self.inner, "nud", "permanent",
                ns=self.ns)
