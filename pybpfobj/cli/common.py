@@ -8,9 +8,7 @@ Command modules register verbs as ``(name, handler)`` tables; a handler is
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, TextIO
 
 Handler = Callable[["Context", list[str]], Optional[int]]
@@ -33,21 +31,29 @@ class UsageError(CliError):
         self.usage = usage
 
 
-@dataclass
 class Context:
-    """Global options of one CLI run, and where output goes."""
+    """Global options of one CLI run, and where output goes.
 
-    json: bool = False
-    pretty: bool = False
-    debug: bool = False
-    bpffs: bool = False
-    mapcompat: bool = False
-    nomount: bool = False
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
+    A plain class rather than a dataclass: importing dataclasses costs
+    start-up time every CLI run pays.
+    """
+
+    def __init__(self, *, json: bool = False, pretty: bool = False, debug: bool = False,
+                 bpffs: bool = False, mapcompat: bool = False, nomount: bool = False,
+                 out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> None:
+        self.json = json
+        self.pretty = pretty
+        self.debug = debug
+        self.bpffs = bpffs
+        self.mapcompat = mapcompat
+        self.nomount = nomount
+        self.out: TextIO = out if out is not None else sys.stdout
+        self.err: TextIO = err if err is not None else sys.stderr
 
     def emit_json(self, obj: Any) -> None:
         """Print ``obj`` as bpftool does: compact, or 4-space indented with ``-p``."""
+        import json
+
         if self.pretty:
             text = json.dumps(obj, indent=4, separators=(",", ": "))
         else:

@@ -80,7 +80,7 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
 class _LibbpfFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage().rstrip("\n")
-        if record.name.startswith("pybpfobj.libbpf"):
+        if record.name.startswith("pybpfobj.libbpf") and not msg.startswith("libbpf: "):
             return f"libbpf: {msg}"
         return msg
 
