@@ -42,7 +42,9 @@ FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = 12, 13, 14, 
 _MODIFIERS = (VOLATILE, CONST, RESTRICT, TYPE_TAG)
 
 # Attributes a ctypes Structure/Union (or our runtime) needs; member names equal to them are renamed.
-_CTYPES_RESERVED = {n for n in dir(ctypes.Structure) if not n.startswith("_")} | {"from_param"}
+_CTYPES_RESERVED = ({n for n in dir(ctypes.Structure) if not n.startswith("_")}
+                    | {n for n in dir(type(ctypes.Structure)) if not n.startswith("_")}
+                    | {"from_param", "from_buffer", "from_buffer_copy", "from_address", "in_dll"})
 _ENUM_RESERVED = ({n for n in dir(enum.IntEnum) if not n.startswith("_")}
                   | {n for n in dir(int) if not n.startswith("_")} | {"name", "value", "mro"})
 # Module-level names: builtins (annotations use them) and the generated helpers' public names.
