@@ -322,3 +322,113 @@ def test_host_object_file_is_not_bpf(tmp_path: Path) -> None:
     subprocess.run([cc, "-c", str(src), "-o", str(tmp_path / "h.o")], check=True)
     with pytest.raises(ObjectFormatError, match="not a BPF object"):
         ObjectSpec.from_file(tmp_path / "h.o")
+
+
+# -- objects compiled on the fly for the error paths ------------------------------
+
+_HDR = "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+_PROG = ('SEC("xdp") int p(struct xdp_md *ctx) { __u32 k = 0; bpf_map_lookup_elem(&m, &k); '
+         'return XDP_PASS; }\nchar LICENSE[] SEC("license") = "GPL";\n')
+
+
+def compile_bpf(tmp_path: Path, src: str, name: str = "t") -> Path:
+    import shutil
+    import subprocess
+
+    cc = shutil.which("clang-19") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no clang")
+    c = tmp_path / f"{name}.bpf.c"
+    c.write_text(_HDR + src)
+    o = tmp_path / f"{name}.o"
+    import platform
+
+    incl = f"-I/usr/include/{platform.machine()}-linux-gnu"
+    subprocess.run([cc, "-O2", "-g", "-target", "bpf", incl, "-c", str(c), "-o", str(o)], check=True)
+    return o
+
+
+def test_unknown_map_field_raises_unless_mapcompat(tmp_path: Path) -> None:
+    o = compile_bpf(tmp_path, """
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, __u32);
+         __type(value, __u64); __uint(frobnicate, 3); } m SEC(".maps");
+""" + _PROG)
+    with pytest.raises(ObjectFormatError, match="map 'm': unknown field 'frobnicate'"):
+        ObjectSpec.from_file(o)
+    spec = ObjectSpec.from_file(o, mapcompat=True)
+    assert (spec.maps[0].type_name, spec.maps[0].max_entries) == ("array", 2)
+
+
+def test_conflicting_key_size_raises(tmp_path: Path) -> None:
+    o = compile_bpf(tmp_path, """
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 2); __type(key, __u32);
+         __uint(key_size, 8); __type(value, __u64); } m SEC(".maps");
+""" + _PROG)
+    with pytest.raises(ObjectFormatError, match="map 'm': conflicting key size 8 != 4"):
+        ObjectSpec.from_file(o)
+
+
+def test_invalid_pinning_value_raises(tmp_path: Path) -> None:
+    o = compile_bpf(tmp_path, """
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 2); __type(key, __u32);
+         __uint(pinning, 5); __type(value, __u64); } m SEC(".maps");
+""" + _PROG)
+    with pytest.raises(ObjectFormatError, match="invalid pinning value 5"):
+        ObjectSpec.from_file(o)
+
+
+def test_static_program_is_refused_like_libbpf(tmp_path: Path) -> None:
+    o = compile_bpf(tmp_path, """
+SEC("xdp") static __attribute__((used)) int hidden(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+""")
+    with pytest.raises(ObjectFormatError, match="program 'hidden' in section 'xdp' is static"):
+        ObjectSpec.from_file(o)
+
+
+def test_text_subprograms_are_not_programs(tmp_path: Path) -> None:
+    o = compile_bpf(tmp_path, """
+__attribute__((noinline)) int helper(int x) { return x + 1; }
+SEC("xdp") int p(struct xdp_md *ctx) { return helper(ctx->ingress_ifindex) & 1; }
+char LICENSE[] SEC("license") = "GPL";
+""")
+    spec = ObjectSpec.from_file(o)
+    assert [p.name for p in spec.programs] == ["p"]
+    assert [p.name for p in spec.subprograms] == ["helper"]
+    assert [(r.kind, r.target) for r in spec.programs[0].relocations] == [("call", "helper")]
+
+
+def test_relocation_against_bss_subsection_is_refused_like_libbpf_11(tmp_path: Path) -> None:
+    o = compile_bpf(tmp_path, """
+int x SEC(".bss.extra");
+SEC("xdp") int p(struct xdp_md *ctx) { x++; return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+""")
+    with pytest.raises(ObjectFormatError, match="refers to 'x' in section '.bss.extra'"):
+        ObjectSpec.from_file(o)
+
+
+def test_corrupt_btf_raises_btf_error_naming_the_file(objs: Path) -> None:
+    from pybpfobj.errors import BTFError
+
+    data = bytearray((objs / "tailcall.o").read_bytes())
+    pos = data.find(b"\x9f\xeb\x01")     # the .BTF header
+    data[pos + 8:pos + 24] = b"\xff" * 16   # type/string offsets and lengths
+    with pytest.raises(BTFError, match="btfbad.o"):
+        ObjectSpec.from_bytes(bytes(data), name="btfbad.o")
+
+
+def test_bad_relocation_symbol_index_raises(objs: Path) -> None:
+    import struct as _s
+
+    from elftools.elf.elffile import ELFFile
+
+    data = bytearray((objs / "tailcall.o").read_bytes())
+    import io
+
+    elf = ELFFile(io.BytesIO(bytes(data)))
+    rel = elf.get_section_by_name(".relxdp")
+    off = rel.header["sh_offset"]
+    _s.pack_into("<Q", data, off + 8, (0xFFFF << 32) | 1)
+    with pytest.raises(ObjectFormatError, match="symbol index 65535 out of range"):
+        ObjectSpec.from_bytes(bytes(data), name="badrel.o")
