@@ -50,8 +50,8 @@ _ENUM_RESERVED = ({n for n in dir(enum.IntEnum) if not n.startswith("_")}
 # Module-level names: builtins (annotations use them) and the generated helpers' public names.
 _MODULE_RESERVED = set(dir(builtins)) | {"annotations", "OBJECT_NAME", "OBJECT_SHA256"}
 # Attribute names of the runtime containers: maps, programs and data-section attributes avoid them.
-_MAPS_RESERVED = {"items", "names", "get", "skeleton"}
-_PROGS_RESERVED = {"items", "names", "get", "skeleton"}
+_MAPS_RESERVED = {"items", "names", "get", "skeleton", "values"}
+_PROGS_RESERVED = {"items", "names", "get", "skeleton", "values"}
 _SKEL_RESERVED = {"open", "load", "attach", "detach", "close", "maps", "progs", "links", "object",
                   "loaded", "path", "name", "pin_root", "open_and_load", "spec", "sections"}
 

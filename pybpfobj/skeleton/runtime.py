@@ -527,6 +527,9 @@ class Maps:
     def items(self) -> list[tuple[str, _MapBase]]:
         return list(self._by_name.items())
 
+    def values(self) -> list[_MapBase]:
+        return list(self._by_name.values())
+
 
 # ---------------------------------------------------------------------------
 # programs
@@ -571,7 +574,8 @@ class ProgramRef:
 
 
 def _attach_program(ref: ProgramRef, *args: Any, **kw: Any) -> Any:
-    """Attach through the links/loader API: XDP and tc need an interface; others follow the section."""
+    """Attach: XDP and tc through :mod:`pybpfobj.links` (they need an interface); every
+    other program as its section says, through libbpf's ``bpf_program__attach``."""
     from pybpfobj import links
 
     prog = ref.program
@@ -582,13 +586,70 @@ def _attach_program(ref: ProgramRef, *args: Any, **kw: Any) -> Any:
         return links.attach_xdp(prog, *args, **kw)
     if ref.prog_type in ("sched_cls", "sched_act"):
         return links.attach_tc(prog, *args, **kw)
-    auto: Callable[..., Any] | None = getattr(links, "attach_auto", None)
-    if auto is not None:
-        return auto(prog, *args, **kw)
-    method: Callable[..., Any] | None = getattr(prog, "attach", None)
-    if method is None:
-        raise UnsupportedError(f"program {ref.name!r}: no attach for section {ref.section!r}", prog=ref.name)
-    return method(*args, **kw)
+    if args or kw:
+        raise ProgramError(f"program {ref.name!r}: {ref.prog_type} programs attach as their section "
+                           f"{ref.section!r} says; no target is taken", prog=ref.name, errno=_errno.EINVAL)
+    return AutoLink.attach(ref.skel, ref.name)
+
+
+_link_protos_declared = False
+
+
+def _declare_link_protos() -> None:
+    """Prototypes for section-driven attach (missing from pybpfobj.kernel when this was written)."""
+    global _link_protos_declared
+    if _link_protos_declared:
+        return
+    from ctypes import c_int, c_void_p
+
+    from pybpfobj.kernel import libbpf
+
+    def protos(lb: ctypes.CDLL) -> None:
+        libbpf._proto(lb, "bpf_program__attach", c_void_p, c_void_p)
+        libbpf._proto(lb, "bpf_link__fd", c_int, c_void_p)
+        libbpf._proto(lb, "bpf_link__destroy", c_int, c_void_p)
+
+    libbpf.declares(protos)
+    _link_protos_declared = True
+
+
+class AutoLink:
+    """A link made by libbpf's ``bpf_program__attach`` (tracepoints, kprobes, raw tracepoints...)."""
+
+    def __init__(self, ptr: int, prog: str) -> None:
+        self._ptr = ptr
+        self.prog = prog
+
+    @classmethod
+    def attach(cls, skel: Skeleton, prog: str) -> AutoLink:
+        from pybpfobj.kernel import libbpf
+
+        _declare_link_protos()
+        ptr = skel.object._progs[prog]
+        with libbpf.capture_output():
+            link = libbpf.lib().bpf_program__attach(ptr)
+        link = libbpf.check_ptr(link, f"attaching program {prog!r} of {skel.OBJECT_NAME!r}",
+                                ProgramError, prog=prog)
+        return cls(link, prog)
+
+    @property
+    def fd(self) -> int:
+        from pybpfobj.kernel import libbpf
+
+        if not self._ptr:
+            raise ValueError(f"link of {self.prog!r} is closed")
+        return int(libbpf.lib().bpf_link__fd(self._ptr))
+
+    def close(self) -> None:
+        """Detach and free the link (idempotent)."""
+        if self._ptr:
+            from pybpfobj.kernel import libbpf
+
+            ptr, self._ptr = self._ptr, 0
+            libbpf.lib().bpf_link__destroy(ptr)
+
+    def __repr__(self) -> str:
+        return f"<AutoLink {self.prog!r}{' closed' if not self._ptr else ''}>"
 
 
 class Programs:
@@ -611,6 +672,9 @@ class Programs:
 
     def items(self) -> list[tuple[str, ProgramRef]]:
         return list(self._by_name.items())
+
+    def values(self) -> list[ProgramRef]:
+        return list(self._by_name.values())
 
 
 # ---------------------------------------------------------------------------
@@ -645,6 +709,8 @@ class Skeleton:
         self._views: dict[str, Any] = {}
         self._pending: dict[str, tuple[type[Any], Any]] = {}
         self._mapped: list[Any] = []
+        self._map_handles: Optional[dict[str, Map]] = None
+        self._prog_handles: Optional[dict[str, Program]] = None
         self.path = path or self.OBJECT_PATH
         source: str | bytes
         if path is None and self.OBJECT_EMBEDDED is not None:
@@ -738,10 +804,17 @@ class Skeleton:
         self._check_open("attach")
         if not self.loaded:
             self.load()
-        made = []
-        for ref in self.progs.values():
-            if ref.section.startswith(_AUTO_ATTACH_PREFIXES):
-                made.append(ref.attach())
+        made: list[Any] = []
+        try:
+            for ref in self.progs.values():
+                if ref.section.startswith(_AUTO_ATTACH_PREFIXES):
+                    made.append(ref.attach())
+        except BaseException:
+            # all or nothing: undo this call's links
+            for link in reversed(made):
+                self.links.remove(link)
+                link.close()
+            raise
         return made
 
     def detach(self) -> None:
@@ -750,7 +823,7 @@ class Skeleton:
         while self.links:
             link = self.links.pop()
             try:
-                link.close() if hasattr(link, "close") else link.detach()
+                link.close()
             except BpfError as e:
                 errors.append(e)
         if errors:
@@ -771,10 +844,12 @@ class Skeleton:
             self._mapped.clear()
             for src in self._owned_sources:
                 src.close()
-            for name in list(self.maps.names()):
-                w = self.maps.get(name)
-                if w is not None:
-                    w._src.close()
+            for w in self.maps.values():
+                w._src.close()
+            # the loader's handles outlive its object: the skeleton took them, it closes them
+            for handles in (self._map_handles, self._prog_handles):
+                for h in (handles or {}).values():
+                    h.close()
             self.object.close()
 
     def __enter__(self) -> Self:
@@ -790,14 +865,26 @@ class Skeleton:
         if not self.loaded:
             raise MapError(f"map {name!r} of {self.OBJECT_NAME!r} does not exist before load()",
                            map=name, errno=_errno.ENOENT)
-        return self.object.maps[name]  # type: ignore[no-any-return]
+        if self._map_handles is None:
+            self._map_handles = dict(self.object.maps)
+        try:
+            return self._map_handles[name]
+        except KeyError:
+            raise MapError(f"object {self.OBJECT_NAME!r} has no map {name!r}", map=name,
+                           errno=_errno.ENOENT) from None
 
     def _loaded_prog(self, name: str) -> Program:
         self._check_open(f"program {name!r}")
         if not self.loaded:
             raise ProgramError(f"program {name!r} of {self.OBJECT_NAME!r} is not loaded yet",
                                prog=name, errno=_errno.ENOENT)
-        return self.object.programs[name]  # type: ignore[no-any-return]
+        if self._prog_handles is None:
+            self._prog_handles = dict(self.object.programs)
+        try:
+            return self._prog_handles[name]
+        except KeyError:
+            raise ProgramError(f"object {self.OBJECT_NAME!r} has no loaded program {name!r}", prog=name,
+                               errno=_errno.ENOENT) from None
 
     def _section(self, map_name: str, cls: type[T], live_after_load: bool) -> T:
         """Typed view of a data section: a buffer pushed at load, then the map's mmap."""
