@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self
 
 from pybpfobj import constants as C
-from pybpfobj.errors import BatchError, BpfError, MapError, UnsupportedError, map_error
+from pybpfobj.errors import BatchError, BpfError, MapError, map_error
 from pybpfobj.kernel import info as kinfo
 from pybpfobj.kernel import libbpf, mapops
 
@@ -136,7 +136,8 @@ class _IntCodec(_Codec):
 
     def unpack_many(self, data: Any, n: int, stride: int) -> list[Any]:
         if stride == self.size:
-            return memoryview(data).cast("B")[:n * stride].cast(self.code).tolist()
+            mv: Any = memoryview(data).cast("B")[:n * stride]
+            return list(mv.cast(self.code).tolist())
         return super().unpack_many(data, n, stride)
 
 
@@ -176,6 +177,13 @@ class _CTypeCodec(_Codec):
 
     def unpack(self, data: Any, off: int = 0) -> Any:
         return self.ctype.from_buffer_copy(data, off)
+
+
+def _is_buffer(x: Any) -> bool:
+    """Packed data (bytes, bytearray, array.array, memoryview, numpy arrays), not a sequence of values."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return True
+    return hasattr(x, "typecode") or hasattr(x, "__array_interface__")
 
 
 def _codec_for_ctype(t: Any) -> _Codec:
@@ -401,7 +409,7 @@ class Map:
             raise MapError(f"map create failed for {name or C.map_type_name(t)!r} (type "
                            f"{C.map_type_name(t)}, key {key_size}, value {value_size}, max_entries "
                            f"{max_entries}, flags {flags:#x}): {os.strerror(e.errno or 22)}",
-                           errno=e.errno, map=name) from None
+                           errno=e.errno or 0, map=name) from None
         try:
             return cls(fd, btf=btf, key_type=key_type, value_type=value_type)
         except BaseException:
@@ -508,7 +516,7 @@ class Map:
                 if r:
                     raise map_error(-r, f"update of key {key!r}", name)
 
-            self.lookup = lookup  # type: ignore[method-assign]
+            self.lookup = lookup  # type: ignore[method-assign,assignment]
             self.update = update  # type: ignore[method-assign]
         else:
             self.__dict__.pop("lookup", None)
@@ -821,9 +829,13 @@ class Map:
         """Update many elements in one BPF_MAP_UPDATE_BATCH (element-wise where refused).
 
         Give ``items`` as (key, value) pairs or a dict, or ``keys=`` and
-        ``values`` as two sequences.  Returns the count; a failure raises
+        ``values`` as two sequences; packed buffers (``array.array("I")``,
+        bytes, numpy arrays) for ``keys=``/``values`` go to the kernel as they are.  Returns the count; a failure raises
         BatchError whose ``applied`` says how many took effect.
         """
+        fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
+        if keys is not None and _is_buffer(keys) and _is_buffer(values) and not self.percpu:
+            return self._update_batch_buffers(keys, values, fl)
         if keys is not None:
             kl = list(keys)
             vl = list(values or ())
@@ -836,7 +848,6 @@ class Map:
                            errno=_errno.EINVAL, map=self.name)
         if not kl:
             return 0
-        fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
         kdata = self._pack_keys(kl)
         vdata = self._pack_values(vl)
         count = ctypes.c_uint32(len(kl))
@@ -849,6 +860,34 @@ class Map:
             raise BatchError(f"batch update on map {self.name!r} failed after {n} of {len(kl)} elements: "
                              f"{os.strerror(-r)}", applied=n, errno=-r, map=self.name)
         return len(kl)
+
+    def _update_batch_buffers(self, keys: Any, values: Any, fl: int) -> int:
+        """Keys and values already packed (bytes, array.array, memoryview): passed without copying."""
+        kmv = memoryview(keys).cast("B")
+        vmv = memoryview(values).cast("B")
+        n = len(kmv) // max(1, self.key_size)
+        if len(kmv) != n * self.key_size or len(vmv) != n * self.value_size:
+            raise MapError(f"update_batch on map {self.name!r}: {len(kmv)} key bytes and {len(vmv)} value "
+                           f"bytes are not a whole number of {self.key_size}/{self.value_size}-byte elements "
+                           "of the same count", errno=_errno.EINVAL, map=self.name)
+        if n == 0:
+            return 0
+        kb = (ctypes.c_char * len(kmv)).from_buffer(kmv) if not kmv.readonly else bytes(kmv)
+        vb = (ctypes.c_char * len(vmv)).from_buffer(vmv) if not vmv.readonly else bytes(vmv)
+        count = ctypes.c_uint32(n)
+        opts = mapops.batch_opts(elem_flags=fl)
+        r = mapops.fn("bpf_map_update_batch")(self.fd, ctypes.addressof(kb) if not isinstance(kb, bytes) else kb,
+                                              ctypes.addressof(vb) if not isinstance(vb, bytes) else vb,
+                                              ctypes.byref(count), ctypes.byref(opts))
+        if r:
+            done = count.value if count.value != n else 0
+            if done == 0 and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+                kc, vc = _BytesCodec(self.key_size), _BytesCodec(self.value_size)
+                return self._elementwise([kc.unpack(kmv, i * self.key_size) for i in range(n)],
+                                         [vc.unpack(vmv, i * self.value_size) for i in range(n)], fl)
+            raise BatchError(f"batch update on map {self.name!r} failed after {done} of {n} elements: "
+                             f"{os.strerror(-r)}", applied=done, errno=-r, map=self.name)
+        return n
 
     def _elementwise(self, kl: list[Any], vl: list[Any] | None, fl: int) -> int:
         for i, k in enumerate(kl):
@@ -1062,7 +1101,7 @@ def _make_view(m: Map, mm: Any, stride: int, writable: bool) -> Any:
         # Array elements are 8-byte aligned in the kernel.
         padded = type(f"{getattr(elem, '__name__', 'elem')}_slot", (ctypes.Structure,),
                       {"_fields_": [("value", elem), ("_pad", ctypes.c_uint8 * (stride - ctypes.sizeof(elem)))]})
-        t = padded * m.max_entries
+        t = padded * m.max_entries  # type: ignore[operator]
         if writable:
             return _SlotView(t.from_buffer(mm), mm)
         return _ReadOnlyView(_SlotView(t.from_address(mm.address), mm), mm, m.name)

@@ -518,7 +518,7 @@ def _dump_elements(m: Map) -> tuple[list[tuple[bytes, bytes]], int, int]:
             k = m.get_next_key(prev)
         except BpfError as e:
             if e.errno != _errno.ENOENT:
-                err = e.errno
+                err = e.errno or 0
             break
         try:
             out.append((k, m._raw_lookup(k) if not m.percpu else _raw_percpu(m, k)))
@@ -693,7 +693,7 @@ def do_lookup(ctx: Context, args: list[str]) -> int:
                     ctx.out.write("null\n")
                 else:
                     ctx.print(f"key:\n{fprint_hex(key)}\n\nNot found")
-                return (r & 0xFF)
+                return int(r) & 0xFF
             raise CliError(f"lookup failed: {os.strerror(-r)}", r & 0xFF)
         _print_key_value(ctx, m, key, m._vbuf.raw[:m.value_stride * m.ncpus] if m.percpu
                          else m._vbuf.raw[:m.value_size])
@@ -799,7 +799,7 @@ def _pop_or_peek(ctx: Context, args: list[str], pop: bool) -> int:
                     ctx.print("Error: empty map")
                 else:
                     ctx.print("key:\n\n\nNot found")
-                return r & 0xFF
+                return int(r) & 0xFF
             raise CliError(f"{'pop' if pop else 'peek'} failed: {os.strerror(-r)}", r & 0xFF)
         _print_key_value(ctx, m, b"", m._vbuf.raw[:m.value_size])
         return 0
@@ -825,7 +825,7 @@ def do_freeze(ctx: Context, args: list[str]) -> int:
         try:
             m.freeze()
         except BpfError as e:
-            raise CliError(f"failed to freeze map: {os.strerror(e.errno)}", _errcode(e)) from None
+            raise CliError(f"failed to freeze map: {os.strerror(e.errno or 0)}", _errcode(e)) from None
         ctx.emit_null()
         return 0
     finally:

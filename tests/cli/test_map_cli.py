@@ -24,7 +24,7 @@ def ours(*argv: str) -> tuple[int, str, str]:
 
 
 def theirs(bpftool: str, *argv: str) -> tuple[int, str, str]:
-    p = subprocess.run([bpftool, *argv], capture_output=True, text=True)
+    p = subprocess.run([bpftool, *argv], capture_output=True, text=True, check=False)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -71,7 +71,7 @@ def pinned(bpffs: Path, bpftool: str, objs: Path) -> Path:
         subprocess.run([b, "prog", "loadall", str(objs / f"{obj}.o"), str(bpffs / obj / "p"),
                         "pinmaps", str(bpffs / obj / "m")], check=True)
     h = str(bpffs / "h")
-    subprocess.run([b, "map", "update", "pinned", h, "key", "1", "0", "0", "0", "value", *"1 2 3 4 5 6 7 8".split()],
+    subprocess.run([b, "map", "update", "pinned", h, "key", "1", "0", "0", "0", "value", *["1", "2", "3", "4", "5", "6", "7", "8"]],
                    check=True)
     subprocess.run([b, "map", "update", "pinned", h, "key", "2", "0", "0", "0", "value", "0x11", "2", "3", "4",
                     "5", "6", "7", "010"], check=True)
@@ -115,8 +115,8 @@ ERRORS = [
     "lookup foo 3", "create {d}/x type nosuch key 4 value 4 entries 4 name a",
     "create {d}/x type hash key 4 value 4 entries 4", "create {d}/h type hash key 4 value 4 entries 4 name a",
     "create {d}/x type hash type hash key 4 value 4 entries 4 name a", "create {d}/x key x",
-    "create {d}/x type hash key x value 4 entries 4 name a", "create {d}/x type array_of_maps key 4 value 4 "
-    "entries 4 name a", "create {d}/x type hash key 4 value 4 entries 0 name a", "pop {q}", "peek {q}",
+    "create {d}/x type hash key x value 4 entries 4 name a", ("create {d}/x type array_of_maps key 4 value 4 "
+    "entries 4 name a"), "create {d}/x type hash key 4 value 4 entries 0 name a", "pop {q}", "peek {q}",
     "dump {h} extra", "frobnicate",
 ]
 
@@ -195,11 +195,11 @@ def test_mutations_leave_the_same_state_as_bpftool(pinned: Path, bpftool: str) -
 
 def test_out_of_range_and_negative_bytes_are_refused_clearly(pinned: Path) -> None:
     h = str(pinned / "h")
-    rc, out, err = ours("map", "update", "pinned", h, "key", "256", "0", "0", "0", "value", *"0 0 0 0 0 0 0 0".split())
+    rc, _out, err = ours("map", "update", "pinned", h, "key", "256", "0", "0", "0", "value", *["0", "0", "0", "0", "0", "0", "0", "0"])
     assert rc == 255 and "error parsing byte: 256 (a byte is 0..255)" in err
-    rc, out, err = ours("map", "lookup", "pinned", h, "key", "-1", "0", "0", "0")
+    rc, _out, err = ours("map", "lookup", "pinned", h, "key", "-1", "0", "0", "0")
     assert rc == 255 and "negative" in err
-    rc, out, err = ours("map", "lookup", "pinned", h, "key", "hex", "100", "0", "0", "0")
+    rc, _out, err = ours("map", "lookup", "pinned", h, "key", "hex", "100", "0", "0", "0")
     assert rc == 255 and "0..255" in err
 
 
@@ -213,26 +213,26 @@ def test_map_create_checks_the_name_and_leaves_no_pin(pinned: Path) -> None:
 
 
 def test_name_matching_nothing_is_an_error() -> None:
-    rc, out, err = ours("map", "show", "name", "surely_no_map")
+    rc, _out, err = ours("map", "show", "name", "surely_no_map")
     assert rc == 255 and err == "Error: no map with name 'surely_no_map' found\n"
 
 
 def test_show_lists_every_map_and_json_is_an_array(pinned: Path) -> None:
-    rc, out, err = ours("-j", "map", "show")
+    rc, out, _err = ours("-j", "map", "show")
     assert rc == 0 and isinstance(json.loads(out), list) and any(m.get("name") == "hh" for m in json.loads(out))
-    rc, out, err = ours("-f", "map", "show", "pinned", str(pinned / "h"))
+    rc, out, _err = ours("-f", "map", "show", "pinned", str(pinned / "h"))
     assert f"\tpinned {pinned / 'h'}" in out
 
 
 def test_subprocess_run_matches(pinned: Path, bpftool: str) -> None:
     p = subprocess.run([sys.executable, "-m", "pybpfobj", "map", "dump", "pinned", str(pinned / "h")],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert (p.returncode, p.stdout) == theirs(bpftool, "map", "dump", "pinned", str(pinned / "h"))[:2]
     p = subprocess.run([sys.executable, "-m", "pybpfobj", "-p", "map", "lookup", "pinned", str(pinned / "h"),
-                        "key", "9", "0", "0", "0"], capture_output=True, text=True)
+                        "key", "9", "0", "0", "0"], capture_output=True, text=True, check=False)
     assert (p.returncode, p.stdout) == (254, "null\n")
 
 
 def test_help_prints_usage() -> None:
-    rc, out, err = ours("map", "help")
+    rc, out, _err = ours("map", "help")
     assert rc == 0 and "event_pipe MAP [cpu N index M] [count N]" in out

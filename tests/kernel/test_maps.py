@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from pybpfobj.errors import (
-    BatchError, KeyExistsError, KeyNotFoundError, MapError, MapFrozenError, MapFullError, NotFoundError,
+    BatchError,
+    KeyExistsError,
+    KeyNotFoundError,
+    MapError,
+    MapFrozenError,
+    MapFullError,
+    NotFoundError,
 )
 from pybpfobj.maps import Map, possible_cpus
 
@@ -97,9 +103,9 @@ def test_wrong_key_size_and_value_too_long_are_clear_errors() -> None:
             m.update(b"abcd", b"x" * 9)
         m.update(b"abcd", b"12345678")
         assert m.lookup(b"abcd") == b"12345678"
-    with Map.create("hash", 4, 8, 4, name="ints", key_type=ctypes.c_uint32) as m2:
-        with pytest.raises(MapError, match="does not fit the 4-byte key"):
-            m2.lookup(1 << 40)
+    with Map.create("hash", 4, 8, 4, name="ints", key_type=ctypes.c_uint32) as m2, \
+            pytest.raises(MapError, match="does not fit the 4-byte key"):
+        m2.lookup(1 << 40)
 
 
 def test_frozen_map_refuses_update_and_delete() -> None:
