@@ -594,7 +594,7 @@ def render(model: Model) -> str:
     env.filters["pystr"] = pystr
     tmpl = env.get_template("skeleton.py.j2")
     text = tmpl.render(m=model)
-    head, sep, body = text.partition("import ctypes as _ct\n")
+    head, _sep, body = text.partition("import ctypes as _ct\n")
     if "_ct." not in body:
         text = head + body
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"

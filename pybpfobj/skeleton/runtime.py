@@ -709,8 +709,8 @@ class Skeleton:
         self._views: dict[str, Any] = {}
         self._pending: dict[str, tuple[type[Any], Any]] = {}
         self._mapped: list[Any] = []
-        self._map_handles: Optional[dict[str, Map]] = None
-        self._prog_handles: Optional[dict[str, Program]] = None
+        self._map_handles: dict[str, Map] | None = None
+        self._prog_handles: dict[str, Program] | None = None
         self.path = path or self.OBJECT_PATH
         source: str | bytes
         if path is None and self.OBJECT_EMBEDDED is not None:

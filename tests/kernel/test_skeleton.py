@@ -96,7 +96,7 @@ def test_typed_maps_round_trip_generated_types(need_root: None, skel: Any) -> No
         assert k in s.maps.flows and bytes(s.maps.flows.keys()[0]) == bytes(k)
         del s.maps.flows[k]
         with pytest.raises(KeyNotFoundError):
-            s.maps.flows[k]
+            _ = s.maps.flows[k]
         s.maps.plain_array[2] = 42
         assert s.maps.plain_array[2] == 42 and s.maps.plain_array.get(9) is None
         s.maps.pcpu_array[1] = m.addr_pair(src=5, dst=6)
@@ -154,17 +154,16 @@ def test_prog_array_slots_by_program_name_and_type_checks(need_root: None, skel:
 
 
 def test_configure_before_load_and_errors_by_phase(need_root: None, skel: Any) -> None:
-    with skel.needs_sizing.NeedsSizing.open() as sized:
-        with pytest.raises(BpfError):
-            sized.load()  # max_entries 0: the kernel refuses, the error comes back
+    with skel.needs_sizing.NeedsSizing.open() as sized, pytest.raises(BpfError):
+        sized.load()  # max_entries 0: the kernel refuses, the error comes back
     with skel.needs_sizing.NeedsSizing.open() as sized:
         sized.maps.unsized_rb.set_max_entries(4096)
         assert sized.object.map_definition("unsized_rb")["max_entries"] == 4096
     with skel.maps_all.MapsAll.open() as s:
         with pytest.raises(MapError, match="before load"):
-            s.maps.plain_array[0]
+            _ = s.maps.plain_array[0]
         with pytest.raises(ProgramError, match="not loaded"):
-            s.progs.xdp_maps.fd
+            _ = s.progs.xdp_maps.fd
         s.maps.flows.set_max_entries(77)
         s.load()
         assert s.maps.flows.map.max_entries == 77
@@ -173,7 +172,7 @@ def test_configure_before_load_and_errors_by_phase(need_root: None, skel: Any) -
         with pytest.raises(BpfError, match="already loaded"):
             s.load()
     with pytest.raises(BpfError, match="closed"):
-        s.maps.plain_array[0]
+        _ = s.maps.plain_array[0]
     s.close()  # idempotent
 
 
