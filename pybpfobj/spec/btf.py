@@ -160,18 +160,7 @@ _BTFTYPE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _mk_type(d: dict[str, Any]) -> BtfType:
-    t: BtfType = _new(BtfType)
-    full = dict(_BTFTYPE_DEFAULTS)
-    full.update(d)
-    t.__dict__.update(full)
-    return t
-
-
-def _mk_member(name: str, type_id: int, bit_offset: int, bitfield_size: int) -> BtfMember:
-    m: BtfMember = _new(BtfMember)
-    m.__dict__.update(name=name, type_id=type_id, bit_offset=bit_offset, bitfield_size=bitfield_size)
-    return m
+_setattr = object.__setattr__
 
 
 def _s32(v: int) -> int:
@@ -194,6 +183,8 @@ class BTF:
         self._parse_header()
         self._index_types()
         self._cache: dict[int, BtfType] = {}
+        self._strcache: dict[int, str] = {0: ""}
+        self._strings_loaded = False
         self._name_index: dict[int, list[int]] | None = None
 
     # -- construction -------------------------------------------------
@@ -351,48 +342,92 @@ class BTF:
         self._cache[type_id] = t
         return t
 
+    def _name(self, off: int) -> str:
+        """string() with a cache: member, param and type names repeat a lot."""
+        v = self._strcache.get(off)
+        if v is None:
+            v = self._strcache[off] = self.string(off) if off else ""
+        return v
+
+    def _load_all_strings(self) -> None:
+        """Decode the whole string section into the cache at once (for full walks)."""
+        if self._strings_loaded:
+            return
+        cache = self._strcache
+        off = self._str_base
+        for piece in self._strs.split(b"\0"):
+            if off not in cache:
+                cache[off] = piece.decode("utf-8", "replace")
+            off += len(piece) + 1
+        self._strings_loaded = True
+
     def _decode(self, tid: int) -> BtfType:
+        # Hot path of a full parse: no closures, no per-field setattr, names cached.
         w = self._words
         o = self._offs[tid - self.start_id]
         name_off, info, su = w[o], w[o + 1], w[o + 2]
-        kind = _KINDS[(info >> 24) & 0x1F]
+        k = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
-        kflag = bool(info >> 31)
-        s = self.string
+        kflag = info >= 0x80000000
+        sget = self._strcache.get
+        s = self._name
         n = self._n
-        d: dict[str, Any] = {"id": tid, "kind": kind, "name": s(name_off) if name_off else "",
-                             "vlen": vlen, "kind_flag": kflag}
-
-        def ref(x: int) -> int:
-            if x > n:
-                raise self._err(f"type id {tid} refers to type id {x} out of range (max {n})")
-            return x
-
-        if kind is BtfKind.INT:
+        d = _BTFTYPE_DEFAULTS.copy()
+        d["id"] = tid
+        d["kind"] = _KINDS[k]
+        d["name"] = sget(name_off) or s(name_off)
+        d["vlen"] = vlen
+        d["kind_flag"] = kflag
+        bad = 0  # first out-of-range type id referenced
+        if k == 4 or k == 5:  # STRUCT, UNION
+            d["size"] = su
+            mem = []
+            app = mem.append
+            p = o + 3
+            for _ in range(vlen):
+                mt, moff = w[p + 1], w[p + 2]
+                if mt > n:
+                    bad = mt
+                m = _new(BtfMember)
+                nm = sget(w[p]) or s(w[p])
+                if kflag:
+                    _setattr(m, "__dict__", {"name": nm, "type_id": mt, "bit_offset": moff & 0xFFFFFF,
+                                             "bitfield_size": moff >> 24})
+                else:
+                    _setattr(m, "__dict__", {"name": nm, "type_id": mt, "bit_offset": moff,
+                                             "bitfield_size": 0})
+                app(m)
+                p += 3
+            d["members"] = tuple(mem)
+        elif k == 13:  # FUNC_PROTO
+            if su > n:
+                bad = su
+            d["type_id"] = su
+            params = []
+            p = o + 3
+            for _ in range(vlen):
+                pt = w[p + 1]
+                if pt > n:
+                    bad = pt
+                prm = _new(BtfParam)
+                _setattr(prm, "__dict__", {"name": sget(w[p]) or s(w[p]), "type_id": pt})
+                params.append(prm)
+                p += 2
+            d["params"] = tuple(params)
+        elif k == 1:  # INT
             v = w[o + 3]
             d["size"] = su
             d["int_encoding"] = (v >> 24) & 0x0F
             d["int_offset"] = (v >> 16) & 0xFF
             d["int_bits"] = v & 0xFF
-        elif kind is BtfKind.STRUCT or kind is BtfKind.UNION:
-            d["size"] = su
-            mem: list[BtfMember] = []
-            p = o + 3
-            for _ in range(vlen):
-                mn, mt, moff = w[p], w[p + 1], w[p + 2]
-                p += 3
-                if mt > n:
-                    ref(mt)
-                if kflag:
-                    mem.append(_mk_member(s(mn) if mn else "", mt, moff & 0xFFFFFF, moff >> 24))
-                else:
-                    mem.append(_mk_member(s(mn) if mn else "", mt, moff, 0))
-            d["members"] = tuple(mem)
-        elif kind is BtfKind.ARRAY:
-            d["elem_type"] = ref(w[o + 3])
-            d["index_type"] = ref(w[o + 4])
+        elif k == 3:  # ARRAY
+            et, it = w[o + 3], w[o + 4]
+            if et > n or it > n:
+                bad = max(et, it)
+            d["elem_type"] = et
+            d["index_type"] = it
             d["nelems"] = w[o + 5]
-        elif kind is BtfKind.ENUM:
+        elif k == 6:  # ENUM
             d["size"] = su
             p = o + 3
             vals = []
@@ -401,7 +436,7 @@ class BTF:
                 vals.append(BtfEnumValue(s(w[p]), _s32(v) if kflag else v))
                 p += 2
             d["enum_values"] = tuple(vals)
-        elif kind is BtfKind.ENUM64:
+        elif k == 19:  # ENUM64
             d["size"] = su
             p = o + 3
             vals = []
@@ -412,42 +447,59 @@ class BTF:
                 vals.append(BtfEnumValue(s(w[p]), v))
                 p += 3
             d["enum_values"] = tuple(vals)
-        elif kind is BtfKind.FUNC_PROTO:
-            d["type_id"] = ref(su)
-            p = o + 3
-            d["params"] = tuple(BtfParam(s(w[p + 2 * i]) if w[p + 2 * i] else "", ref(w[p + 2 * i + 1]))
-                                for i in range(vlen))
-        elif kind is BtfKind.FUNC:
-            d["type_id"] = ref(su)
+        elif k == 12:  # FUNC
+            if su > n:
+                bad = su
+            d["type_id"] = su
             d["linkage"] = vlen
-        elif kind is BtfKind.VAR:
-            d["type_id"] = ref(su)
+        elif k == 14:  # VAR
+            if su > n:
+                bad = su
+            d["type_id"] = su
             d["linkage"] = w[o + 3]
-        elif kind is BtfKind.DATASEC:
+        elif k == 15:  # DATASEC
             d["size"] = su
             p = o + 3
-            d["secinfo"] = tuple(BtfVarSecinfo(ref(w[p + 3 * i]), w[p + 3 * i + 1], w[p + 3 * i + 2])
-                                 for i in range(vlen))
-        elif kind is BtfKind.FLOAT:
+            sec = []
+            for _ in range(vlen):
+                if w[p] > n:
+                    bad = w[p]
+                sec.append(BtfVarSecinfo(w[p], w[p + 1], w[p + 2]))
+                p += 3
+            d["secinfo"] = tuple(sec)
+        elif k == 16:  # FLOAT
             d["size"] = su
-        elif kind is BtfKind.DECL_TAG:
-            d["type_id"] = ref(su)
+        elif k == 17:  # DECL_TAG
+            if su > n:
+                bad = su
+            d["type_id"] = su
             d["component_idx"] = _s32(w[o + 3])
-        elif kind is BtfKind.FWD:
-            pass
-        else:  # PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG
-            d["type_id"] = ref(su)
-        return _mk_type(d)
+        elif k != 7:  # PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG (FWD has nothing)
+            if su > n:
+                bad = su
+            d["type_id"] = su
+        if bad:
+            raise self._err(f"type id {tid} refers to type id {bad} out of range (max {n})")
+        t = _new(BtfType)
+        _setattr(t, "__dict__", d)
+        return t
 
     def types(self) -> Iterator[BtfType]:
         """All types, ids ``1..len(btf)`` in order (base types first for split BTF)."""
-        for i in range(1, self._n + 1):
-            yield self.type(i)
+        if self.base is not None:
+            yield from self.base.types()
+        yield from self.own_types()
 
     def own_types(self) -> Iterator[BtfType]:
         """This BTF's own types (``start_id..len``): all of them unless split."""
+        self._load_all_strings()  # a full walk: one split() beats 100k lookups
+        cache = self._cache
+        decode = self._decode
         for i in range(self.start_id, self._n + 1):
-            yield self.type(i)
+            t = cache.get(i)
+            if t is None:
+                t = cache[i] = decode(i)
+            yield t
 
     def kind_of(self, type_id: int) -> BtfKind:
         """The kind of ``type_id`` without decoding the type."""
