@@ -962,25 +962,50 @@ def do_event_pipe(ctx: Context, args: list[str]) -> int:
 
 
 def _event_pipe(ctx: Context, m: Map, events: Any, cpu: int, index: int, count: int) -> int:
-    printed = 0
+    """Print records as bpftool's event_pipe does until interrupted or ``count`` were printed.
 
-    def emit(data: bytes, cpu_no: int = -1, lost: int = 0) -> None:
+    Records carry the time they were read (CLOCK_MONOTONIC): libbpf's perf
+    buffer hands out the sample without the kernel's timestamp.  A ringbuf
+    map prints ``== @TIME ringbuf =====`` headers (bpftool 7.1 has no
+    ringbuf support).
+    """
+    import time
+
+    printed = 0
+    ringbuf = m.type == C.MAP_TYPE["ringbuf"]
+    if not ringbuf and m.type != C.MAP_TYPE["perf_event_array"]:
+        raise CliError("map type must be perf_event_array or ringbuf", 255)
+    if cpu >= 0:
+        raise CliError("'cpu N index M' is not supported yet: omit it to read every CPU", 255)
+
+    def emit(cpu_no: int, data: bytes) -> None:
         nonlocal printed
+        ts = time.monotonic_ns()
         if ctx.json:
-            if lost:
-                ctx.emit_json({"lost": {"cpu": cpu_no, "count": lost}})
-            else:
-                d: dict[str, Any] = {"type": 9, "cpu": cpu_no, "index": cpu_no}  # PERF_RECORD_SAMPLE
-                d["data"] = hexbytes(data)
-                ctx.emit_json(d)
-        elif lost:
-            ctx.print(f"== @{cpu_no} CPU {cpu_no} index {cpu_no}: lost {lost} events ==")
+            d: dict[str, Any] = {"type": "ringbuf"} if ringbuf else {"type": 9, "cpu": cpu_no, "index": cpu_no}
+            d["timestamp"] = ts
+            d["data"] = hexbytes(data)
+            ctx.emit_json(d)
         else:
-            ctx.print(f"== @{cpu_no} CPU {cpu_no} index {cpu_no}:\n" + fprint_hex(data))
+            where = "ringbuf" if ringbuf else f"CPU: {cpu_no} index: {cpu_no}"
+            ctx.print(f"== @{ts // 1_000_000_000}.{ts % 1_000_000_000:09d} {where} =====\n{fprint_hex(data)}")
         ctx.out.flush()
         printed += 1
 
-    raise CliError("event_pipe is not implemented yet", 255)
+    def lost(cpu_no: int, n: int) -> None:
+        if ctx.json:
+            ctx.emit_json({"type": 2, "cpu": cpu_no, "index": cpu_no, "lost": {"id": 0, "count": n}})
+        else:
+            ctx.print(f"lost {n} events")
+
+    reader = (events.RingBuffer(m, lambda data: emit(-1, data)) if ringbuf
+              else events.PerfBuffer(m, emit, lost_callback=lost))
+    try:
+        while not count or printed < count:
+            reader.poll(200)
+    finally:
+        reader.close()
+    return 0
 
 
 # ---------------------------------------------------------------------------

@@ -236,3 +236,10 @@ def test_subprocess_run_matches(pinned: Path, bpftool: str) -> None:
 def test_help_prints_usage() -> None:
     rc, out, _err = ours("map", "help")
     assert rc == 0 and "event_pipe MAP [cpu N index M] [count N]" in out
+
+
+def test_event_pipe_refuses_a_map_that_carries_no_events(pinned: Path) -> None:
+    rc, _out, err = ours("map", "event_pipe", "pinned", str(pinned / "h"))
+    assert rc == 255 and err == "Error: map type must be perf_event_array or ringbuf\n"
+    rc, _out, err = ours("map", "event_pipe", "pinned", str(pinned / "h"), "cpu", "0")
+    assert rc == 255 and "cpu and index must be specified together" in err
