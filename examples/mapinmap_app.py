@@ -11,12 +11,29 @@ We run it with BPF_PROG_TEST_RUN and watch which inner map counts.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _skelgen import load_skeleton  # noqa: E402
+def load_skeleton(obj: Path, skel_dir: Path, module: str) -> ModuleType:
+    """Write ``skel_dir/module.py`` for ``obj`` if missing or stale, then import it.
+
+    A real application runs ``pybpfobj gen skeleton OBJ output app_skel.py`` at
+    build time and just imports it; the example does that step at run time so
+    it always matches the objects in bpf_progs/build.
+    """
+    from pybpfobj.skeleton.generator import generate
+
+    skel_dir.mkdir(parents=True, exist_ok=True)
+    path = skel_dir / f"{module}.py"
+    text = generate(obj)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    if str(skel_dir) not in sys.path:
+        sys.path.insert(0, str(skel_dir))
+    return importlib.import_module(module)
 
 
 def main() -> int:
