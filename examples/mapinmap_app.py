@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
+
 def load_skeleton(obj: Path, skel_dir: Path, module: str) -> ModuleType:
     """Write ``skel_dir/module.py`` for ``obj`` if missing or stale, then import it.
 
