@@ -26,7 +26,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pybpfobj.spec.btf import BTF  # noqa: E402
+from pybpfobj.spec.btf import BTF
 
 
 def median_time(fn: Callable[[], object], runs: int) -> float:

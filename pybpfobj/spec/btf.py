@@ -150,14 +150,9 @@ class BtfType:
 _VOID = BtfType(0, BtfKind.UNKN, "")
 
 # Decoding builds many small frozen dataclasses; their generated __init__
-# goes through object.__setattr__ per field.  Filling __dict__ directly is
+# goes through object.__setattr__ per field.  Setting __dict__ directly is
 # several times faster and gives identical objects (eq/hash/repr use fields).
 _new = object.__new__
-_BTFTYPE_DEFAULTS: dict[str, Any] = {
-    "size": 0, "type_id": 0, "vlen": 0, "kind_flag": False, "int_encoding": 0, "int_offset": 0,
-    "int_bits": 0, "elem_type": 0, "index_type": 0, "nelems": 0, "members": (), "enum_values": (),
-    "params": (), "linkage": 0, "secinfo": (), "component_idx": -1,
-}
 
 
 _setattr = object.__setattr__
@@ -321,11 +316,6 @@ class BTF:
         end = strs.index(0, local)
         return strs[local:end].decode("utf-8", "replace")
 
-    def _check_id(self, ref: int, owner: int) -> int:
-        if ref > self._n:
-            raise self._err(f"type id {owner} refers to type id {ref} out of range (max {self._n})")
-        return ref
-
     def type(self, type_id: int) -> BtfType:
         """The type with id ``type_id`` (0 is void); out of range raises BTFError."""
         t = self._cache.get(type_id)
@@ -372,16 +362,14 @@ class BTF:
         sget = self._strcache.get
         s = self._name
         n = self._n
-        d = _BTFTYPE_DEFAULTS.copy()
-        d["id"] = tid
-        d["kind"] = _KINDS[k]
-        d["name"] = sget(name_off) or s(name_off)
-        d["vlen"] = vlen
-        d["kind_flag"] = kflag
+        # Only non-default fields go in the instance dict: the dataclass keeps
+        # each field's default as a class attribute, so the rest reads fine.
+        d: dict[str, Any] = {"id": tid, "kind": _KINDS[k], "name": sget(name_off) or s(name_off),
+                             "vlen": vlen, "kind_flag": kflag}
         bad = 0  # first out-of-range type id referenced
         if k == 4 or k == 5:  # STRUCT, UNION
             d["size"] = su
-            mem = []
+            mem: list[BtfMember] = []
             app = mem.append
             p = o + 3
             for _ in range(vlen):
@@ -403,7 +391,7 @@ class BTF:
             if su > n:
                 bad = su
             d["type_id"] = su
-            params = []
+            params: list[BtfParam] = []
             p = o + 3
             for _ in range(vlen):
                 pt = w[p + 1]

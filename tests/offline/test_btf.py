@@ -135,8 +135,7 @@ def test_both_byte_orders_decode_the_same(kinds_objs: dict[str, Path]) -> None:
     le = read_elf_btf(kinds_objs["bpfel"])[0]
     be = read_elf_btf(kinds_objs["bpfeb"])[0]
     assert le.byte_order == "little" and be.byte_order == "big"
-    strip = lambda t: {k: v for k, v in t.__dict__.items()}
-    assert [strip(t) for t in le.types()] == [strip(t) for t in be.types()]
+    assert list(le.types()) == list(be.types())
     le.validate()
     be.validate()
 
