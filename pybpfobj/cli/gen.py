@@ -10,9 +10,10 @@ instead of stdout.  jinja2 is imported only when a skeleton is generated.
 
 from __future__ import annotations
 
+import errno
 import os
 
-from pybpfobj.cli.common import Context, UsageError, dispatch, is_keyword
+from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, is_keyword
 
 USAGE = """Usage: pybpfobj gen skeleton FILE [name OBJECT_NAME] [path] [output FILE]
        pybpfobj gen help
@@ -44,7 +45,8 @@ def do_skeleton(ctx: Context, args: list[str]) -> int:
         else:
             raise UsageError(f"unknown arg {word}", USAGE)
     if not os.path.exists(obj):
-        raise UsageError(f"failed to open BPF object file: {obj}: No such file or directory")
+        raise CliError(f"failed to open BPF object file: {obj}: No such file or directory",
+                       (-errno.ENOENT) & 0xFF)
     from pybpfobj.skeleton.generator import generate, generate_file
 
     if out is not None:

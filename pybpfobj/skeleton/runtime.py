@@ -29,11 +29,11 @@ from typing import (
     overload,
 )
 
-from typing_extensions import Self
-
 from pybpfobj.errors import BpfError, MapError, ProgramError, UnsupportedError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # annotations only: typing_extensions costs ~15 ms at import
+
     from pybpfobj.maps import Map
     from pybpfobj.programs import Program
 

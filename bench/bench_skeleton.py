@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Skeleton benchmarks (targets: generation <= 0.5 s whole process, import <= 50 ms).
+
+1. ``pybpfobj gen skeleton`` of our largest object, whole process (median of
+   runs), against two references measured in the same run: a bare
+   ``python3 -c pass`` and ``bpftool gen skeleton`` (C) on the same object.
+2. Importing the generated module in a fresh interpreter (time of the import
+   statement alone, median), against importing ctypes + enum + typing (what
+   any such module pays anyway).
+
+    PYTHONPATH=. python3 bench/bench_skeleton.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "bpf_progs" / "build"
+
+
+def wall(cmd: list[str], runs: int, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def import_time(module: str, path: str, runs: int, env: dict[str, str]) -> float:
+    code = ("import sys, time; sys.path.insert(0, %r); t = time.perf_counter(); import %s; "
+            "print(time.perf_counter() - t)") % (path, module)
+    times = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                             env=env, cwd=ROOT).stdout
+        times.append(float(out))
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args()
+    subprocess.run(["make", "-s", "-C", str(ROOT / "bpf_progs")], check=True)
+    objs = sorted(BUILD.glob("*.o"), key=lambda p: p.stat().st_size)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-skel-"))
+    try:
+        # the largest object the skeleton generator accepts
+        for obj in reversed(objs):
+            out = tmp / "bench_skel_mod.py"
+            r = subprocess.run([sys.executable, "-m", "pybpfobj", "gen", "skeleton", str(obj), "output",
+                                str(out)], env=env, cwd=ROOT, capture_output=True)
+            if r.returncode == 0:
+                break
+        else:
+            print("no object could be generated", file=sys.stderr)
+            return 1
+        print(f"object: {obj.name} ({obj.stat().st_size} bytes) -> module {out.stat().st_size} bytes")
+
+        gen = wall([sys.executable, "-m", "pybpfobj", "gen", "skeleton", str(obj), "output", str(out)],
+                   args.runs, env)
+        bare = wall([sys.executable, "-c", "pass"], args.runs, env)
+        print(f"generation (whole process): {gen * 1000:7.1f} ms   target <= 500 ms   "
+              f"{'OK' if gen <= 0.5 else 'SLOW'}")
+        print(f"  reference python3 -c pass: {bare * 1000:7.1f} ms   ratio {gen / bare:5.1f}x")
+        bpftool = shutil.which("bpftool") or ("/usr/sbin/bpftool" if os.path.exists("/usr/sbin/bpftool")
+                                              else None)
+        if bpftool:
+            try:
+                ref = wall([bpftool, "gen", "skeleton", str(obj)], args.runs, env)
+                print(f"  reference bpftool gen skeleton (C): {ref * 1000:7.1f} ms   ratio {gen / ref:5.1f}x")
+            except subprocess.CalledProcessError:
+                print("  reference bpftool gen skeleton: refused this object")
+
+        imp = import_time("bench_skel_mod", str(tmp), args.runs, env)
+        base = import_time("ctypes, enum, typing", str(tmp), args.runs, env)
+        print(f"import of the generated module: {imp * 1000:7.2f} ms   target <= 50 ms   "
+              f"{'OK' if imp <= 0.05 else 'SLOW'}")
+        print(f"  reference import ctypes, enum, typing: {base * 1000:7.2f} ms   ratio {imp / base:5.1f}x")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
