@@ -70,4 +70,51 @@ def prog_fd_by_id_flags(prog_id: int, open_flags: int = 0) -> int:
     return int(ret)
 
 
-__all__ = ["BPF_STATS_RUN_TIME", "enable_stats", "map_lookup_bytes", "prog_fd_by_id_flags"]
+
+
+
+class bpf_prog_load_opts(Structure):
+    _fields_ = [
+        ("sz", c_size_t), ("attempts", ctypes.c_int), ("expected_attach_type", c_uint32),
+        ("prog_btf_fd", c_uint32), ("prog_flags", c_uint32), ("prog_ifindex", c_uint32),
+        ("kern_version", c_uint32), ("attach_btf_id", c_uint32), ("attach_prog_fd", c_uint32),
+        ("attach_btf_obj_fd", c_uint32), ("fd_array", ctypes.c_void_p), ("func_info", ctypes.c_void_p),
+        ("func_info_cnt", c_uint32), ("func_info_rec_size", c_uint32), ("line_info", ctypes.c_void_p),
+        ("line_info_cnt", c_uint32), ("line_info_rec_size", c_uint32), ("log_level", c_uint32),
+        ("log_size", c_uint32), ("log_buf", ctypes.c_void_p),
+    ]
+
+
+BPF_PROG_TYPE_TRACING = 26
+BPF_TRACE_FENTRY = 24
+
+
+@libbpf.declares
+def _load_protos(lb: ctypes.CDLL) -> None:
+    libbpf._proto(lb, "bpf_prog_load", ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
+                  ctypes.c_void_p, c_size_t, ctypes.POINTER(bpf_prog_load_opts))
+
+
+def probe_fentry(target_prog_fd: int) -> None:
+    """Load (and close) a do-nothing fentry program on the target program's main
+    function, as ``prog profile`` must; raises when the kernel refuses it."""
+    from pybpfobj.kernel import info as kinfo
+
+    pi = kinfo.prog_info(target_prog_fd, func_info=True)
+    if not pi.btf_id or not pi.func_info:
+        raise UnsupportedError(f"program {pi.name or pi.id} has no BTF function info, "
+                               "which fentry programs need", errno=_errno.EINVAL)
+    insns = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+    opts = bpf_prog_load_opts(sz=ctypes.sizeof(bpf_prog_load_opts))
+    opts.expected_attach_type = BPF_TRACE_FENTRY
+    opts.attach_prog_fd = target_prog_fd
+    opts.attach_btf_id = pi.func_info[0][1]
+    buf = ctypes.create_string_buffer(insns, len(insns))
+    ret = libbpf.lib().bpf_prog_load(BPF_PROG_TYPE_TRACING, b"fentry_probe", b"GPL", buf, 2,
+                                     ctypes.byref(opts))
+    if ret < 0:
+        err = -ret
+        raise UnsupportedError(f"loading an fentry program on {pi.name or pi.id} failed: "
+                               f"{os.strerror(err)}", errno=err)
+    os.close(ret)
+__all__ = ["BPF_STATS_RUN_TIME", "enable_stats", "map_lookup_bytes", "probe_fentry", "prog_fd_by_id_flags"]

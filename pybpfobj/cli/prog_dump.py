@@ -1,0 +1,273 @@
+"""``prog dump xlated|jited`` and ``prog profile``.
+
+Kept apart from :mod:`pybpfobj.cli.prog` so ``prog show`` does not import
+the decoder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from pybpfobj.cli.common import CliError, Context, is_keyword
+from pybpfobj.cli.prog import USAGE, parse_prog_handle
+from pybpfobj.errors import BpfError
+from pybpfobj.programs import Program
+
+METRICS = ("cycles", "instructions", "l1d_loads", "llc_misses", "itlb_misses", "dtlb_misses")
+
+
+def header_line(pi: Any) -> str:
+    """The first line of ``prog show`` text (printed above each of several dumps)."""
+    tname = pi.type_name if not pi.type_name.startswith("unknown") else f"type {pi.type}"
+    line = f"{pi.id}: {tname}  "
+    if pi.name:
+        line += f"name {pi.name}  "
+    line += f"tag {pi.tag}"
+    if pi.gpl_compatible:
+        line += "  gpl"
+    if pi.run_time_ns:
+        line += f" run_time_ns {pi.run_time_ns} run_cnt {pi.run_cnt}"
+    if pi.recursion_misses:
+        line += f" recursion_misses {pi.recursion_misses}"
+    return line
+
+
+def header_json(pi: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": pi.id}
+    d["type"] = pi.type_name if not pi.type_name.startswith("unknown") else pi.type
+    if pi.name:
+        d["name"] = pi.name
+    d["tag"] = pi.tag
+    d["gpl_compatible"] = pi.gpl_compatible
+    if pi.run_time_ns:
+        d["run_time_ns"] = pi.run_time_ns
+        d["run_cnt"] = pi.run_cnt
+    if pi.recursion_misses:
+        d["recursion_misses"] = pi.recursion_misses
+    return d
+
+
+def listing_for(prog: Program) -> tuple[Any, Any]:
+    """``(ProgInfo, disasm.Listing)`` of a loaded program's xlated code, with its BTF
+    function prototypes and source lines where the program has them."""
+    from pybpfobj import disasm
+    from pybpfobj.kernel import info as kinfo
+
+    pi = prog.info(xlated=True, func_info=True, line_info=True, jited_ksyms=True)
+    btf = None
+    if pi.btf_id:
+        from pybpfobj.spec.btf import BTF
+
+        btf = BTF.from_bytes(kinfo.btf_data(pi.btf_id), source=f"BTF id {pi.btf_id}")
+    symbols = None
+    if _needs_symbols(pi.xlated or b""):
+        base, names = disasm.kallsyms()
+        symbols = disasm.Symbols(base, names, pi.jited_ksyms or ())
+    listing = disasm.listing_from_info(pi.xlated or b"", btf=btf, func_info=pi.func_info or (),
+                                       line_info=pi.line_info or (), symbols=symbols)
+    return pi, listing
+
+
+def _needs_symbols(xlated: bytes) -> bool:
+    # /proc/kallsyms is big: read it only when a call cannot be named from the helper table.
+    from pybpfobj import disasm
+
+    for insn in disasm.decode(xlated):
+        if insn.code == 0x85 and not (insn.src == 0 and 0 <= insn.imm < len(disasm.HELPERS)):
+            return True
+    return False
+
+
+def _parse_dump_opts(kind: str, rest: list[str]) -> dict[str, Any]:
+    opts: dict[str, Any] = {"file": None, "opcodes": False, "linum": False, "visual": False}
+    i = 0
+    while i < len(rest):
+        w = rest[i]
+        if is_keyword(w, "file"):
+            if i + 1 >= len(rest):
+                raise CliError("expected file path")
+            opts["file"] = rest[i + 1]
+            i += 2
+            continue
+        if is_keyword(w, "opcodes"):
+            opts["opcodes"] = True
+        elif is_keyword(w, "visual") and kind == "xlated":
+            opts["visual"] = True
+        elif is_keyword(w, "linum"):
+            opts["linum"] = True
+        else:
+            raise CliError(f"what is '{w}'?")
+        i += 1
+    if opts["file"] is not None and (opts["opcodes"] or opts["linum"] or opts["visual"]):
+        raise CliError("'file' cannot be combined with opcodes, linum or visual")
+    return opts
+
+
+def do_dump(ctx: Context, args: list[str]) -> int:
+    """``prog dump {xlated|jited} PROG [file FILE | opcodes | visual [OUT.svg|OUT.png] | linum]``.
+
+    Unlike bpftool 7.1, ``opcodes``, ``linum`` and ``visual`` combine (as in
+    upstream bpftool); ``visual FILE.svg``/``FILE.png`` renders with Graphviz.
+    """
+    if not args:
+        raise CliError("expected 'xlated' or 'jited', got: (null)")
+    if is_keyword(args[0], "xlated"):
+        kind = "xlated"
+    elif is_keyword(args[0], "jited"):
+        kind = "jited"
+    else:
+        raise CliError(f"expected 'xlated' or 'jited', got: {args[0]}")
+    if len(args) < 3:
+        from pybpfobj.cli.common import UsageError
+
+        raise UsageError("too few parameters", USAGE)
+    render_to: str | None = None
+    progs, rest = parse_prog_handle(args[1:])
+    try:
+        # 'visual OUT.svg': the word after visual naming an image file
+        for k, w in enumerate(rest):
+            if is_keyword(w, "visual") and k + 1 < len(rest) and \
+                    rest[k + 1].lower().endswith((".svg", ".png", ".pdf", ".dot")):
+                render_to = rest[k + 1]
+                rest = rest[:k + 1] + rest[k + 2:]
+                break
+        opts = _parse_dump_opts(kind, rest)
+        if len(progs) > 1 and (opts["file"] or opts["visual"]):
+            raise CliError("several programs matched")
+        if opts["visual"] and ctx.json:
+            raise CliError("'visual' is not compatible with JSON output")
+        if kind == "jited":
+            return _dump_jited(ctx, progs, opts)
+        results: list[Any] = []
+        texts: list[str] = []
+        for prog in progs:
+            pi, listing = listing_for(prog)
+            if opts["file"]:
+                _write_file(opts["file"], pi.xlated or b"")
+                ctx.emit_null()
+                return 0
+            if opts["visual"]:
+                from pybpfobj import disasm
+
+                dot = disasm.dump_dot(listing)
+                if render_to:
+                    render_dot(dot, render_to)
+                else:
+                    ctx.out.write(dot)
+                return 0
+            if ctx.json:
+                from pybpfobj import disasm
+
+                insns = disasm.dump_json(listing, opcodes=opts["opcodes"], linum=opts["linum"])
+                if len(progs) > 1:
+                    d = header_json(pi)
+                    d["insns"] = insns
+                    results.append(d)
+                else:
+                    results = insns
+            else:
+                from pybpfobj import disasm
+
+                text = disasm.dump_text(listing, opcodes=opts["opcodes"], linum=opts["linum"])
+                if len(progs) > 1:
+                    text = header_line(pi) + "\n" + text
+                texts.append(text)
+        if ctx.json:
+            ctx.emit_json(results)
+        else:
+            ctx.out.write("\n".join(texts))
+        return 0
+    finally:
+        for p in progs:
+            p.close()
+
+
+def _write_file(path: str, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise CliError(f"can't open file {path}: {os.strerror(e.errno or 0)}") from None
+
+
+def render_dot(dot: str, out_path: str) -> None:
+    """Render DOT text to ``out_path`` (.svg/.png/.pdf by extension; .dot writes the text)."""
+    fmt = out_path.rsplit(".", 1)[-1].lower()
+    if fmt == "dot":
+        _write_file(out_path, dot.encode())
+        return
+    exe = shutil.which("dot")
+    if exe is None:
+        raise CliError("rendering the graph needs Graphviz's 'dot' program (apt-get install graphviz); "
+                       "without a file name 'visual' prints the DOT text instead")
+    proc = subprocess.run([exe, f"-T{fmt}", "-o", out_path], input=dot.encode(), capture_output=True,
+                          check=False)
+    if proc.returncode != 0:
+        try:
+            os.unlink(out_path)
+        except OSError:
+            pass
+        raise CliError(f"dot failed to render {out_path}: {proc.stderr.decode(errors='replace').strip()}")
+
+
+def _dump_jited(ctx: Context, progs: list[Program], opts: dict[str, Any]) -> int:
+    for prog in progs:
+        pi = prog.info(jited=True)
+        if not pi.jited_prog_len:
+            raise CliError("no instructions returned")
+        if opts["file"]:
+            _write_file(opts["file"], pi.jited or b"")
+            ctx.emit_null()
+            return 0
+    try:
+        import capstone  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        raise CliError("dump jited needs the capstone disassembler (pip install capstone); "
+                       "'file FILE' writes the raw image without it") from None
+    raise CliError("dump jited with capstone is not implemented yet")
+
+
+def do_profile(ctx: Context, args: list[str]) -> int:
+    """``prog profile PROG [duration D] METRIC...``: checks its arguments, then fails on kernels
+    that refuse fentry programs (as this one does) with a message saying so."""
+    if not args:
+        raise CliError("too few parameters")
+    progs, rest = parse_prog_handle(args)
+    try:
+        if len(progs) > 1:
+            raise CliError("several programs match this handle")
+        duration = None
+        if rest and is_keyword(rest[0], "duration"):
+            if len(rest) < 2:
+                raise CliError("expected duration")
+            try:
+                duration = int(rest[1], 0)
+            except ValueError:
+                raise CliError(f"invalid duration: {rest[1]}") from None
+            if duration <= 0 or duration > 0x7FFFFFFF:
+                raise CliError(f"invalid duration: {rest[1]}")
+            rest = rest[2:]
+        if not rest:
+            raise CliError("no metric is selected")
+        chosen: list[str] = []
+        for w in rest:
+            m = next((m for m in METRICS if m == w), None)
+            if m is None:
+                raise CliError(f"unknown metric {w}")
+            if m in chosen:
+                raise CliError(f"duplicated metric: {w}")
+            chosen.append(m)
+        from pybpfobj.kernel import progops
+
+        try:
+            progops.probe_fentry(progs[0].fd)
+        except BpfError as e:
+            raise CliError(f"prog profile needs fentry/fexit programs attached to the target, and this "
+                           f"kernel refuses them: {e.message}", e.exit_code) from None
+        raise CliError("prog profile is not implemented beyond the fentry probe")
+    finally:
+        for p in progs:
+            p.close()
