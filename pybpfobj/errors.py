@@ -54,8 +54,9 @@ class BpfError(OSError):
         return 255
 
 
-def _rebuild(cls: type, message: str, err: int, obj: Any, map: Any, prog: Any, path: Any) -> BpfError:
-    e = cls.__new__(cls)
+def _rebuild(cls: type[BpfError], message: str, err: int, obj: Any, map: Any, prog: Any,
+             path: Any) -> BpfError:
+    e: BpfError = BpfError.__new__(cls)
     BpfError.__init__(e, message, errno=err or 0, obj=obj, map=map, prog=prog, path=path)
     return e
 

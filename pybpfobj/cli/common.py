@@ -106,6 +106,7 @@ def dispatch(ctx: Context, args: list[str], commands: Sequence[tuple[str, Handle
         rest = args[1:]
         if name is None:
             raise UsageError(f"unknown command '{args[0]}'", usage)
+    assert name is not None
     handler = dict(commands)[name]
     rc = handler(ctx, rest)
     return 0 if rc is None else rc
