@@ -43,6 +43,10 @@ GROUPS: list[tuple[str, str, str]] = [
 _LONG = {"--json": "j", "--pretty": "p", "--debug": "d", "--bpffs": "f", "--mapcompat": "m",
          "--nomount": "n", "--version": "V", "--help": "h"}
 _SHORT = set("jpdfmnVh")
+# Options of one command, passed through to it as words: ``gen skeleton``'s
+# ``-o FILE`` (also ``--output``) and ``--no-embed`` (its ``path`` keyword).
+_PASSTHROUGH_WITH_VALUE = {"-o": "-o", "--output": "-o"}
+_PASSTHROUGH = {"--no-embed": "path"}
 
 
 def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
@@ -59,6 +63,15 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
         if tok == "--":
             words.extend(it)
             break
+        if tok in _PASSTHROUGH_WITH_VALUE:
+            value = next(it, None)
+            if value is None:
+                raise UsageError(f"option '{tok}' requires an argument", USAGE)
+            words.extend([_PASSTHROUGH_WITH_VALUE[tok], value])
+            continue
+        if tok in _PASSTHROUGH:
+            words.append(_PASSTHROUGH[tok])
+            continue
         if tok.startswith("--"):
             name = tok.split("=", 1)[0]
             matches = [k for k in _LONG if k.startswith(name)]

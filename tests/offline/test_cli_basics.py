@@ -50,3 +50,14 @@ def test_json_error_goes_to_stdout() -> None:
 def test_version() -> None:
     rc, out, err = _run("version")
     assert rc == 0 and out.startswith("pybpfobj v")
+
+
+def test_gen_output_option_passes_through_with_its_value() -> None:
+    opts, words = parse_options(["gen", "-j", "skeleton", "x.o", "-o", "out.py", "--no-embed"])
+    assert opts == {"j"}
+    assert words == ["gen", "skeleton", "x.o", "-o", "out.py", "path"]
+
+
+def test_output_option_without_value_is_a_usage_error() -> None:
+    rc, out, err = _run("gen", "skeleton", "x.o", "-o")
+    assert rc == 255 and "Error: option '-o' requires an argument" in err
