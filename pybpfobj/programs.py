@@ -71,14 +71,18 @@ class Program:
 
     @classmethod
     def by_name(cls, name: str) -> list[Program]:
-        """Every loaded program whose kernel name is ``name`` (ascending ids; may be empty)."""
-        return cls._matching(lambda pi: pi.name == name)
+        """Every loaded program named ``name`` (ascending ids; may be empty).
+
+        Names longer than the kernel's 15 characters match the full name
+        from BTF, as bpftool does."""
+        return cls._matching(lambda pi, fd: pi.name == name or (
+            len(name) >= 15 and name.startswith(pi.name) and _info.prog_full_name(fd, pi) == name))
 
     @classmethod
     def by_tag(cls, tag: str | bytes) -> list[Program]:
         """Every loaded program with this tag (8 bytes, or 16 hex digits)."""
         want = tag.hex() if isinstance(tag, bytes) else tag.lower()
-        return cls._matching(lambda pi: pi.tag == want)
+        return cls._matching(lambda pi, fd: pi.tag == want)
 
     @classmethod
     def all(cls) -> list[Program]:
@@ -98,7 +102,7 @@ class Program:
             except BpfError:
                 os.close(fd)
                 continue
-            if pred(pi):
+            if pred(pi, fd):
                 p = cls(fd)
                 p._id, p._type = pi.id, pi.type_name
                 out.append(p)
@@ -130,9 +134,9 @@ class Program:
 
     @property
     def name(self) -> str:
-        """The name given at construction, else the kernel's (16-byte truncated) name."""
+        """The name given at construction, else the kernel's name completed from BTF."""
         if self._name is None:
-            self._name = self.info().name
+            self._name = _info.prog_full_name(self.fd)
         return self._name
 
     @property

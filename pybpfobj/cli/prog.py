@@ -92,7 +92,7 @@ def parse_prog_handle(args: list[str]) -> tuple[list[Program], list[str]]:
         if len(args) < 2:
             raise CliError("expected PROG_NAME")
         name = args[1]
-        if len(name) > BPF_OBJ_NAME_LEN - 1:
+        if len(name) > 127:
             raise CliError("can't parse name")
         progs = Program.by_name(name)
         if not progs:
@@ -218,6 +218,7 @@ def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
     from pybpfobj.kernel import info as kinfo
 
     pi = prog.info()
+    pi.name = kinfo.prog_full_name(prog.fd, pi)
     memlock = kinfo.fdinfo(prog.fd).get("memlock")
     meta = _metadata(pi.map_ids) if pi.map_ids else None
     if ctx.json:

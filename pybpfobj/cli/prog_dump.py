@@ -57,6 +57,7 @@ def listing_for(prog: Program) -> tuple[Any, Any]:
     from pybpfobj.kernel import info as kinfo
 
     pi = prog.info(xlated=True, func_info=True, line_info=True, jited_ksyms=True)
+    pi.name = kinfo.prog_full_name(prog.fd, pi)
     btf = None
     if pi.btf_id:
         from pybpfobj.spec.btf import BTF

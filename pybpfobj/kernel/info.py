@@ -486,6 +486,29 @@ def prog_info(fd: int, *, xlated: bool = False, jited: bool = False, func_info: 
     return result
 
 
+def prog_full_name(fd: int, pi: ProgInfo | None = None) -> str:
+    """The program's name, completed from BTF when the kernel truncated it.
+
+    The kernel keeps 15 characters; like bpftool, a name of exactly that
+    length is replaced by the first BTF function's name (when it extends it).
+    """
+    if pi is None:
+        pi = prog_info(fd)
+    if len(pi.name) < BPF_OBJ_NAME_LEN - 1 or not pi.btf_id or not pi.nr_func_info:
+        return pi.name
+    try:
+        full = prog_info(fd, func_info=True)
+        if not full.func_info:
+            return pi.name
+        from pybpfobj.spec.btf import BTF
+
+        btf = BTF.from_bytes(btf_data(pi.btf_id), source=f"BTF id {pi.btf_id}")
+        name = str(btf.type(full.func_info[0][1]).name)
+    except BpfError:
+        return pi.name
+    return name if name.startswith(pi.name) else pi.name
+
+
 # ---------------------------------------------------------------------------
 # maps, BTF, links
 
@@ -870,6 +893,7 @@ __all__ = [
     "pinned_paths",
     "pinned_table",
     "prog_fd_by_id",
+    "prog_full_name",
     "prog_ids",
     "prog_info",
 ]
