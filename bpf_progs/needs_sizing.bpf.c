@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Maps without max_entries (a ringbuf and a stack_trace map): the kernel
- * refuses max_entries 0, so the user must size them (set_max_entries)
- * before load.  bpftool cannot load this object as is. */
+/* Maps the object leaves unsized: a ringbuf without max_entries and a
+ * stack_trace map without max_entries or value_size (its tool picks the
+ * stack depth and the table size).  The kernel refuses 0 for either, so
+ * the user sizes them before load (set_max_entries / set_value_size, or
+ * 'size NAME N' / 'value_size NAME N' on the command line); bpftool cannot
+ * load this object as is.  A kprobe, because bpf_get_stackid needs a
+ * tracing context (XDP may not call it). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-
-#define MAX_STACK_DEPTH 32
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -14,19 +16,18 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
 	__uint(key_size, sizeof(__u32));
-	__uint(value_size, MAX_STACK_DEPTH * sizeof(__u64));
 } unsized_stacks SEC(".maps");
 
-SEC("xdp")
-int xdp_sized(struct xdp_md *ctx)
+SEC("kprobe/do_nanosleep")
+int kprobe_sized(void *ctx)
 {
-	__u32 *e = bpf_ringbuf_reserve(&unsized_rb, sizeof(__u32), 0);
+	__s32 *e = bpf_ringbuf_reserve(&unsized_rb, sizeof(__s32), 0);
 
 	if (e) {
 		*e = bpf_get_stackid(ctx, &unsized_stacks, 0);
 		bpf_ringbuf_submit(e, 0);
 	}
-	return XDP_PASS;
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

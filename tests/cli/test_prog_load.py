@@ -204,6 +204,20 @@ def test_extra_keywords_size_var_and_pinroot(objs: Path, bpffs: Path, bpftool: s
     assert (bpffs / "r" / "pinned_hash").exists()
 
 
+def test_object_bpftool_cannot_load_loads_with_sizes(objs: Path, bpffs: Path, bpftool: str) -> None:
+    o = str(objs / "needs_sizing.o")
+    rc_t, _, err_t = theirs(bpftool, "prog", "loadall", o, str(bpffs / "t"), "pinmaps", str(bpffs / "tm"))
+    assert rc_t == 255 and "unsized_rb" in err_t
+    rc, out, err = ours("loadall", o, str(bpffs / "o"), "size", "unsized_rb", "8192", "size", "unsized_stacks",
+                        "64", "value_size", "unsized_stacks", "256", "pinmaps", str(bpffs / "om"))
+    assert (rc, out) == (0, ""), err
+    assert sorted(os.listdir(bpffs / "om")) == ["unsized_rb", "unsized_stacks"]
+    rb, st = show(bpftool, "map", bpffs / "om" / "unsized_rb"), show(bpftool, "map", bpffs / "om" / "unsized_stacks")
+    assert (rb["type"], rb["max_entries"]) == ("ringbuf", 8192)
+    assert (st["type"], st["max_entries"], st["bytes_value"]) == ("stack_trace", 64, 256)
+    assert show(bpftool, "prog", bpffs / "o" / "kprobe_sized")["type"] == "kprobe"
+
+
 def test_help_lists_the_extra_keywords() -> None:
     rc, out, _ = ours("load", "help")
     assert rc == 0

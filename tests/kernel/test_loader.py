@@ -106,6 +106,28 @@ def test_unsized_maps_are_refused_before_load_naming_the_map(objs: Path) -> None
     assert fds() == before
 
 
+def test_object_needing_sizes_loads_once_sized(objs: Path, bpffs: Path) -> None:
+    before = fds()
+    with BpfObject(objs / "needs_sizing.o") as obj:
+        obj.set_max_entries("unsized_rb", 4096)
+        obj.set_max_entries("unsized_stacks", 128)
+        with pytest.raises(MapError, match="unsized_stacks.*value_size"):
+            obj.load()  # the stack depth is still missing
+    with BpfObject(objs / "needs_sizing.o") as obj:
+        obj.set_max_entries("unsized_rb", 4096)
+        obj.set_max_entries("unsized_stacks", 128)
+        obj.set_value_size("unsized_stacks", 16 * 8)
+        obj.load()
+        obj.pin_maps(bpffs / "m")
+        info = {n: m.info() for n, m in obj.maps.items()}
+        assert (info["unsized_rb"].max_entries, info["unsized_rb"].type) == (4096, 27)  # BPF_MAP_TYPE_RINGBUF
+        assert (info["unsized_stacks"].max_entries, info["unsized_stacks"].value_size) == (128, 128)
+        assert obj.programs["kprobe_sized"].type == "kprobe"
+        for h in [*obj.maps.values(), *obj.programs.values()]:
+            h.close()
+    assert fds() == before
+
+
 def test_set_max_entries_and_value_size_change_the_created_map(objs: Path, bpffs: Path) -> None:
     with BpfObject(objs / "xdp_counter.o") as obj:
         obj.set_max_entries("stats", 8)

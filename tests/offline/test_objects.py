@@ -244,7 +244,7 @@ def test_mapinmap_object(objs: Path) -> None:
 def test_needs_sizing_maps_have_no_max_entries(objs: Path) -> None:
     o = spec(objs, "needs_sizing")
     assert mapsig(o) == [("unsized_rb", "ringbuf", 0, 0, 0, 0),
-                         ("unsized_stacks", "stack_trace", 4, 256, 0, 0)]
+                         ("unsized_stacks", "stack_trace", 4, 0, 0, 0)]
 
 
 def test_bad_section_program_has_no_type(objs: Path) -> None:
