@@ -1,0 +1,158 @@
+"""``prog show`` / ``prog pin`` against bpftool on programs bpftool loaded into a private bpffs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pybpfobj.cli.common import Context
+from pybpfobj.cli.main import run
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = run(list(argv), Context(out=out, err=err))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def tool(bpftool: str, *argv: str) -> tuple[int, str, str]:
+    p = subprocess.run([bpftool, *argv], capture_output=True, text=True, check=False)
+    return p.returncode, p.stdout, p.stderr
+
+
+def drop_loaded_at(text: str) -> str:
+    # The two tools read the clocks at different moments: the second may differ by one.
+    return "\n".join(ln for ln in text.splitlines() if "loaded_at" not in ln)
+
+
+def comparable(d: dict[str, Any]) -> dict[str, Any]:
+    d = dict(d)
+    d.pop("pids", None)         # bpftool 7.1 cannot report pids
+    d.pop("loaded_at", None)
+    return d
+
+
+@pytest.fixture
+def loaded(objs: Path, bpffs: Path, bpftool: str) -> list[Path]:
+    for obj in ("xdp_counter", "progs_all", "globals"):
+        subprocess.run([bpftool, "prog", "loadall", str(objs / f"{obj}.o"), str(bpffs / obj)], check=True)
+    return sorted(p for d in bpffs.iterdir() if d.is_dir() for p in d.iterdir())
+
+
+def test_show_text_and_json_match_bpftool_for_each_pinned_program(loaded: list[Path], bpftool: str) -> None:
+    for pin in loaded:
+        for opts in ([], ["-f"]):
+            rc_t, t_out, _ = tool(bpftool, *opts, "prog", "show", "pinned", str(pin))
+            rc_o, o_out, o_err = cli(*opts, "prog", "show", "pinned", str(pin))
+            assert (rc_o, o_err) == (rc_t, "") == (0, "")
+            assert drop_loaded_at(o_out) == drop_loaded_at(t_out), pin
+            _, t_js, _ = tool(bpftool, "-j", *opts, "prog", "show", "pinned", str(pin))
+            _, o_js, _ = cli("-j", *opts, "prog", "show", "pinned", str(pin))
+            theirs, ours = json.loads(t_js), json.loads(o_js)
+            assert abs(ours["loaded_at"] - theirs["loaded_at"]) <= 1
+            assert comparable(ours) == comparable(theirs), pin
+
+
+def test_show_metadata_comes_from_rodata_bpf_metadata_variables(loaded: list[Path]) -> None:
+    pin = next(p for p in loaded if p.name == "xdp_globals")
+    _, out, _ = cli("-j", "prog", "show", "pinned", str(pin))
+    assert json.loads(out)["metadata"] == {"version": "1.0", "build": 42}
+    _, text, _ = cli("prog", "show", "pinned", str(pin))
+    assert "\tmetadata:\n\t\tversion = \"1.0\"\n\t\tbuild = 42\n" in text
+
+
+def test_show_by_id_and_tag_and_all_agree_with_bpftool(loaded: list[Path], bpftool: str) -> None:
+    pin = loaded[0]
+    info = json.loads(tool(bpftool, "-j", "prog", "show", "pinned", str(pin))[1])
+    _, by_id, _ = cli("-j", "prog", "show", "id", str(info["id"]))
+    assert comparable(json.loads(by_id)) == comparable(info)
+    _, by_tag, _ = cli("-j", "prog", "show", "tag", info["tag"])
+    got = json.loads(by_tag)
+    rows = got if isinstance(got, list) else [got]
+    assert info["id"] in [r["id"] for r in rows]
+    _, everything, _ = cli("-j", "prog")
+    ids = [r["id"] for r in json.loads(everything)]
+    assert ids == sorted(ids) and info["id"] in ids
+
+
+def test_show_lists_processes_holding_the_program_but_not_our_lookup_fds(loaded: list[Path]) -> None:
+    pin = loaded[0]
+    holder = subprocess.Popen(
+        ["python3", "-c", ("import sys,time; from pybpfobj.kernel import info; "
+                           "fd = info.obj_get(sys.argv[1]); print('ready', flush=True); time.sleep(60)"),
+         str(pin)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        _, out, _ = cli("-j", "prog", "show", "pinned", str(pin))
+        pids = json.loads(out)["pids"]
+        assert {"pid": holder.pid, "comm": "python3"} in pids
+        assert all(p["pid"] != os.getpid() for p in pids)
+        _, text, _ = cli("prog", "show", "pinned", str(pin))
+        assert f"python3({holder.pid})" in text.split("\tpids ", 1)[1]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_show_errors_and_exit_codes(bpftool: str) -> None:
+    cases = [
+        ("prog", "show", "id", "99999999"),
+        ("prog", "show", "pinned", "/nonexistent"),
+        ("prog", "show", "tag", "zz"),
+        ("prog", "show", "id"),
+        ("prog", "show", "id", "abc"),
+        ("prog", "show", "foo", "1"),
+        ("prog", "show", "id", "1", "extra"),
+    ]
+    for argv in cases:
+        rc_t, _, t_err = tool(bpftool, *argv)
+        rc_o, _, o_err = cli(*argv)
+        assert (rc_o, o_err) == (rc_t, t_err), argv
+    # bpftool 7.1 exits 255 silently when a name or tag matches nothing; we say why.
+    assert cli("prog", "show", "name", "nosuch") == (255, "", "Error: no program with name 'nosuch' found\n")
+    assert cli("prog", "show", "tag", "0000000000000000")[2] == \
+        "Error: no program with tag 0000000000000000 found\n"
+    assert cli("-j", "prog", "show", "id", "99999999")[1] == \
+        '{"error":"get by id (99999999): No such file or directory"}\n'
+
+
+def test_show_pinned_on_a_non_bpffs_path_names_the_directory(tmp_path: Path, bpftool: str) -> None:
+    f = tmp_path / "plain"
+    f.write_text("x")
+    rc_t, _, t_err = tool(bpftool, "prog", "show", "pinned", str(f))
+    rc_o, _, o_err = cli("prog", "show", "pinned", str(f))
+    assert (rc_o, o_err) == (rc_t, t_err)
+
+
+def test_pin_creates_a_pin_and_refuses_existing_and_dotted_paths(loaded: list[Path], bpffs: Path,
+                                                                  bpftool: str) -> None:
+    src = loaded[0]
+    new = bpffs / "again"
+    assert cli("prog", "pin", "pinned", str(src), str(new)) == (0, "", "")
+    t_show = json.loads(tool(bpftool, "-j", "prog", "show", "pinned", str(new))[1])
+    assert t_show["id"] == json.loads(cli("-j", "prog", "show", "pinned", str(src))[1])["id"]
+    rc_t, _, t_err = tool(bpftool, "prog", "pin", "pinned", str(src), str(new))
+    rc_o, _, o_err = cli("prog", "pin", "pinned", str(src), str(new))
+    assert (rc_o, o_err) == (rc_t, t_err) == (239, f"Error: can't pin the object ({new}): File exists\n")
+    rc, _, err = cli("prog", "pin", "pinned", str(src), str(bpffs / "a.b"))
+    assert rc == 255 and "cannot contain '.'" in err and "a.b" not in os.listdir(bpffs)
+    rc_t, _, t_err = tool(bpftool, "prog", "pin", "pinned", str(src))
+    assert cli("prog", "pin", "pinned", str(src)) == (rc_t, "", t_err)
+    assert cli("-j", "prog", "pin", "pinned", str(src), str(bpffs / "third"))[1] == "null\n"
+
+
+def test_prog_verbs_match_by_prefix_in_bpftool_order(loaded: list[Path]) -> None:
+    pin = str(loaded[0])
+    assert cli("prog", "s", "pinned", pin)[0] == 0       # show
+    assert cli("prog", "l", "pinned", pin)[0] == 0       # list
+    assert cli("prog", "h")[0] == 0                      # help
+    assert cli("prog", "d", "x", "pinned", pin)[0] == 0  # dump xlated
+    rc, _, err = cli("prog", "frob")
+    assert rc == 255 and "unknown command 'frob'" in err
