@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS="clang-19 llvm libbpf1 libbpf-dev bpftool iproute2 make python3-venv python3-pip"
+# tests/ship/test_docker.py: a Docker daemon and a Debian base image made with debootstrap
+PKGS="$PKGS docker.io debootstrap"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -29,6 +29,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", help="also run long tests (fuzz campaigns, soak)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Our tests use pybpfobj's own pytest plugin (bpf_fs, bpf_object, ...).  An
+    # installed package registers it through the pytest11 entry point; from a
+    # bare checkout, register it here.
+    pm = config.pluginmanager
+    if not pm.has_plugin("pybpfobj") and not pm.has_plugin("pybpfobj.pytest_plugin"):
+        pm.import_plugin("pybpfobj.pytest_plugin")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     long_runs = config.getoption("--long") or os.environ.get("PYBPFOBJ_LONG") == "1"
     if long_runs:
