@@ -20,6 +20,7 @@ samples in ``lost`` (and calls ``lost_callback(cpu, count)``).
 from __future__ import annotations
 
 import ctypes
+import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -245,10 +246,33 @@ class RingBuffer(_Reader):
 
 @dataclass(frozen=True)
 class PerfEvent:
-    """One sample from a perf event array: the CPU it was written on and its bytes."""
+    """One sample from a perf event array.
+
+    ``cpu`` is the CPU it was written on, ``data`` its raw bytes (as the
+    kernel pads them: to 4 bytes short of a multiple of 8), ``index`` the
+    map slot of the ring that received it and ``time`` the kernel's
+    timestamp (perf clock, nanoseconds).
+    """
 
     cpu: int
     data: bytes
+    index: int = -1
+    time: int = 0
+
+
+@dataclass(frozen=True)
+class PerfLost:
+    """A PERF_RECORD_LOST: ``count`` samples the kernel dropped on ``cpu``'s ring."""
+
+    cpu: int
+    index: int
+    id: int
+    count: int
+
+
+_HDR = struct.Struct("<IHH")
+_SAMPLE = struct.Struct("<QI")  # PERF_SAMPLE_TIME, then the raw size
+_LOST = struct.Struct("<QQ")
 
 
 class PerfBuffer(_Reader):
@@ -257,48 +281,73 @@ class PerfBuffer(_Reader):
     ``callback(cpu, data)`` runs per sample (or samples queue for
     iteration as :class:`PerfEvent`); ``lost_callback(cpu, count)`` runs
     when the kernel dropped samples, and :attr:`lost` totals them.
+    ``record_callback(record)`` instead gets every record whole, a
+    :class:`PerfEvent` or a :class:`PerfLost` (what ``map event_pipe``
+    prints).  ``cpus`` limits the rings to some CPUs, as ``{cpu: map
+    index}`` (bpftool's ``cpu N index M``); by default every possible CPU
+    gets a ring at its own index.
     """
 
     def __init__(self, perf_array: MapLike, callback: Callable[[int, bytes], Any] | None = None, *,
-                 lost_callback: Callable[[int, int], Any] | None = None, page_cnt: int = 8) -> None:
+                 lost_callback: Callable[[int, int], Any] | None = None, page_cnt: int = 8,
+                 cpus: dict[int, int] | None = None,
+                 record_callback: Callable[[PerfEvent | PerfLost], Any] | None = None) -> None:
         from pybpfobj.kernel import attach
 
         super().__init__()
         _check_type(perf_array, "perf_event_array")
         if page_cnt <= 0 or page_cnt & (page_cnt - 1):
             raise MapError(f"page_cnt must be a power of two, got {page_cnt}", errno=22)
+        if cpus is not None and (not cpus or min(*cpus, *cpus.values()) < 0):
+            raise MapError(f"cpus must map CPUs to map indexes (both >= 0), got {cpus!r}", errno=22)
         self.lost = 0
         self._ptr = 0
         pending = self._pending
+        index_of = dict(cpus) if cpus else None
+        string_at = ctypes.string_at
+        hdr_unpack, sample_unpack, lost_unpack = _HDR.unpack, _SAMPLE.unpack, _LOST.unpack
 
-        def on_sample(_ctx: int | None, cpu: int, data: int | None, size: int) -> None:
+        def on_event(_ctx: int | None, cpu: int, ev: int | None) -> int:
             try:
-                raw = ctypes.string_at(data, size) if data else b""
-                if callback is None or self._iterating:
-                    pending.append(PerfEvent(cpu, raw))
-                else:
-                    callback(cpu, raw)
-            except BaseException as e:  # noqa: BLE001  # never unwind through C
+                if not ev:
+                    return attach.LIBBPF_PERF_EVENT_CONT
+                rtype, _misc, _size = hdr_unpack(string_at(ev, 8))
+                index = index_of[cpu] if index_of is not None else cpu
+                if rtype == attach.PERF_RECORD_SAMPLE:
+                    ts, rsize = sample_unpack(string_at(ev + 8, 12))
+                    raw = string_at(ev + 20, rsize)
+                    if record_callback is not None and not self._iterating:
+                        record_callback(PerfEvent(cpu, raw, index, ts))
+                    elif callback is None or self._iterating:
+                        pending.append(PerfEvent(cpu, raw, index, ts))
+                    else:
+                        callback(cpu, raw)
+                elif rtype == attach.PERF_RECORD_LOST:
+                    lid, count = lost_unpack(string_at(ev + 8, 16))
+                    self.lost += count
+                    if record_callback is not None:
+                        record_callback(PerfLost(cpu, index, lid, count))
+                    elif lost_callback is not None:
+                        lost_callback(cpu, count)
+            except BaseException as e:  # noqa: BLE001  # never unwind through C; re-raised after the poll
                 self._error = e
+                return attach.LIBBPF_PERF_EVENT_ERROR
+            return attach.LIBBPF_PERF_EVENT_CONT
 
-        def on_lost(_ctx: int | None, cpu: int, count: int) -> None:
-            self.lost += count
-            if lost_callback is not None:
-                try:
-                    lost_callback(cpu, count)
-                except BaseException as e:  # noqa: BLE001  # never unwind through C
-                    self._error = e
-
-        self._cbs = (attach.PERF_BUFFER_SAMPLE_FN(on_sample), attach.PERF_BUFFER_LOST_FN(on_lost))
-        self._ptr = attach.perf_buffer_new(_map_fd(perf_array), page_cnt, self._cbs[0], self._cbs[1],
-                                           f"perf buffer on map {_map_label(perf_array)}")
+        self._cbs = (attach.PERF_BUFFER_EVENT_FN(on_event),)
+        self._ptr = attach.perf_buffer_new_raw(_map_fd(perf_array), page_cnt, self._cbs[0], index_of,
+                                               f"perf buffer on map {_map_label(perf_array)}")
 
     def poll(self, timeout_ms: int = 0) -> int:
         """Wait up to ``timeout_ms`` (-1: forever) and handle samples; returns how many rings had data."""
         from pybpfobj.kernel import attach
 
         self._need_open()
-        n = attach.perf_buffer_poll(self._ptr, timeout_ms)
+        try:
+            n = attach.perf_buffer_poll(self._ptr, timeout_ms)
+        except BpfError:
+            self._raise_pending_error()
+            raise
         self._raise_pending_error()
         return n
 
@@ -307,7 +356,11 @@ class PerfBuffer(_Reader):
         from pybpfobj.kernel import attach
 
         self._need_open()
-        n = attach.perf_buffer_consume(self._ptr)
+        try:
+            n = attach.perf_buffer_consume(self._ptr)
+        except BpfError:
+            self._raise_pending_error()
+            raise
         self._raise_pending_error()
         return n
 
@@ -338,4 +391,4 @@ class PerfBuffer(_Reader):
             self._ptr = 0
 
 
-__all__ = ["PerfBuffer", "PerfEvent", "RingBuffer"]
+__all__ = ["PerfBuffer", "PerfEvent", "PerfLost", "RingBuffer"]

@@ -928,83 +928,137 @@ def do_event_pipe(ctx: Context, args: list[str]) -> int:
     if len(args) < 2:
         raise _usage()
     m, rest = _one_map(args)
-    cpu = index = -1
-    count = 0
     try:
+        ringbuf = m.type == C.MAP_TYPE["ringbuf"]
+        if not ringbuf and m.type != C.MAP_TYPE["perf_event_array"]:
+            raise CliError("map type must be perf_event_array or ringbuf", 255)
+        cpu = index = -1
+        count = 0
         while rest:
             w = rest[0]
             if len(rest) < 2:
-                raise _usage()
+                raise CliError(f"what is '{w}'?")
+            what = ("CPU ID" if is_keyword(w, "cpu") else "index" if is_keyword(w, "index")
+                    else "count" if is_keyword(w, "count") else None)
+            if what is None:
+                raise CliError(f"what is '{w}'?")
             try:
                 n = int(rest[1], 0)
                 if n < 0:
                     raise ValueError
             except ValueError:
-                raise CliError(f"can't parse {rest[1]} as {w}") from None
-            if is_keyword(w, "cpu"):
+                raise CliError(f"can't parse {rest[1]} as {what}") from None
+            if what == "CPU ID":
                 cpu = n
-            elif is_keyword(w, "index"):
+            elif what == "index":
                 index = n
-            elif is_keyword(w, "count"):
-                count = n
             else:
-                raise CliError(f"unknown arg {w}")
+                count = n
             rest = rest[2:]
         if (cpu < 0) != (index < 0):
             raise CliError("cpu and index must be specified together")
-        try:
-            from pybpfobj import events
-        except ImportError:
-            raise CliError("event_pipe needs pybpfobj.events, which is not available") from None
-        return _event_pipe(ctx, m, events, cpu, index, count)
+        if ringbuf and cpu >= 0:
+            raise CliError("cpu and index apply to perf_event_array maps only")
+        return _event_pipe(ctx, m, ringbuf, {cpu: index} if cpu >= 0 else None, count)
     finally:
         m.close()
 
 
-def _event_pipe(ctx: Context, m: Map, events: Any, cpu: int, index: int, count: int) -> int:
+class _Stop(Exception):
+    """SIGTERM/SIGHUP during event_pipe: stop like SIGINT (bpftool closes its JSON array)."""
+
+
+def _event_pipe(ctx: Context, m: Map, ringbuf: bool, cpus: dict[int, int] | None, count: int) -> int:
     """Print records as bpftool's event_pipe does until interrupted or ``count`` were printed.
 
-    Records carry the time they were read (CLOCK_MONOTONIC): libbpf's perf
-    buffer hands out the sample without the kernel's timestamp.  A ringbuf
-    map prints ``== @TIME ringbuf =====`` headers (bpftool 7.1 has no
-    ringbuf support).
+    perf_event_array records carry the kernel's timestamp (PERF_SAMPLE_TIME,
+    as bpftool asks for); ringbuf records have none, so they carry the time
+    they were read (CLOCK_MONOTONIC) under ``== @TIME ringbuf =====``
+    headers (bpftool 7.1 has no ringbuf support).  JSON output is one
+    array, closed when the command stops.
     """
+    import signal
     import time
 
+    from pybpfobj import events
+
     printed = 0
-    ringbuf = m.type == C.MAP_TYPE["ringbuf"]
-    if not ringbuf and m.type != C.MAP_TYPE["perf_event_array"]:
-        raise CliError("map type must be perf_event_array or ringbuf", 255)
-    if cpu >= 0:
-        raise CliError("'cpu N index M' is not supported yet: omit it to read every CPU", 255)
+    first = True
+    out = ctx.out
 
-    def emit(cpu_no: int, data: bytes) -> None:
+    def json_item(d: dict[str, Any]) -> None:
+        nonlocal first
+        if ctx.pretty:
+            text = jsonw_pretty(d, 1)
+            out.write(("" if first else ",") + text)
+        else:
+            import json
+
+            out.write(("" if first else ",") + json.dumps(d, separators=(",", ":")))
+        first = False
+
+    def emit(rec: Any) -> None:
         nonlocal printed
-        ts = time.monotonic_ns()
-        if ctx.json:
-            d: dict[str, Any] = {"type": "ringbuf"} if ringbuf else {"type": 9, "cpu": cpu_no, "index": cpu_no}
-            d["timestamp"] = ts
-            d["data"] = hexbytes(data)
-            ctx.emit_json(d)
+        if count and printed >= count:
+            return
+        if ringbuf:
+            ts = time.monotonic_ns()
+            if ctx.json:
+                json_item({"type": "ringbuf", "timestamp": ts, "data": list(rec)})
+            else:
+                out.write(f"== @{ts // 1_000_000_000}.{ts % 1_000_000_000:09d} ringbuf =====\n"
+                          f"{fprint_hex(rec)}\n")
+            printed += 1
+        elif isinstance(rec, events.PerfEvent):
+            if ctx.json:
+                json_item({"type": 9, "cpu": rec.cpu, "index": rec.index, "timestamp": rec.time,
+                           "data": list(rec.data)})
+            else:
+                out.write(f"== @{rec.time // 1_000_000_000}.{rec.time % 1_000_000_000:09d} "
+                          f"CPU: {rec.cpu} index: {rec.index} =====\n{fprint_hex(rec.data)}\n")
+            printed += 1
+        elif ctx.json:
+            json_item({"type": 2, "cpu": rec.cpu, "index": rec.index,
+                       "lost": {"id": rec.id, "count": rec.count}})
         else:
-            where = "ringbuf" if ringbuf else f"CPU: {cpu_no} index: {cpu_no}"
-            ctx.print(f"== @{ts // 1_000_000_000}.{ts % 1_000_000_000:09d} {where} =====\n{fprint_hex(data)}")
-        ctx.out.flush()
-        printed += 1
+            out.write(f"lost {rec.count} events\n")
+        out.flush()
 
-    def lost(cpu_no: int, n: int) -> None:
-        if ctx.json:
-            ctx.emit_json({"type": 2, "cpu": cpu_no, "index": cpu_no, "lost": {"id": 0, "count": n}})
-        else:
-            ctx.print(f"lost {n} events")
+    def stop(_sig: int, _frame: Any) -> None:
+        raise _Stop
 
-    reader = (events.RingBuffer(m, lambda data: emit(-1, data)) if ringbuf
-              else events.PerfBuffer(m, emit, lost_callback=lost))
+    old: dict[signal.Signals, Any] = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            old[sig] = signal.signal(sig, stop)
+    except ValueError:  # not the main thread: no handlers to set
+        pass
+    try:
+        # 16 pages per CPU, as bpftool
+        reader = (events.RingBuffer(m, emit) if ringbuf
+                  else events.PerfBuffer(m, page_cnt=16, cpus=cpus, record_callback=emit))
+    except BpfError as e:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        err = e.errno or _errno.EINVAL
+        raise CliError(f"failed to create {'ring' if ringbuf else 'perf'} buffer: {os.strerror(err)} ({err})",
+                       255) from None
+    if ctx.json:
+        out.write("[")
+        out.flush()
     try:
         while not count or printed < count:
             reader.poll(200)
+    except (KeyboardInterrupt, _Stop):
+        ctx.err.write("Stopping...\n")
     finally:
         reader.close()
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        if ctx.json:
+            # bpftool's json_writer: a non-empty pretty array closes on a line of its own
+            out.write("\n]\n" if ctx.pretty and not first else "]\n")
+            out.flush()
     return 0
 
 

@@ -106,6 +106,43 @@ class bpf_tc_opts(Structure):
     ]
 
 
+class perf_buffer_raw_opts(Structure):
+    # the two ``long :0`` of libbpf's header take no space: cpu_cnt sits at 8
+    _fields_ = [
+        ("sz", c_size_t),
+        ("cpu_cnt", c_int),
+        ("cpus", POINTER(c_int)),
+        ("map_keys", POINTER(c_int)),
+    ]
+
+
+class perf_event_attr(Structure):
+    """The head of ``struct perf_event_attr`` (PERF_ATTR_SIZE_VER0, 64 bytes): all event_pipe sets."""
+
+    _fields_ = [
+        ("type", c_uint32),
+        ("size", c_uint32),
+        ("config", c_uint64),
+        ("sample_period", c_uint64),
+        ("sample_type", c_uint64),
+        ("read_format", c_uint64),
+        ("flags", c_uint64),
+        ("wakeup_events", c_uint32),
+        ("bp_type", c_uint32),
+        ("config1", c_uint64),
+    ]
+
+
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_BPF_OUTPUT = 10
+PERF_SAMPLE_TIME = 1 << 2
+PERF_SAMPLE_RAW = 1 << 10
+PERF_RECORD_LOST = 2
+PERF_RECORD_SAMPLE = 9
+LIBBPF_PERF_EVENT_CONT = -2
+LIBBPF_PERF_EVENT_ERROR = -1
+
+
 class _sz_only_opts(Structure):
     _fields_ = [("sz", c_size_t)]
 
@@ -120,6 +157,7 @@ def _opts(cls: type[Structure]) -> Any:
 RING_BUFFER_SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 PERF_BUFFER_SAMPLE_FN = CFUNCTYPE(None, c_void_p, c_int, c_void_p, c_uint32)
 PERF_BUFFER_LOST_FN = CFUNCTYPE(None, c_void_p, c_int, c_uint64)
+PERF_BUFFER_EVENT_FN = CFUNCTYPE(c_int, c_void_p, c_int, c_void_p)  # raw: (ctx, cpu, perf_event_header*)
 
 # tc attach points and XDP flags (linux/if_link.h)
 BPF_TC_INGRESS, BPF_TC_EGRESS, BPF_TC_CUSTOM = 1, 2, 4
@@ -155,6 +193,8 @@ def _attach_protos(lb: ctypes.CDLL) -> None:
     p(lb, "ring_buffer__free", None, c_void_p)
     p(lb, "perf_buffer__new", c_void_p, c_int, c_size_t, PERF_BUFFER_SAMPLE_FN,
       PERF_BUFFER_LOST_FN, c_void_p, c_void_p)
+    p(lb, "perf_buffer__new_raw", c_void_p, c_int, c_size_t, POINTER(perf_event_attr),
+      PERF_BUFFER_EVENT_FN, c_void_p, POINTER(perf_buffer_raw_opts))
     p(lb, "perf_buffer__poll", c_int, c_void_p, c_int)
     p(lb, "perf_buffer__consume", c_int, c_void_p)
     p(lb, "perf_buffer__epoll_fd", c_int, c_void_p)
@@ -380,6 +420,34 @@ def perf_buffer_new(map_fd: int, page_cnt: int, sample_cb: Any, lost_cb: Any, wh
     return check_ptr(lib().perf_buffer__new(map_fd, page_cnt, sample_cb, lost_cb, None, None), what)
 
 
+def perf_buffer_new_raw(map_fd: int, page_cnt: int, event_cb: Any, cpus: dict[int, int] | None,
+                        what: str) -> int:
+    """A perf buffer of BPF output events carrying raw data and the kernel's timestamp.
+
+    ``cpus`` maps each CPU to open a ring on to the map index its fd goes
+    in; ``None`` opens every possible CPU at index = CPU.
+    """
+    attr = perf_event_attr()
+    attr.type = PERF_TYPE_SOFTWARE
+    attr.size = ctypes.sizeof(perf_event_attr)
+    attr.config = PERF_COUNT_SW_BPF_OUTPUT
+    attr.sample_period = 1
+    attr.sample_type = PERF_SAMPLE_RAW | PERF_SAMPLE_TIME
+    attr.wakeup_events = 1
+    opts = _opts(perf_buffer_raw_opts)
+    if cpus:
+        n = len(cpus)
+        cpu_arr = (c_int * n)(*cpus.keys())
+        key_arr = (c_int * n)(*cpus.values())
+        opts.cpu_cnt = n
+        opts.cpus = ctypes.cast(cpu_arr, POINTER(c_int))
+        opts.map_keys = ctypes.cast(key_arr, POINTER(c_int))
+    ctypes.set_errno(0)
+    # attr and opts are read during the call only
+    return check_ptr(lib().perf_buffer__new_raw(map_fd, page_cnt, ctypes.byref(attr), event_cb, None,
+                                                ctypes.byref(opts)), what)
+
+
 def perf_buffer_poll(pb: int, timeout_ms: int) -> int:
     ret: int = lib().perf_buffer__poll(pb, timeout_ms)
     if ret == -4:
@@ -407,6 +475,7 @@ def keep_callback(fn: Callable[..., Any], proto: Any) -> Any:
 __all__ = [
     "BPF_TC_EGRESS",
     "BPF_TC_INGRESS",
+    "PERF_BUFFER_EVENT_FN",
     "PERF_BUFFER_LOST_FN",
     "PERF_BUFFER_SAMPLE_FN",
     "RING_BUFFER_SAMPLE_FN",
@@ -423,6 +492,7 @@ __all__ = [
     "perf_buffer_epoll_fd",
     "perf_buffer_free",
     "perf_buffer_new",
+    "perf_buffer_new_raw",
     "perf_buffer_poll",
     "prog_attach",
     "prog_detach2",
