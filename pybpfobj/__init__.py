@@ -6,8 +6,11 @@ CLI's start-up) stays light: pyelftools and jinja2 load only when used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import sys
+
+TYPE_CHECKING = False  # typing stays out of start-up (annotations are strings)
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -27,7 +30,8 @@ def __getattr__(name: str) -> Any:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'pybpfobj' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod), name)
+    __import__(mod)
+    value = getattr(sys.modules[mod], name)
     globals()[name] = value
     return value
 

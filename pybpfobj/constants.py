@@ -8,7 +8,9 @@ spellings, which bpftool prints.
 
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False  # typing stays out of start-up (annotations are strings)
+if TYPE_CHECKING:
+    from typing import Optional
 
 PROG_TYPES: tuple[str, ...] = (
     "unspec", "socket_filter", "kprobe", "sched_cls", "sched_act", "tracepoint", "xdp",

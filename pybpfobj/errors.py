@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Any, Optional
+
+TYPE_CHECKING = False  # typing stays out of start-up (annotations are strings)
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 
 class BpfError(OSError):

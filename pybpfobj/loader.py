@@ -21,14 +21,9 @@ to its source line.
 
 from __future__ import annotations
 
+import _thread
 import errno as _errno
 import os
-import re
-import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, Union
-
-from typing_extensions import Self
 
 from pybpfobj import constants
 from pybpfobj.errors import (
@@ -43,13 +38,20 @@ from pybpfobj.errors import (
     VerifierError,
 )
 from pybpfobj.kernel import bpffs, libbpf
-from pybpfobj.kernel import info as _info
 from pybpfobj.kernel import objects as _o
 
+# Start-up cost matters (the CLI's load path imports this module): typing,
+# re, threading and the info/spec layers are imported where they are used.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, Literal, Union
+
+    from typing_extensions import Self
+
     from pybpfobj.spec.btf import BTF
 
-PathLike = Union[str, "os.PathLike[str]"]
+    PathLike = Union[str, "os.PathLike[str]"]
 
 # Map types whose max_entries the kernel refuses as 0 (the storage maps
 # want 0, perf_event_array is sized by libbpf from the CPU count).
@@ -61,11 +63,12 @@ _NEED_MAX_ENTRIES = frozenset(constants.MAP_TYPE[n] for n in (
 ))
 _RINGBUFS = frozenset((constants.MAP_TYPE["ringbuf"], constants.MAP_TYPE["user_ringbuf"]))
 _DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_hash"]))
+_STACK_TRACE = constants.MAP_TYPE["stack_trace"]
 _LOG_SIZE = 1 << 20
-_tls = threading.local()
+_tls = _thread._local()
 
-_INSN_RE = re.compile(r"^(\d+): \(")
-_SRC_RE = re.compile(r"^; (.*) @ (.+):(\d+)$")
+_LOG_BEGIN = ": -- BEGIN PROG LOAD LOG --\n"
+_LOG_END = "-- END PROG LOAD LOG --"
 
 
 def _page_size() -> int:
@@ -118,11 +121,17 @@ class BpfObject:
     ``<name>.rodata``).  ``pin_root`` is where ``LIBBPF_PIN_BY_NAME`` maps
     are pinned and looked up (libbpf's default ``/sys/fs/bpf``).
     ``mapcompat`` tolerates unknown fields in BTF map definitions
-    (bpftool's ``-m``).
+    (bpftool's ``-m``).  ``log_level`` asks the kernel for a verifier log
+    of every program, also when it loads (1 = instructions, 2 = every
+    state, 4 = statistics; bpftool's ``-d`` uses 7): libbpf logs each at
+    DEBUG on the ``pybpfobj.libbpf`` logger.  Without it, a log is only
+    requested for a program the verifier rejects.
     """
 
     def __init__(self, source: PathLike | bytes, *, name: str | None = None,
-                 pin_root: str = "/sys/fs/bpf", mapcompat: bool = False) -> None:
+                 pin_root: str = "/sys/fs/bpf", mapcompat: bool = False, log_level: int = 0) -> None:
+        _check_u32(log_level, "verifier log level")
+        self.log_level = log_level
         self._path: str | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
             src: str | bytes = bytes(source)
@@ -136,7 +145,8 @@ class BpfObject:
         self._log_buf: Any = None
         with libbpf.capture_output() as lines:
             try:
-                self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat)
+                self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat,
+                                           log_level=log_level)
             except LibbpfError as e:
                 detail = _last_warning(lines)
                 raise type(e)(f"failed to open object file '{self.source}': "
@@ -152,6 +162,7 @@ class BpfObject:
         self._map_handles: dict[str, Any] = {}
         self._pins = _Pins()
         self._btf: BTF | None = None
+        self._pin_paths: dict[str, str | None] = {}  # LIBBPF_PIN_BY_NAME paths, set at load
 
     # -- introspection -----------------------------------------------------
 
@@ -291,6 +302,8 @@ class BpfObject:
     @staticmethod
     def _open_reuse_source(source: Any, fd: int | None, map_id: int | None,
                            pinned: PathLike | None) -> tuple[int, str]:
+        from pybpfobj.kernel import info as _info
+
         if source is not None:
             if hasattr(source, "fd"):
                 fd = int(source.fd)
@@ -311,6 +324,8 @@ class BpfObject:
         return _info.obj_get(path, "map"), f"pinned map '{path}'"
 
     def _check_compat(self, name: str, m: int, fd: int, desc: str) -> None:
+        from pybpfobj.kernel import info as _info
+
         want = _o.map_def(m)
         have = _info.map_info(fd)
         diffs: dict[str, tuple[Any, Any]] = {}
@@ -346,6 +361,7 @@ class BpfObject:
     def _compare_btf(self, name: str, m: int, want: dict[str, int], have: Any,
                      diffs: dict[str, tuple[Any, Any]]) -> None:
         try:
+            from pybpfobj.kernel import info as _info
             from pybpfobj.spec.btf import BTF
 
             mine = self._object_btf()
@@ -437,18 +453,22 @@ class BpfObject:
         try:
             self._prepare_types()
             self._check_sizes()
-            before = {n: _o.map_pin_path(m) for n, m in self._maps.items()}
+            before = self._pin_paths
             existed = {p for p in before.values() if p and os.path.exists(p)}
             root_existed = os.path.isdir(self.pin_root)
-            # One buffer for every program: libbpf requests a log only when a
-            # load fails, and stops at the first failure, so it holds that log.
-            log_buf = _log_buffer()
-            for p in self._progs.values():
-                _o.prog_set_log_buf(p, log_buf)
+            log_buf = None
+            if not self.log_level:
+                # One buffer for every program: libbpf requests a log only when a
+                # load fails, and stops at the first failure, so it holds that log.
+                # (With a log level, libbpf keeps its own growing buffer and
+                # prints every log itself.)
+                log_buf = _log_buffer()
+                for p in self._progs.values():
+                    _o.prog_set_log_buf(p, log_buf)
             with libbpf.capture_output() as lines:
                 ret = _o.load_object(self._obj)
             if ret < 0:
-                self._raise_load_error(-ret, lines, log_buf.text())
+                self._raise_load_error(-ret, lines, log_buf.text() if log_buf is not None else None)
             # by-name pins libbpf just created are ours to take back
             for pin in before.values():
                 if pin and pin not in existed and os.path.exists(pin):
@@ -488,8 +508,9 @@ class BpfObject:
             self._from_table.add(name)
 
     def _check_sizes(self) -> None:
+        self._pin_paths.clear()
         for name, m in self._maps.items():
-            pin = _o.map_pin_path(m)
+            pin = self._pin_paths[name] = _o.map_pin_path(m)
             if pin and name not in self._reused:
                 root = os.path.dirname(pin) or "/"
                 probe = root
@@ -502,19 +523,23 @@ class BpfObject:
                         map=name, obj=self.name, path=root, errno=_errno.EINVAL)
             if name in self._reused or not _o.map_autocreate(m):
                 continue
-            d = _o.map_def(m)
-            if d["type"] in _NEED_MAX_ENTRIES and d["max_entries"] == 0:
+            mtype = _o.map_type(m)  # only the fields checked: each is a libbpf call
+            if mtype in _NEED_MAX_ENTRIES and _o.map_max_entries(m) == 0:
                 raise MapError(f"map '{name}' of object '{self.name}' has no max_entries: size it "
                                f"before load (set_max_entries, or 'size {name} N' on the command line)",
                                map=name, obj=self.name, errno=_errno.EINVAL)
-            if d["type"] == constants.MAP_TYPE["stack_trace"] and d["value_size"] == 0:
+            if mtype == _STACK_TRACE and _o.map_value_size(m) == 0:
                 raise MapError(f"map '{name}' of object '{self.name}' has no value_size: set it "
                                f"before load (set_value_size, or 'value_size {name} N')",
                                map=name, obj=self.name, errno=_errno.EINVAL)
 
-    def _raise_load_error(self, err: int, lines: list[str], log: str) -> None:
+    def _raise_load_error(self, err: int, lines: list[str], log: str | None) -> None:
+        import re
+
         text = "".join(lines)
         failed = re.search(r"prog '([^']+)': failed to load", text)
+        if log is None:  # libbpf's own buffer: the log came as a warning
+            log = _log_from_lines(failed.group(1), lines) if failed is not None else ""
         if failed is not None and (log or err in (_errno.EACCES, _errno.ENOSPC)):
             raise self._verifier_error(failed.group(1), log, err)
         if failed is not None:
@@ -540,22 +565,26 @@ class BpfObject:
                           f"{_last_warning(lines) or os.strerror(err)}", obj=self.name, errno=err)
 
     def _verifier_error(self, prog: str, log: str, err: int) -> VerifierError:
+        import re
+
+        insn_re = re.compile(r"^(\d+): \(")
+        src_re = re.compile(r"^; (.*) @ (.+):(\d+)$")
         log_lines = log.rstrip("\n").split("\n")
         insn: int | None = None
         idx = -1
         for i, line in enumerate(log_lines):
-            mi = _INSN_RE.match(line)
+            mi = insn_re.match(line)
             if mi:
                 insn, idx = int(mi.group(1)), i
         reason = ""
         for line in log_lines[idx + 1:]:
-            if line and not line.startswith("processed ") and not _INSN_RE.match(line):
+            if line and not line.startswith("processed ") and not insn_re.match(line):
                 reason = line.strip()
                 break
         source = self._source_of(prog, insn) if insn is not None else None
         if source is None and idx >= 0:
             for line in reversed(log_lines[:idx]):
-                ms = _SRC_RE.match(line)
+                ms = src_re.match(line)
                 if ms:
                     source = (ms.group(2), int(ms.group(3)), ms.group(1))
                     break
@@ -672,12 +701,22 @@ class BpfObject:
     def pin_maps(self, directory: PathLike) -> list[str]:
         """Pin every map as ``directory/<name>`` with ``.`` made ``_`` (bpftool's ``pinmaps``).
 
+        Maps with ``LIBBPF_PIN_BY_NAME`` keep their one pin, under the pin
+        root, and are not pinned again here (libbpf gives a map one pin
+        path; bpftool 7.1 fails with "already has pin path" unless
+        ``directory`` is the pin root, where the result is the same).
         All or nothing, like :meth:`pin_programs`.
         """
         self._check_loaded("pin_maps")
         d = os.fspath(directory)
         return self._pin_many(d, [(n.replace(".", "_"), _o.map_fd(m), f"map '{n}'")
-                                  for n, m in self._maps.items() if _o.map_fd(m) >= 0])
+                                  for n, m in self._maps.items()
+                                  if _o.map_fd(m) >= 0 and not self._pin_paths.get(n)])
+
+    @property
+    def pinned_by_name(self) -> dict[str, str]:
+        """Maps with ``LIBBPF_PIN_BY_NAME``: name -> the path libbpf pinned (or reused) them at."""
+        return {n: p for n, p in self._pin_paths.items() if p}
 
     def _pin_many(self, d: str, items: list[tuple[str, int, str]]) -> list[str]:
         txn = _Pins()
@@ -699,15 +738,7 @@ class BpfObject:
 
     @staticmethod
     def _pin_fd(txn: _Pins, fd: int, path: str, what: str) -> None:
-        bpffs.check_pin_name(path, what)
-        if os.path.lexists(path):
-            raise PinError(f"can't pin {what}: path '{path}' already exists", errno=_errno.EEXIST,
-                           path=path)
-        try:
-            _info.obj_pin(fd, path)
-        except PinError as e:
-            raise PinError(f"failed to pin {what} at '{path}': {os.strerror(e.errno or 0)}",
-                           errno=e.errno or 0, path=path) from None
+        bpffs.pin_fd(fd, path, what)
         txn.pins.append(path)
 
     @property
@@ -757,6 +788,18 @@ def _log_buffer() -> _o.LogBuffer:
     else:
         buf.buf[0] = b"\0"
     return buf
+
+
+def _log_from_lines(prog: str, lines: list[str]) -> str:
+    """The verifier log of ``prog`` that libbpf printed between its BEGIN/END markers."""
+    head = f"prog '{prog}'{_LOG_BEGIN}"  # after libbpf's own "libbpf: " prefix
+    for line in lines:
+        at = line.find(head)
+        if 0 <= at <= len("libbpf: "):
+            body = line[at + len(head):]
+            end = body.rfind(_LOG_END)
+            return body[:end] if end >= 0 else body
+    return ""
 
 
 def _last_warning(lines: list[str]) -> str:

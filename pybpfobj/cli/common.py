@@ -9,9 +9,17 @@ Command modules register verbs as ``(name, handler)`` tables; a handler is
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Optional, Sequence, TextIO
 
-Handler = Callable[["Context", list[str]], Optional[int]]
+# typing stays out of the CLI's start-up: annotations are strings, and
+# Handler is a real alias only for type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Callable, Optional, TextIO
+
+    Handler = Callable[["Context", list[str]], Optional[int]]
+else:
+    Handler = object
 
 
 class CliError(Exception):
@@ -40,7 +48,7 @@ class Context:
 
     def __init__(self, *, json: bool = False, pretty: bool = False, debug: bool = False,
                  bpffs: bool = False, mapcompat: bool = False, nomount: bool = False,
-                 out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> None:
+                 out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.json = json
         self.pretty = pretty
         self.debug = debug
@@ -74,7 +82,7 @@ class Context:
             self.err.write(text + "\n")
 
 
-def match_keyword(word: str, table: Sequence[str]) -> Optional[str]:
+def match_keyword(word: str, table: Sequence[str]) -> str | None:
     """bpftool's ``is_prefix``: the first entry of ``table`` that ``word`` is a prefix of."""
     if not word:
         return None
@@ -90,7 +98,7 @@ def is_keyword(word: str, keyword: str) -> bool:
 
 
 def dispatch(ctx: Context, args: list[str], commands: Sequence[tuple[str, Handler]], usage: str,
-             default: Optional[str] = None) -> int:
+             default: str | None = None) -> int:
     """Run the handler whose name ``args[0]`` is a prefix of (table order).
 
     With no words left, runs ``default`` (bpftool's ``prog`` alone means
@@ -99,7 +107,7 @@ def dispatch(ctx: Context, args: list[str], commands: Sequence[tuple[str, Handle
     if not args:
         if default is None:
             raise UsageError("too few parameters", usage)
-        name: Optional[str] = default
+        name: str | None = default
         rest: list[str] = []
     else:
         name = match_keyword(args[0], [n for n, _ in commands])

@@ -8,12 +8,16 @@ light.
 
 from __future__ import annotations
 
-import importlib
-import logging
 import sys
-from typing import Optional, Sequence
 
 from pybpfobj.cli.common import CliError, Context, UsageError, match_keyword
+
+# Every run pays for what this module imports: typing and logging stay out
+# (logging is set up on the first libbpf message, or at once with -d).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Sequence
 
 USAGE = """Usage: pybpfobj [OPTIONS] OBJECT { COMMAND | help }
        pybpfobj load OBJ PATH ...     (same as: pybpfobj prog load)
@@ -90,22 +94,41 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
     return opts, words
 
 
-class _LibbpfFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage().rstrip("\n")
-        if record.name.startswith("pybpfobj.libbpf") and not msg.startswith("libbpf: "):
-            return f"libbpf: {msg}"
-        return msg
+def _format_record(record: logging.LogRecord) -> str:
+    msg = record.getMessage().rstrip("\n")
+    if record.name.startswith("pybpfobj.libbpf") and not msg.startswith("libbpf: "):
+        return f"libbpf: {msg}"
+    return msg
+
+
+# Command groups whose work goes through libbpf (whose messages need logging).
+_LIBBPF_GROUPS = frozenset(("prog", "map", "load", "loadall"))
+
+
+def _setup_logging_when_needed(ctx: Context, group: str) -> None:
+    """With -d, set logging up now; else only when libbpf first has something to say."""
+    if ctx.debug or "logging" in sys.modules:
+        _setup_logging(ctx)
+    elif group in _LIBBPF_GROUPS:
+        from pybpfobj.kernel import libbpf
+
+        libbpf.on_first_log(lambda: _setup_logging(ctx))
 
 
 def _setup_logging(ctx: Context) -> None:
+    import logging
+
+    class _Formatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return _format_record(record)
+
     logger = logging.getLogger("pybpfobj")
     for h in list(logger.handlers):
         if getattr(h, "_pybpfobj_cli", False):
             logger.removeHandler(h)
     handler = logging.StreamHandler(ctx.err)
     handler._pybpfobj_cli = True  # type: ignore[attr-defined]
-    handler.setFormatter(_LibbpfFormatter())
+    handler.setFormatter(_Formatter())
     if ctx.debug:
         level = logging.DEBUG
     elif ctx.json:
@@ -121,12 +144,12 @@ def _setup_logging(ctx: Context) -> None:
 def do_version(ctx: Context, args: list[str]) -> int:
     from pybpfobj import __version__
 
-    libbpf_version: Optional[str]
+    libbpf_version: str | None
     try:
         from pybpfobj.kernel import libbpf
 
         libbpf_version = libbpf.version()
-    except Exception:  # version must work even without libbpf
+    except Exception:  # noqa: BLE001 - version must work even without libbpf
         libbpf_version = None
     if ctx.json:
         ctx.emit_json({"version": __version__, "libbpf_version": libbpf_version})
@@ -141,7 +164,7 @@ def do_help(ctx: Context, args: list[str]) -> int:
     return 0
 
 
-def run(argv: Sequence[str], ctx: Optional[Context] = None) -> int:
+def run(argv: Sequence[str], ctx: Context | None = None) -> int:
     """Run one command line (without the program name); return the exit code."""
     ctx = ctx or Context()
     try:
@@ -155,7 +178,6 @@ def run(argv: Sequence[str], ctx: Optional[Context] = None) -> int:
     ctx.bpffs = "f" in opts
     ctx.mapcompat = "m" in opts
     ctx.nomount = "n" in opts
-    _setup_logging(ctx)
     if "V" in opts:
         return do_version(ctx, [])
     if "h" in opts or not words:
@@ -166,8 +188,9 @@ def run(argv: Sequence[str], ctx: Optional[Context] = None) -> int:
         if name is None:
             raise UsageError(f"object '{words[0]}' is unknown", USAGE)
         _, modname, funcname = next(g for g in GROUPS if g[0] == name)
-        module = importlib.import_module(modname)
-        rc = getattr(module, funcname)(ctx, words[1:])
+        _setup_logging_when_needed(ctx, name)
+        __import__(modname)
+        rc = getattr(sys.modules[modname], funcname)(ctx, words[1:])
         return 0 if rc is None else int(rc)
     except UsageError as e:
         _report(ctx, e.message)
@@ -181,7 +204,7 @@ def run(argv: Sequence[str], ctx: Optional[Context] = None) -> int:
         return 0
     except BrokenPipeError:
         return 0
-    except Exception as e:  # every library error, and anything unexpected: no traceback
+    except Exception as e:  # noqa: BLE001 - every library error, and anything unexpected: no traceback
         from pybpfobj.errors import BpfError
 
         if ctx.debug:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 from pybpfobj.cli.common import CliError, Context, is_keyword
+
+# Start-up cost matters: no typing or dataclasses at import (annotations are strings).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
                          [type TYPE] [dev NAME] \\
@@ -25,7 +28,10 @@ LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
 
        load pins the first program at PATH; loadall pins every program as
        PATH/<function name>.  pinmaps pins every map as MAP_DIR/<name>
-       ('.' becomes '_').  Beyond bpftool:
+       ('.' becomes '_'), except LIBBPF_PIN_BY_NAME maps, which keep their
+       pin under the pin root (bpftool fails on them unless MAP_DIR is the
+       pin root).  -d asks the verifier for every program's log (level 7,
+       as bpftool -d).  Beyond bpftool:
          size NAME N         max_entries of map NAME (maps the object leaves unsized)
          value_size NAME N   value size of map NAME (e.g. a stack_trace map)
          var NAME VALUE      initial value of a .rodata/.data/.bss variable:
@@ -40,28 +46,32 @@ LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
 _KEYWORDS = ("type", "map", "dev", "pinmaps", "size", "value_size", "var", "force", "pinroot")
 
 
-@dataclass
 class _Replace:
-    idx: int | None
-    name: str | None
-    fd: int
-    order: int
-    desc: str
+    """One ``map {idx IDX | name NAME} MAP`` clause, with the replacement's fd."""
+
+    def __init__(self, idx: int | None, name: str | None, fd: int, order: int, desc: str) -> None:
+        self.idx = idx
+        self.name = name
+        self.fd = fd
+        self.order = order
+        self.desc = desc
 
 
-@dataclass
 class _Args:
-    obj: str
-    path: str
-    prog_type: str | None = None
-    dev: str | None = None
-    pinmaps: str | None = None
-    pinroot: str = "/sys/fs/bpf"
-    force: bool = False
-    replaces: list[_Replace] = field(default_factory=list)
-    sizes: list[tuple[str, int]] = field(default_factory=list)
-    value_sizes: list[tuple[str, int]] = field(default_factory=list)
-    variables: list[tuple[str, str]] = field(default_factory=list)
+    """A parsed ``load``/``loadall`` command line."""
+
+    def __init__(self, obj: str, path: str) -> None:
+        self.obj = obj
+        self.path = path
+        self.prog_type: str | None = None
+        self.dev: str | None = None
+        self.pinmaps: str | None = None
+        self.pinroot = "/sys/fs/bpf"
+        self.force = False
+        self.replaces: list[_Replace] = []
+        self.sizes: list[tuple[str, int]] = []
+        self.value_sizes: list[tuple[str, int]] = []
+        self.variables: list[tuple[str, str]] = []
 
     def close_fds(self) -> None:
         for r in self.replaces:
@@ -268,7 +278,9 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
         from pybpfobj.loader import BpfObject
 
         try:
-            obj = BpfObject(a.obj, pin_root=a.pinroot, mapcompat=ctx.mapcompat)
+            # -d: the kernel's log of every program (instructions, states, statistics), as bpftool -d
+            obj = BpfObject(a.obj, pin_root=a.pinroot, mapcompat=ctx.mapcompat,
+                            log_level=7 if ctx.debug else 0)
         except BpfError as e:
             raise CliError(e.message) from None
         try:
@@ -286,7 +298,7 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
                 obj.set_var(name, value)
             obj.load()
         except VerifierError as e:
-            if not ctx.json and e.log:
+            if not ctx.json and e.log and not ctx.debug:  # with -d, libbpf printed it already
                 ctx.err.write(f"libbpf: prog '{e.prog}': -- BEGIN PROG LOAD LOG --\n{e.log}"
                               f"{'' if e.log.endswith(chr(10)) else chr(10)}-- END PROG LOAD LOG --\n")
             raise CliError(e.message) from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import os
 from ctypes import c_char_p, c_int, c_ulong, c_void_p
-from dataclasses import dataclass, field
 
 from pybpfobj.errors import BpffsError, PinError
 from pybpfobj.kernel import libbpf
@@ -93,13 +92,18 @@ def check_pin_name(path: str, what: str = "pin") -> None:
             errno=1, path=path)
 
 
-@dataclass
 class Mounted:
-    """A bpffs this process mounted (so a failed command can take it away again)."""
+    """A bpffs this process mounted (so a failed command can take it away again).
 
-    target: str
-    bind_done: bool = False
-    steps: list[str] = field(default_factory=list)
+    A plain class: dataclasses costs start-up time every CLI run would pay.
+    """
+
+    def __init__(self, target: str, bind_done: bool = False) -> None:
+        self.target = target
+        self.bind_done = bind_done
+
+    def __repr__(self) -> str:
+        return f"Mounted(target={self.target!r}, bind_done={self.bind_done})"
 
     def undo(self) -> None:
         """Unmount the bpffs and, if one was made, the bind mount under it."""
@@ -161,6 +165,20 @@ def ensure_bpffs_for_pin(path: str, *, nomount: bool = False) -> Mounted | None:
                          errno=e.errno or 0, path=path) from None
 
 
+def pin_fd(fd: int, path: str, what: str = "object") -> None:
+    """Pin the program or map behind ``fd`` at ``path`` (BPF_OBJ_PIN).
+
+    Refuses dotted names and an existing ``path`` before the syscall;
+    failures raise :class:`PinError` naming ``what`` and the path.
+    """
+    check_pin_name(path, what)
+    if os.path.lexists(path):
+        raise PinError(f"can't pin {what}: path '{path}' already exists", errno=17, path=path)
+    ret = libbpf.lib().bpf_obj_pin(fd, os.fsencode(path))
+    if ret < 0:
+        raise PinError(f"failed to pin {what} at '{path}': {os.strerror(-ret)}", errno=-ret, path=path)
+
+
 def make_pin_dir(path: str) -> bool:
     """Create one directory level on a bpffs, mode 0700; True if it was created, False if it existed."""
     check_pin_name(path, "directory")
@@ -187,4 +205,5 @@ __all__ = [
     "is_bpffs",
     "make_pin_dir",
     "mount_bpffs",
+    "pin_fd",
 ]

@@ -14,51 +14,120 @@ structure types defined here; none of them calls ``ctypes.CDLL``.
 
 from __future__ import annotations
 
+import _thread
 import ctypes
-import ctypes.util
-import logging
 import os
-import threading
+import sys
 from ctypes import (
-    CFUNCTYPE, POINTER, c_char_p, c_int, c_size_t, c_uint, c_uint32, c_uint64, c_void_p,
+    CFUNCTYPE,
+    POINTER,
+    c_char_p,
+    c_int,
+    c_size_t,
+    c_uint,
+    c_uint32,
+    c_uint64,
+    c_void_p,
 )
-from typing import Any, Callable, Optional
 
 from pybpfobj.errors import BpfError, LibbpfError
 
-log = logging.getLogger("pybpfobj.libbpf")
+# Start-up cost matters (every CLI run imports this module): typing, logging,
+# threading and ctypes.util are imported only when really needed.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from logging import Logger
+    from typing import Any, Callable, Optional
 
 ENV_LIBBPF = "PYBPFOBJ_LIBBPF"
+LOGGER_NAME = "pybpfobj.libbpf"
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _lib: Optional[ctypes.CDLL] = None
 _libc: Optional[ctypes.CDLL] = None
 
-# libbpf_print_level
+# libbpf_print_level, and the logging levels they map to
 LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
+_PYLEVEL = {LIBBPF_WARN: 30, LIBBPF_INFO: 20, LIBBPF_DEBUG: 10}
 _PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
 _print_cb: Any = None  # keep the callback alive for the process's lifetime
-# Optional per-thread capture of libbpf's output (verifier logs come this way).
-_capture = threading.local()
+# Optional per-thread capture of libbpf's warnings and info lines (load errors are read from them).
+_capture = _thread._local()
+_log: Optional[Logger] = None
+_log_setup: list[Callable[[], None]] = []
+
+
+def on_first_log(fn: Callable[[], None]) -> None:
+    """Run ``fn`` once, just before libbpf's first message goes to :mod:`logging`.
+
+    An application that configures logging only when a message actually
+    comes (the CLI does, to keep :mod:`logging` out of its start-up)
+    registers its set-up here.
+    """
+    with _lock:
+        if _log is None:
+            _log_setup.append(fn)
+        else:
+            fn()
+
+
+def logger() -> Logger:
+    """The ``pybpfobj.libbpf`` logger (imports :mod:`logging` on first use)."""
+    global _log
+    if _log is None:
+        with _lock:
+            if _log is None:
+                import logging
+
+                for fn in _log_setup:
+                    fn()
+                _log_setup.clear()
+                _log = logging.getLogger(LOGGER_NAME)
+    return _log
+
+
+def _wanted(level: int) -> bool:
+    """Whether a libbpf message of ``level`` would be logged anywhere.
+
+    Warnings always are.  Info and debug lines only when :mod:`logging` is
+    already in use and the logger is enabled for them: if nothing imported
+    logging, nothing configured it, and its default (WARNING) drops them,
+    so skipping them unformatted changes nothing.
+    """
+    if level == LIBBPF_WARN:
+        return True
+    if "logging" not in sys.modules:
+        return False
+    return logger().isEnabledFor(_PYLEVEL.get(level, 10))
+
+
+def _format(fmt: bytes, va: int) -> str:
+    assert _libc is not None
+    out = c_char_p()
+    n = _libc.vasprintf(ctypes.byref(out), fmt, va)
+    if n < 0 or not out:
+        return fmt.decode("utf-8", "replace")
+    try:
+        return ctypes.string_at(out, n).decode("utf-8", "replace")
+    finally:
+        _libc.free(out)
 
 
 def _on_print(level: int, fmt: bytes, va: int) -> int:
-    assert _libc is not None
-    buf = ctypes.create_string_buffer(4096)
-    n = _libc.vsnprintf(buf, len(buf), fmt, va)
-    text = buf.value.decode("utf-8", "replace")
-    if n >= len(buf):
-        text += "..."
     sink = getattr(_capture, "lines", None)
-    if sink is not None:
+    log_it = _wanted(level)
+    if not log_it and (sink is None or level == LIBBPF_DEBUG):
+        return 0  # the common case: a debug line nobody reads, left unformatted
+    text = _format(fmt, va)
+    if sink is not None and level != LIBBPF_DEBUG:
         sink.append(text)
-    pylevel = {LIBBPF_WARN: logging.WARNING, LIBBPF_INFO: logging.INFO}.get(level, logging.DEBUG)
-    log.log(pylevel, "%s", text.rstrip("\n"))
+    if log_it:
+        logger().log(_PYLEVEL.get(level, 10), "%s", text.rstrip("\n"))
     return 0
 
 
 class capture_output:
-    """Context manager collecting libbpf's printed lines on this thread (still logged too)."""
+    """Context manager collecting libbpf's warning and info lines on this thread (still logged too)."""
 
     def __enter__(self) -> list[str]:
         self.prev = getattr(_capture, "lines", None)
@@ -93,15 +162,26 @@ def lib() -> ctypes.CDLL:
             raise UnsupportedError(
                 f"cannot load libbpf ({name}): {e}; install libbpf1 or set {ENV_LIBBPF}", path=name
             ) from None
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
-        _libc.vsnprintf.restype = c_int
+        _libc = _load_libc()
+        _libc.vasprintf.argtypes = [POINTER(c_char_p), c_char_p, c_void_p]
+        _libc.vasprintf.restype = c_int
+        _libc.free.argtypes = [c_void_p]
+        _libc.free.restype = None
         for declare in list(_DECLARATIONS):
             declare(handle)
         _print_cb = _PRINT_FN(_on_print)
         handle.libbpf_set_print(_print_cb)
         _lib = handle
         return handle
+
+
+def _load_libc() -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not glibc: ask ctypes.util (slow to import, so only here)
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
 
 
 def libc() -> ctypes.CDLL:
@@ -211,6 +291,7 @@ def strerror(err: int) -> str:
 
 
 __all__ = [
-    "lib", "libc", "version", "check", "check_ptr", "declares", "has", "capture_output",
+    "lib", "libc", "version", "check", "check_ptr", "declares", "has", "capture_output", "logger",
+    "on_first_log", "LOGGER_NAME",
     "num_possible_cpus", "strerror", "c_int", "c_uint", "c_uint64",
 ]

@@ -10,7 +10,6 @@ wrapper that can fail returns a checked value or raises a
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterator
 from ctypes import (
     POINTER,
     Structure,
@@ -21,10 +20,14 @@ from ctypes import (
     c_uint32,
     c_void_p,
 )
-from typing import Any
 
 from pybpfobj.kernel import libbpf
 from pybpfobj.kernel.libbpf import _proto, check, check_ptr
+
+TYPE_CHECKING = False  # typing stays out of start-up (annotations are strings)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 
 class BpfObjectOpenOpts(Structure):
@@ -264,6 +267,18 @@ def map_fd(m: int) -> int:
     return int(libbpf.lib().bpf_map__fd(m))
 
 
+def map_type(m: int) -> int:
+    return int(libbpf.lib().bpf_map__type(m))
+
+
+def map_max_entries(m: int) -> int:
+    return int(libbpf.lib().bpf_map__max_entries(m))
+
+
+def map_value_size(m: int) -> int:
+    return int(libbpf.lib().bpf_map__value_size(m))
+
+
 def map_def(m: int) -> dict[str, int]:
     """The map's definition as libbpf holds it (before or after load)."""
     lb = libbpf.lib()
@@ -350,6 +365,7 @@ __all__ = [
     "map_initial_value",
     "map_is_internal",
     "map_is_pinned",
+    "map_max_entries",
     "map_name",
     "map_pin_path",
     "map_reuse_fd",
@@ -357,7 +373,9 @@ __all__ = [
     "map_set_initial_value",
     "map_set_max_entries",
     "map_set_value_size",
+    "map_type",
     "map_unpin",
+    "map_value_size",
     "maps",
     "object_btf_raw",
     "object_name",

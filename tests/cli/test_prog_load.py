@@ -236,3 +236,49 @@ def test_real_process_loadall_and_error(objs: Path, bpffs: Path) -> None:
     assert p.returncode == 255
     assert "-- BEGIN PROG LOAD LOG --" in p.stderr and "Traceback" not in p.stderr
     assert "bad_verifier.bpf.c:29" in p.stderr
+
+
+def test_debug_shows_every_programs_verifier_log_like_bpftool(objs: Path, bpffs: Path, bpftool: str) -> None:
+    o = str(objs / "tailcall.o")
+    rc_t, _, err_t = theirs(bpftool, "-d", "prog", "loadall", o, str(bpffs / "t"))
+    rc_o, _, err_o = ours("-d", "loadall", o, str(bpffs / "o"))
+    assert rc_o == rc_t == 0, err_o
+
+    def logs(err: str) -> list[str]:
+        return sorted(line.split("'")[1] for line in err.splitlines() if "-- BEGIN PROG LOAD LOG --" in line)
+
+    assert logs(err_o) == logs(err_t) == ["bpf_func_debug", "bpf_func_process", "main_func"]
+    assert err_o.count("-- END PROG LOAD LOG --") == 3
+    assert "libbpf: loading " in err_o  # libbpf's debug lines too
+    # a rejection with -d: the log once (libbpf's), then the error with the source line
+    rc, _, err = ours("-d", "load", str(objs / "bad_verifier.o"), str(bpffs / "v"))
+    assert rc == 255 and err.count("'bad_deref': -- BEGIN PROG LOAD LOG --") == 1
+    assert "bad_verifier.bpf.c:29" in err.rstrip().splitlines()[-1]
+
+
+def _in_private_sysfs_bpf(cmd: list[str]) -> tuple[int, list[str]]:
+    """Run ``cmd`` in a mount namespace where /sys/fs/bpf is a fresh bpffs; its rc and what it pinned there."""
+    script = ('mount -t bpf bpf /sys/fs/bpf || exit 99; "$@"; rc=$?; '
+              'cd /sys/fs/bpf && find . -mindepth 1 | sort; echo "rc=$rc"')
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *cmd],
+                       check=False, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    lines = p.stdout.split()
+    assert lines and lines[-1].startswith("rc="), p.stderr
+    return int(lines[-1][3:]), [x for x in lines[:-1] if not x.endswith(".debug")]
+
+
+def test_pin_by_name_under_sys_fs_bpf_pins_what_bpftool_pins(objs: Path, bpftool: str, need_root: None) -> None:
+    o = str(objs / "pinbyname.o")
+    ours_cmd = [sys.executable, "-m", "pybpfobj"]
+    # pinmaps into the pin root: the by-name map is pinned once, the others next to it
+    rc_t, t = _in_private_sysfs_bpf([bpftool, "prog", "loadall", o, "/sys/fs/bpf/p", "pinmaps", "/sys/fs/bpf"])
+    rc_o, u = _in_private_sysfs_bpf([*ours_cmd, "loadall", o, "/sys/fs/bpf/p", "pinmaps", "/sys/fs/bpf"])
+    assert rc_o == rc_t == 0
+    assert u == t == ["./p", "./p/xdp_pinned", "./pinned_hash", "./unpinned"]
+    # pinmaps elsewhere: bpftool fails ("already has pin path") and leaves pins behind; we pin the
+    # other maps there and keep the by-name pin where libbpf put it
+    rc_t, t = _in_private_sysfs_bpf([bpftool, "prog", "loadall", o, "/sys/fs/bpf/p", "pinmaps", "/sys/fs/bpf/m"])
+    rc_o, u = _in_private_sysfs_bpf([*ours_cmd, "loadall", o, "/sys/fs/bpf/p", "pinmaps", "/sys/fs/bpf/m"])
+    assert rc_t == 255 and "./pinned_hash" in t
+    assert rc_o == 0 and u == ["./m", "./m/unpinned", "./p", "./p/xdp_pinned", "./pinned_hash"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import gc
+import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -255,3 +256,52 @@ def test_open_from_bytes_and_missing_file(objs: Path) -> None:
         obj.load()
     with pytest.raises(BpfError, match="nosuch.o"):
         BpfObject(objs / "nosuch.o")
+
+
+def test_pin_maps_leaves_by_name_maps_at_their_one_pin(objs: Path, bpffs: Path) -> None:
+    root = bpffs / "root"
+    with BpfObject(objs / "pinbyname.o", pin_root=str(root)) as obj:
+        obj.load()
+        assert obj.pinned_by_name == {"pinned_hash": str(root / "pinned_hash")}
+        assert obj.pin_maps(bpffs / "m") == [str(bpffs / "m" / "unpinned")]
+        assert sorted(os.listdir(bpffs / "m")) == ["unpinned"]
+        assert sorted(os.listdir(root)) == ["pinned_hash"]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_log_level_logs_every_programs_verifier_log(objs: Path) -> None:
+    # a handler on the logger itself: the CLI's tests may have stopped propagation to the root
+    logger = logging.getLogger("pybpfobj.libbpf")
+    handler, level = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        with BpfObject(objs / "tailcall.o", log_level=1) as obj:
+            obj.load()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    logs = [r for r in handler.records if "BEGIN PROG LOAD LOG" in r.getMessage()]
+    assert sorted(r.getMessage().split("'")[1] for r in logs) == ["bpf_func_debug", "bpf_func_process",
+                                                                   "main_func"]
+    assert all("processed " in r.getMessage() and r.levelno == logging.DEBUG for r in logs)
+
+
+def test_verifier_error_with_a_log_level_still_carries_log_and_source(objs: Path) -> None:
+    before = fds()
+    with pytest.raises(VerifierError) as ei:
+        BpfObject(objs / "bad_verifier.o", log_level=2).load()
+    e = ei.value
+    assert e.prog == "bad_deref" and e.insn == 7 and "invalid mem access" in e.log
+    assert "END PROG LOAD LOG" not in e.log and e.source is not None and e.source[1] == 29
+    assert fds() == before
+    with pytest.raises(BpfError, match="log level"):
+        BpfObject(objs / "xdp_counter.o", log_level=-1)
