@@ -33,14 +33,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from typing_extensions import Self
-
 from pybpfobj import constants as C
 from pybpfobj.errors import BatchError, BpfError, MapError, map_error
 from pybpfobj.kernel import info as kinfo
 from pybpfobj.kernel import libbpf, mapops
 
 if TYPE_CHECKING:
+    # typing_extensions is no runtime dependency (and slow to import): annotations only
+    from typing_extensions import Self
+
     from pybpfobj.spec.btf import BTF
 
 # Update flags, under the names used by the API.
