@@ -193,9 +193,11 @@ class Symbols:
             address = self.jited_ksyms[insn.imm]
         sym = self.names.get(address)
         if insn.src == PSEUDO_CALL:
+            # In xlated code of a jited program the kernel leaves the callee's index
+            # in imm and the relative jump in off; without ksyms imm is still relative.
             if not self.jited_ksyms:
-                return f"{insn.imm:+d}"
-            return f"{insn.imm:+d}#{sym}" if sym else f"{insn.imm:+d}#0x{address:x}"
+                return f"{insn.off:+d}"
+            return f"{insn.off:+d}#{sym}" if sym else f"{insn.off:+d}#0x{address:x}"
         return sym if sym else f"0x{address:x}"
 
 
@@ -203,31 +205,49 @@ _KALLSYMS: dict[int, str] | None = None
 _CALL_BASE = 0
 
 
-def kallsyms() -> tuple[int, dict[int, str]]:
-    """``(address of __bpf_call_base, address -> name)`` from /proc/kallsyms (cached).
+def _parse_kallsyms(data: bytes, names: dict[int, str]) -> int:
+    """Add ``address -> name`` pairs from kallsyms text; returns ``__bpf_call_base``'s address (or 0)."""
+    base = 0
+    for line in data.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 3:
+            continue
+        addr = int(parts[0], 16)
+        if not addr:
+            continue
+        name = parts[2].decode("ascii", "replace")
+        names.setdefault(addr, name)
+        if name == "__bpf_call_base":
+            base = addr
+    return base
 
-    Empty when the file is unreadable or addresses are hidden (non-root).
+
+def kallsyms() -> tuple[int, dict[int, str]]:
+    """``(address of __bpf_call_base, address -> name)`` from /proc/kallsyms.
+
+    The kernel's own symbols are read once per process; BPF programs'
+    symbols (the ``[bpf]`` lines at the end of the file) are re-read on every
+    call, so programs loaded or replaced since the last call are named
+    correctly.  Empty when the file is unreadable or addresses are hidden
+    (non-root).
     """
     global _KALLSYMS, _CALL_BASE
+    try:
+        with open("/proc/kallsyms", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0, {}
+    cut = data.find(b"\t[bpf]")
+    cut = data.rfind(b"\n", 0, cut) + 1 if cut >= 0 else len(data)
     if _KALLSYMS is None:
-        names: dict[int, str] = {}
-        try:
-            with open("/proc/kallsyms", "rb") as f:
-                for line in f:
-                    parts = line.split(None, 3)
-                    if len(parts) < 3:
-                        continue
-                    addr = int(parts[0], 16)
-                    if not addr:
-                        continue
-                    name = parts[2].decode("ascii", "replace")
-                    names.setdefault(addr, name)
-                    if name == "__bpf_call_base":
-                        _CALL_BASE = addr
-        except OSError:
-            names = {}
-        _KALLSYMS = names
-    return _CALL_BASE, _KALLSYMS
+        core: dict[int, str] = {}
+        _CALL_BASE = _parse_kallsyms(data[:cut], core)
+        _KALLSYMS = core
+    names = dict(_KALLSYMS)
+    bpf: dict[int, str] = {}
+    _parse_kallsyms(data[cut:], bpf)
+    names.update(bpf)   # a BPF symbol wins over a stale core entry at the same address
+    return _CALL_BASE, names
 
 
 # ---------------------------------------------------------------------------
@@ -559,6 +579,10 @@ def _graph_escape(text: str) -> str:
 def dump_dot(listing: Listing) -> str:
     """The control-flow graph in DOT, as bpftool 7.1's ``dump xlated ... visual``."""
     by_slot = {i.index: i for i in listing.insns}
+    # bpftool names no subprogram in the graph: calls print as bare "call pc+N"
+    syms = listing.symbols
+    if syms is not None and syms.jited_ksyms:
+        syms = Symbols(syms.call_base, syms.names)
     lines = ['digraph "DOT graph for eBPF program" {']
     for fn in build_cfg(listing.insns):
         lines.append(f'subgraph "cluster_{fn.idx}" {{')
@@ -579,7 +603,7 @@ def dump_dot(listing: Listing) -> str:
                         continue
                     sep = " | " if rows else ""
                     rows.append(f"{sep}{slot - fn.start: 4d}: "
-                                + _graph_escape(format_insn(insn, listing.symbols)))
+                                + _graph_escape(format_insn(insn, syms)))
                 label = "{" + "".join(rows) + "}"
             lines.append(f'\tfn_{fn.idx}_bb_{b.idx} [shape={shape},style=filled,label="{label}"];\n')
         for b in fn.blocks:

@@ -215,20 +215,52 @@ def render_dot(dot: str, out_path: str) -> None:
 
 
 def _dump_jited(ctx: Context, progs: list[Program], opts: dict[str, Any]) -> int:
+    """``dump jited``: the native image, disassembled with capstone (text or JSON), or raw to a file."""
+    from pybpfobj.kernel import info as kinfo
+
+    infos = []
     for prog in progs:
-        pi = prog.info(jited=True)
-        if not pi.jited_prog_len:
+        pi = prog.info(jited=True, jited_ksyms=True, func_info=True, line_info=True)
+        if not pi.jited_prog_len or not pi.jited:
             raise CliError("no instructions returned")
+        pi.name = kinfo.prog_full_name(prog.fd, pi)
         if opts["file"]:
-            _write_file(opts["file"], pi.jited or b"")
+            _write_file(opts["file"], pi.jited)
             ctx.emit_null()
             return 0
+        infos.append(pi)
+    from pybpfobj import jitdisasm
+
+    results: list[Any] = []
+    texts: list[str] = []
     try:
-        import capstone  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        raise CliError("dump jited needs the capstone disassembler (pip install capstone); "
-                       "'file FILE' writes the raw image without it") from None
-    raise CliError("dump jited with capstone is not implemented yet")
+        for pi in infos:
+            btf = None
+            if pi.btf_id:
+                from pybpfobj.spec.btf import BTF
+
+                btf = BTF.from_bytes(kinfo.btf_data(pi.btf_id), source=f"BTF id {pi.btf_id}")
+            funcs = jitdisasm.functions_from_info(pi, btf)
+            if ctx.json:
+                js = jitdisasm.dump_json(funcs, opcodes=opts["opcodes"], linum=opts["linum"])
+                if len(infos) > 1:
+                    d = header_json(pi)
+                    d["insns"] = js
+                    results.append(d)
+                else:
+                    results = js
+            else:
+                text = jitdisasm.dump_text(funcs, opcodes=opts["opcodes"], linum=opts["linum"])
+                if len(infos) > 1:
+                    text = header_line(pi) + "\n" + text
+                texts.append(text)
+    except BpfError as e:   # capstone missing, or an architecture we cannot decode
+        raise CliError(e.message, e.exit_code) from None
+    if ctx.json:
+        ctx.emit_json(results)
+    else:
+        ctx.out.write("\n".join(texts))
+    return 0
 
 
 def do_profile(ctx: Context, args: list[str]) -> int:
