@@ -455,7 +455,8 @@ class BpfObject:
             self._check_sizes()
             before = self._pin_paths
             existed = {p for p in before.values() if p and os.path.exists(p)}
-            root_existed = os.path.isdir(self.pin_root)
+            if any(before.values()):  # only by-name pins can create the pin root
+                root_existed = os.path.isdir(self.pin_root)
             log_buf = None
             if not self.log_level:
                 # One buffer for every program: libbpf requests a log only when a

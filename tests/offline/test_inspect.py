@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pybpfobj.cli.common import Context
 from pybpfobj.cli.main import run
 
@@ -96,3 +98,98 @@ def test_usage_errors() -> None:
     ctx = Context(out=io.StringIO(), err=io.StringIO())
     assert run(["inspect", "a.o", "extra"], ctx) == 255
     assert "too many arguments" in ctx.err.getvalue()    # type: ignore[attr-defined]
+
+
+# -- bad input: every kind the foundation issue names, through the reader and the CLI --
+
+_TRAILER = {1: 4, 3: 12, 14: 4, 17: 4}          # fixed trailers: INT, ARRAY, VAR, DECL_TAG
+_PER_VLEN = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}  # STRUCT, UNION, ENUM, FUNC_PROTO, DATASEC, ENUM64
+
+
+def _btf_types(data: bytes) -> tuple[int, dict[int, tuple[int, int, str]]]:
+    """The string section's length and type id -> (file offset, kind, name) of an object's .BTF."""
+    import struct
+
+    pos = data.find(b"\x9f\xeb\x01\x00")
+    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", data, pos + 4)
+    base = pos + hdr_len
+    strs = data[base + str_off:base + str_off + str_len]
+    types: dict[int, tuple[int, int, str]] = {}
+    off, tid = type_off, 1
+    while off < type_off + type_len:
+        name_off, info, _ = struct.unpack_from("<III", data, base + off)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        types[tid] = (base + off, kind, strs[name_off:strs.index(b"\0", name_off)].decode())
+        off += 12 + _TRAILER.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
+        tid += 1
+    return str_len, types
+
+
+def _corrupt(objs: Path, how: str) -> bytes:
+    import struct
+
+    if how in ("truncated", "garbage", "non_bpf_elf"):
+        data = (objs / "tailcall.o").read_bytes()
+        if how == "truncated":
+            return data[:len(data) // 2]
+        if how == "garbage":
+            return b"\x7fELF" + bytes(range(256)) * 4
+        b = bytearray(data)
+        b[18:20] = (62).to_bytes(2, "little")  # EM_X86_64
+        return bytes(b)
+    src = "globals.o" if how == "impossible_size" else "xdp_counter.o"
+    data = (objs / src).read_bytes()
+    b = bytearray(data)
+    str_len, types = _btf_types(data)
+
+    def find(kind: int, name: str) -> int:
+        return next(t[0] for t in types.values() if t[1] == kind and t[2] == name)
+
+    def u32(off: int) -> int:
+        return int(struct.unpack_from("<I", data, off)[0])
+
+    if how == "string_offset":  # the map variable's name lies past the string section
+        struct.pack_into("<I", b, find(14, "stats"), str_len + 1000)
+    elif how == "type_id_out_of_range":  # the map variable's type id is past the last type
+        struct.pack_into("<I", b, find(14, "stats") + 8, len(types) + 50)
+    elif how == "type_loop":  # typedef __u32 -> itself
+        tid = next(i for i, t in types.items() if t[1] == 8 and t[2] == "__u32")
+        struct.pack_into("<I", b, types[tid][0] + 8, tid)
+    else:  # impossible size: char greeting[8] becomes int[0xffffffff] (2**34 bytes)
+        int4 = next(i for i, t in types.items() if t[1] == 1 and u32(t[0] + 8) == 4)
+        tid = u32(find(14, "greeting") + 8)
+        while types[tid][1] != 3:  # through const/volatile/typedef to the array
+            tid = u32(types[tid][0] + 8)
+        struct.pack_into("<III", b, types[tid][0] + 12, int4, int4, 0xFFFFFFFF)
+    return bytes(b)
+
+
+BAD = {
+    "truncated": "malformed ELF|truncated|past",
+    "garbage": "not an ELF|section|ELF",
+    "non_bpf_elf": "not a BPF object",
+    "string_offset": "string offset .* past the end",
+    "type_id_out_of_range": "type id .* out of range",
+    "type_loop": "type loop",
+    "impossible_size": "impossible size",
+}
+
+
+@pytest.mark.parametrize("how", list(BAD))
+def test_bad_objects_raise_object_format_errors_naming_the_file(objs: Path, tmp_path: Path, how: str) -> None:
+    from pybpfobj.errors import BTFError, ObjectFormatError
+    from pybpfobj.spec.elf import ObjectSpec
+
+    path = tmp_path / f"{how}.o"
+    path.write_bytes(_corrupt(objs, how))
+    with pytest.raises(ObjectFormatError, match=BAD[how]) as ei:
+        ObjectSpec.from_file(path)
+    assert str(path) in str(ei.value)
+    if how in ("string_offset", "type_id_out_of_range", "type_loop", "impossible_size"):
+        assert isinstance(ei.value, BTFError)
+    r = cli("inspect", str(path))
+    assert r.returncode not in (0, 1) and r.stdout == ""
+    assert r.stderr.startswith(f"Error: {path}: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    j = cli("-j", "inspect", str(path))
+    assert j.returncode == r.returncode and json.loads(j.stdout)["error"] == r.stderr[len("Error: "):-1]
