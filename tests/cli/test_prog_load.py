@@ -133,6 +133,7 @@ def test_failing_cases_match_bpftool_outcome_and_leave_nothing(objs: Path, bpffs
     words = [w.format(d=bpffs) for w in argv]
     words[0] = str(objs / words[0])
     before = tree(bpffs)
+    fds_before = set(os.listdir("/proc/self/fd"))
     for cmd in ("load", "loadall"):
         if case == "existing_path" and cmd == "loadall":
             continue  # an existing program pin is not a directory: refused differently
@@ -149,6 +150,7 @@ def test_failing_cases_match_bpftool_outcome_and_leave_nothing(objs: Path, bpffs
         assert tree(bpffs) == before, case
         rc_j, out_j, _ = ours("-j", cmd, *words)
         assert rc_j == 255 and "error" in json.loads(out_j.splitlines()[-1])
+        assert set(os.listdir("/proc/self/fd")) == fds_before, case  # no fd left open either
 
 
 def test_same_error_texts_as_bpftool(objs: Path, bpffs: Path, bpftool: str) -> None:
@@ -282,3 +284,12 @@ def test_pin_by_name_under_sys_fs_bpf_pins_what_bpftool_pins(objs: Path, bpftool
     rc_o, u = _in_private_sysfs_bpf([*ours_cmd, "loadall", o, "/sys/fs/bpf/p", "pinmaps", "/sys/fs/bpf/m"])
     assert rc_t == 255 and "./pinned_hash" in t
     assert rc_o == 0 and u == ["./m", "./m/unpinned", "./p", "./p/xdp_pinned", "./pinned_hash"]
+
+
+def test_sections_newer_than_libbpf_load_where_bpftool_cannot(objs: Path, bpffs: Path, bpftool: str) -> None:
+    o = str(objs / "newsec.o")
+    rc_t, _, _ = theirs(bpftool, "prog", "loadall", o, str(bpffs / "t"))
+    rc_o, _, err = ours("loadall", o, str(bpffs / "o"))
+    assert rc_t == 255 and rc_o == 0, err
+    types = {p: show(bpftool, "prog", bpffs / "o" / p)["type"] for p in os.listdir(bpffs / "o")}
+    assert types["tcx_in"] == "sched_cls" and types["nf_accept"] in ("netfilter", 32)  # 7.1 lacks the name

@@ -305,3 +305,48 @@ def test_verifier_error_with_a_log_level_still_carries_log_and_source(objs: Path
     assert fds() == before
     with pytest.raises(BpfError, match="log level"):
         BpfObject(objs / "xdp_counter.o", log_level=-1)
+
+
+_NORMALISED_SRC = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_DEVMAP); __uint(max_entries, 4); __type(key, __u32); __type(value, __u32); }
+    devs SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 5000); } rb SEC(".maps");
+SEC("xdp") int redir(struct xdp_md *ctx)
+{
+    void *e = bpf_ringbuf_reserve(&rb, 4, 0);
+    if (e)
+        bpf_ringbuf_discard(e, 0);
+    return bpf_redirect_map(&devs, 0, 0);
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_reuse_check_ignores_the_kernels_devmap_flag_and_ringbuf_rounding(tmp_path: Path, bpffs: Path) -> None:
+    import platform
+    import shutil
+
+    cc = shutil.which("clang-19") or shutil.which("clang")
+    assert cc is not None, "clang is needed to build the test object"
+    (tmp_path / "norm.bpf.c").write_text(_NORMALISED_SRC)
+    o = tmp_path / "norm.o"
+    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
+                    "-c", str(tmp_path / "norm.bpf.c"), "-o", str(o)], check=True)
+    with BpfObject(o) as first:
+        first.load()
+        info = {n: m.info() for n, m in first.maps.items()}
+        # what the kernel made differs from the definition: the false alarms to ignore
+        assert info["devs"].flags & 0x80 and info["rb"].max_entries == 8192  # BPF_F_RDONLY_PROG
+        with BpfObject(o) as second:
+            second.reuse_map("devs", first.maps["devs"])
+            second.reuse_map("rb", first.maps["rb"])
+            second.load()
+            assert second.maps["rb"].info().id == info["rb"].id
+        with BpfObject(o) as third:  # a real difference is still one
+            third.set_max_entries("rb", 20000)
+            with pytest.raises(MapIncompatibleError, match="max_entries 32768 != 8192"):
+                third.reuse_map("rb", first.maps["rb"])
+        for h in first.maps.values():
+            h.close()
