@@ -236,9 +236,9 @@ class BpfObject:
 
             try:
                 ifindex = socket.if_nametoindex(ifindex)
-            except OSError as e:
-                raise BpfError(f"unrecognized netdevice '{ifindex}': {e.strerror or e}",
-                               errno=e.errno or _errno.ENODEV) from None
+            except OSError:  # Python's text is its own; bpftool says strerror(ENODEV)
+                raise BpfError(f"unrecognized netdevice '{ifindex}': {os.strerror(_errno.ENODEV)}",
+                               errno=_errno.ENODEV) from None
         for p in self._progs.values():
             _o.prog_set_ifindex(p, ifindex)
         for m in self._maps.values():

@@ -161,6 +161,7 @@ def test_same_error_texts_as_bpftool(objs: Path, bpffs: Path, bpftool: str) -> N
         [o, str(bpffs / "x"), "bogus"],
         [o, str(bpffs / "x"), "type", "xdp", "type", "xdp"],
         [o, str(bpffs / "x"), "pinmaps"],
+        [o, str(bpffs / "x"), "dev", "nosuchdev0"],
         [o],
     ]
     for words in cases:
@@ -293,3 +294,13 @@ def test_sections_newer_than_libbpf_load_where_bpftool_cannot(objs: Path, bpffs:
     assert rc_t == 255 and rc_o == 0, err
     types = {p: show(bpftool, "prog", bpffs / "o" / p)["type"] for p in os.listdir(bpffs / "o")}
     assert types["tcx_in"] == "sched_cls" and types["nf_accept"] in ("netfilter", 32)  # 7.1 lacks the name
+
+
+def test_failed_map_pinning_takes_back_program_and_by_name_pins(objs: Path, bpffs: Path) -> None:
+    o = str(objs / "pinbyname.o")
+    assert ours("loadall", str(objs / "xdp_counter.o"), str(bpffs / "x"), "pinmaps", str(bpffs / "m"))[0] == 0
+    (bpffs / "m" / "stats").rename(bpffs / "m" / "unpinned")  # pinbyname's map name is taken
+    before = tree(bpffs)
+    rc, _, err = ours("loadall", o, str(bpffs / "p"), "pinmaps", str(bpffs / "m"), "pinroot", str(bpffs / "r"))
+    assert rc == 255 and err.startswith("Error: failed to pin all maps: ") and "already exists" in err
+    assert tree(bpffs) == before  # no program dir, no by-name pin, no pin root
