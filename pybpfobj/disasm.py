@@ -576,19 +576,33 @@ def _graph_escape(text: str) -> str:
     return "".join(out)
 
 
-def dump_dot(listing: Listing) -> str:
-    """The control-flow graph in DOT, as bpftool 7.1's ``dump xlated ... visual``."""
+def dump_dot(listing: Listing, *, for_picture: bool = False) -> str:
+    """The control-flow graph in DOT, as bpftool 7.1's ``dump xlated ... visual``.
+
+    ``for_picture`` styles the graph for rendering to an image (not for
+    comparing with bpftool): monospace fonts, clusters titled with the
+    function's prototype where BTF gives one, and conditional branches drawn
+    green (jump taken, "T") and red (fall-through, "F").
+    """
     by_slot = {i.index: i for i in listing.insns}
     # bpftool names no subprogram in the graph: calls print as bare "call pc+N"
     syms = listing.symbols
     if syms is not None and syms.jited_ksyms:
         syms = Symbols(syms.call_base, syms.names)
+    protos = dict(listing.funcs)
     lines = ['digraph "DOT graph for eBPF program" {']
+    if for_picture:
+        lines.append('	graph [fontname="monospace", fontsize=12];')
+        lines.append('	node [fontname="monospace", fontsize=10, fillcolor="#f2f2f2"];')
+        lines.append('	edge [fontname="monospace", fontsize=9];')
     for fn in build_cfg(listing.insns):
         lines.append(f'subgraph "cluster_{fn.idx}" {{')
-        lines.append('\tstyle="dashed";')
-        lines.append('\tcolor="black";')
-        lines.append(f'\tlabel="func_{fn.idx} ()";')
+        lines.append('	style="dashed";')
+        lines.append('	color="black";')
+        title = f"func_{fn.idx} ()"
+        if for_picture and protos.get(fn.start):
+            title = f"func_{fn.idx}: {protos[fn.start]}".replace('"', '\\"')
+        lines.append(f'	label="{title}";')
         for b in fn.blocks:
             shape = "Mdiamond" if b.idx in (0, 1) else "record"
             if b.idx == 0:
@@ -607,9 +621,14 @@ def dump_dot(listing: Listing) -> str:
                 label = "{" + "".join(rows) + "}"
             lines.append(f'\tfn_{fn.idx}_bb_{b.idx} [shape={shape},style=filled,label="{label}"];\n')
         for b in fn.blocks:
-            for s in b.succs:
-                lines.append(f'\tfn_{fn.idx}_bb_{b.idx}:s -> fn_{fn.idx}_bb_{s}:n '
-                             '[style="solid,bold", color=black, weight=10, constraint=true];')
+            branch = for_picture and len(b.succs) == 2
+            for k, s in enumerate(b.succs):
+                attrs = 'style="solid,bold", color=black, weight=10, constraint=true'
+                if branch:
+                    attrs = ('style="solid,bold", color="#1e8449", fontcolor="#1e8449", label=" T", weight=5'
+                             if k else
+                             'style="solid,bold", color="#c0392b", fontcolor="#c0392b", label=" F", weight=10')
+                lines.append(f'\tfn_{fn.idx}_bb_{b.idx}:s -> fn_{fn.idx}_bb_{s}:n [{attrs}];')
         lines.append(f'\tfn_{fn.idx}_bb_0:s -> fn_{fn.idx}_bb_1:n [style="invis", constraint=true];')
         lines.append("}")
     lines.append("}")

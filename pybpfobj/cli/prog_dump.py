@@ -153,11 +153,12 @@ def do_dump(ctx: Context, args: list[str]) -> int:
             if opts["visual"]:
                 from pybpfobj import disasm
 
-                dot = disasm.dump_dot(listing)
-                if render_to:
-                    render_dot(dot, render_to)
+                if render_to and not render_to.lower().endswith(".dot"):
+                    render_dot(disasm.dump_dot(listing, for_picture=True), render_to)
+                elif render_to:
+                    _write_file(render_to, disasm.dump_dot(listing).encode())
                 else:
-                    ctx.out.write(dot)
+                    ctx.out.write(disasm.dump_dot(listing))
                 return 0
             if ctx.json:
                 from pybpfobj import disasm
