@@ -64,7 +64,7 @@ _NEED_MAX_ENTRIES = frozenset(constants.MAP_TYPE[n] for n in (
 _RINGBUFS = frozenset((constants.MAP_TYPE["ringbuf"], constants.MAP_TYPE["user_ringbuf"]))
 _DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_hash"]))
 _STACK_TRACE = constants.MAP_TYPE["stack_trace"]
-_LOG_SIZE = 1 << 20
+_LOG_SIZE = 1 << 24  # libbpf's own first size (BPF_LOG_BUF_SIZE); untouched pages cost nothing
 _tls = _thread._local()
 
 _LOG_BEGIN = ": -- BEGIN PROG LOAD LOG --\n"
@@ -782,12 +782,12 @@ class BpfObject:
 # helpers
 
 def _log_buffer() -> _o.LogBuffer:
-    """This thread's verifier log buffer (allocated once: zeroing it per load would cost)."""
+    """This thread's verifier log buffer (made once per thread, reset per load)."""
     buf: _o.LogBuffer | None = getattr(_tls, "log", None)
     if buf is None:
         buf = _tls.log = _o.LogBuffer(_LOG_SIZE)
     else:
-        buf.buf[0] = b"\0"
+        buf.reset()
     return buf
 
 

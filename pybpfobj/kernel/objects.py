@@ -237,11 +237,23 @@ def prog_set_type(p: int, prog_type: int, attach_type: int | None = None) -> Non
 
 
 class LogBuffer:
-    """A verifier log buffer handed to libbpf (kept alive by the caller until load returns)."""
+    """A verifier log buffer handed to libbpf (kept alive by the caller until load returns).
+
+    Anonymous memory: its pages cost nothing until the kernel writes a log
+    into them (a zeroed ctypes buffer of the same size costs about a
+    millisecond of page faults on every process that loads anything).
+    """
 
     def __init__(self, size: int) -> None:
-        self.buf = ctypes.create_string_buffer(size)
+        import mmap
+
+        self._mem = mmap.mmap(-1, size)
+        self.buf = (ctypes.c_char * size).from_buffer(self._mem)
         self.size = size
+
+    def reset(self) -> None:
+        """Make the buffer read as empty (libbpf writes a log only when a load fails)."""
+        self.buf[0] = b"\0"
 
     def text(self) -> str:
         return self.buf.value.decode("utf-8", "replace")
