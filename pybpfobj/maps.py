@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import gc
 import mmap as _mmap
 import os
 import re
@@ -480,14 +481,25 @@ class Map:
     # -- element buffers -----------------------------------------------------
 
     def _setup_fast_paths(self) -> None:
-        """Bind closures for the common cases so each call is one pack + one foreign call."""
+        """Bind closures for the common cases so each call is one pack + one foreign call.
+
+        Integer keys and values: struct packs straight into bytearrays whose
+        addresses are held as prebuilt ``c_void_p`` objects, and the libbpf
+        functions are called without argtypes and without errno saving
+        (:func:`mapops.raw_fn`), so ctypes converts nothing per call.
+        """
         fd = self._fd
         kc, vc = self.key_codec, self.value_codec
         if isinstance(kc, _IntCodec) and isinstance(vc, _IntCodec) and not self.percpu and fd >= 0:
             kpack, vpack = kc.st.pack_into, vc.st.pack_into
             vunpack = vc.st.unpack_from
-            kbuf, vbuf, kaddr, vaddr = self._kbuf, self._vbuf, self._kaddr, self._vaddr
-            f_lookup, f_update = self._f_lookup, self._f_update
+            kbuf, vbuf = bytearray(8), bytearray(8)
+            # from_buffer pins the bytearrays (they cannot be resized while exported)
+            self._fast_bufs = ((ctypes.c_char * 8).from_buffer(kbuf), (ctypes.c_char * 8).from_buffer(vbuf))
+            kptr = ctypes.c_void_p(ctypes.addressof(self._fast_bufs[0]))
+            vptr = ctypes.c_void_p(ctypes.addressof(self._fast_bufs[1]))
+            f_lookup, f_update = mapops.raw_fn("bpf_map_lookup_elem"), mapops.raw_fn("bpf_map_update_elem")
+            flag_objs: dict[Any, Any] = {f: ctypes.c_uint64(f) for f in (ANY, NOEXIST, EXIST)}
             name = self.name
 
             def lookup(key: Any, *, lock: bool = False) -> Any:
@@ -497,23 +509,26 @@ class Map:
                     kpack(kbuf, 0, key)
                 except struct.error as e:
                     raise self._pack_error("key", key, e) from None
-                r = f_lookup(fd, kaddr, vaddr)
+                r = f_lookup(fd, kptr, vptr)
                 if r:
                     raise map_error(-r, f"lookup of key {key!r}", name)
                 return vunpack(vbuf)[0]
 
             def update(key: Any, value: Any, flags: int | str = 0, *, lock: bool = False) -> None:
-                if flags.__class__ is not int or lock:
-                    flags = (_FLAG_WORDS[flags] if isinstance(flags, str) else flags) | (LOCK if lock else 0)
+                fl = flag_objs.get(flags)
+                if fl is None or lock:
+                    n = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
+                    fl = ctypes.c_uint64(n | (LOCK if lock else 0))
                 try:
                     kpack(kbuf, 0, key)
-                except struct.error as e:
-                    raise self._pack_error("key", key, e) from None
-                try:
                     vpack(vbuf, 0, value)
                 except struct.error as e:
+                    try:
+                        kpack(kbuf, 0, key)
+                    except struct.error:
+                        raise self._pack_error("key", key, e) from None
                     raise self._pack_error("value", value, e) from None
-                r = f_update(fd, kaddr, vaddr, flags)
+                r = f_update(fd, kptr, vptr, fl)
                 if r:
                     raise map_error(-r, f"update of key {key!r}", name)
 
@@ -728,6 +743,17 @@ class Map:
 
     def _batch_read(self, delete: bool, decode: bool = True) -> tuple[list[Any], list[Any]]:
         """Whole map through BPF_MAP_LOOKUP(_AND_DELETE)_BATCH, or element by element where refused."""
+        # Decoding makes hundreds of thousands of objects at once: the cyclic GC would run
+        # dozens of times over them for nothing (ints and tuples of ints hold no cycles).
+        if not gc.isenabled():
+            return self._batch_read_gc(delete, decode)
+        gc.disable()
+        try:
+            return self._batch_read_gc(delete, decode)
+        finally:
+            gc.enable()
+
+    def _batch_read_gc(self, delete: bool, decode: bool = True) -> tuple[list[Any], list[Any]]:
         fname = "bpf_map_lookup_and_delete_batch" if delete else "bpf_map_lookup_batch"
         f = mapops.fn(fname)
         chunk = self._batch_chunk()
@@ -748,6 +774,8 @@ class Map:
             n = count.value
             if r and -r != _errno.ENOENT:
                 if first and n == 0 and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+                    if not decode:
+                        raise MapError(f"map {self.name!r} refuses batch lookups", errno=-r, map=self.name)
                     return self._elementwise_read(delete)
                 if -r == _errno.ENOSPC and n == 0 and chunk < self.max_entries:
                     chunk = min(self.max_entries, chunk * 4)  # a hash bucket bigger than the chunk
@@ -757,8 +785,15 @@ class Map:
                 raise BatchError(f"batch {'lookup_and_delete' if delete else 'lookup'} on map "
                                  f"{self.name!r} failed after {len(keys) + n} elements: {os.strerror(-r)}",
                                  applied=len(keys) + n, errno=-r, map=self.name)
-            first = False
-            if n:
+            if not decode:  # raw: one bytes object per batch, keys and values packed
+                if n:
+                    keys.append(kbuf.raw[:n * self.key_size])
+                    values.append(vbuf.raw[:n * vstride])
+            elif n and r and first and not self.percpu:
+                # the whole map in one batch (the common case): no list copies
+                return (self.key_codec.unpack_many(kbuf, n, self.key_size),
+                        self.value_codec.unpack_many(vbuf, n, self.value_size))
+            elif n:
                 keys.extend(self.key_codec.unpack_many(kbuf, n, self.key_size))
                 if self.percpu:
                     vc = self.value_codec
@@ -768,6 +803,7 @@ class Map:
                                        for c in range(self.ncpus)])
                 else:
                     values.extend(self.value_codec.unpack_many(vbuf, n, self.value_size))
+            first = False
             if r:  # ENOENT: that was the last batch
                 break
             ctypes.memmove(tok_in, tok_out, len(tok_in))
@@ -789,7 +825,13 @@ class Map:
     def lookup_batch(self) -> list[tuple[Any, Any]]:
         """Every (key, value) of the map, read with batch lookups (element-wise where refused)."""
         k, v = self._batch_read(False)
-        return list(zip(k, v))
+        if not gc.isenabled():
+            return list(zip(k, v))
+        gc.disable()  # see _batch_read
+        try:
+            return list(zip(k, v))
+        finally:
+            gc.enable()
 
     def lookup_and_delete_batch(self) -> list[tuple[Any, Any]]:
         """Read and delete every element (batched where the map type allows)."""

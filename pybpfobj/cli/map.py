@@ -603,20 +603,30 @@ def _dump_one(ctx: Context, m: Map, btf_mode: bool, header: bool) -> tuple[Any, 
     return None, err
 
 
+def _hex_items(raw: bytes, size: int) -> list[str]:
+    """Each ``size``-byte element of ``raw`` as bpftool's JSON byte list body (``"0x01","0x02"``).
+
+    The whole buffer is formatted at once (every byte takes exactly 7
+    characters with its comma), then cut per element: no per-byte Python work.
+    """
+    if not raw:
+        return []
+    text = '"0x' + raw.hex(",").replace(",", '","0x') + '",'
+    w = 7 * size
+    return [text[i:i + w - 1] for i in range(0, len(text), w)]
+
+
 def _fast_json_dump(ctx: Context, m: Map) -> int | None:
     """The common big case (no BTF, not per-CPU, batchable, compact JSON): strings joined directly."""
-    if ctx.pretty or m.percpu or m.type not in _BATCHABLE or _has_btf(m):
+    if ctx.pretty or m.percpu or m.type not in _BATCHABLE or _has_btf(m) or not m.key_size or not m.value_size:
         return None
     try:
-        keys, values = m._batch_read(False)
+        kchunks, vchunks = m._batch_read(False, decode=False)
     except BpfError:
         return None
-    J = _JHEX
-    kfmt = '{"key":['
-    parts = [
-        kfmt + ",".join([J[b] for b in k]) + '],"value":[' + ",".join([J[b] for b in v]) + "]}"
-        for k, v in zip(keys, values)
-    ]
+    keys = _hex_items(b"".join(kchunks), m.key_size)
+    values = _hex_items(b"".join(vchunks), m.value_size)
+    parts = ['{"key":[' + k + '],"value":[' + v + "]}" for k, v in zip(keys, values)]
     ctx.out.write("[" + ",".join(parts) + "]\n")
     return 0
 

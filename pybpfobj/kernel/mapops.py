@@ -70,6 +70,25 @@ def fn(name: str) -> Any:
     return getattr(libbpf.lib(), name)
 
 
+_raw_lib: ctypes.CDLL | None = None
+
+
+def raw_fn(name: str) -> Any:
+    """``name`` from a second handle on libbpf, without argtypes and without errno saving.
+
+    For the per-element hot paths: every argument must already be a ctypes
+    object of the right width (``c_void_p`` addresses, ``c_uint64`` flags) or
+    a Python int for a C ``int``; nothing is converted or checked per call,
+    and no errno is swapped in and out (libbpf 1.x returns ``-errno``).
+    """
+    global _raw_lib
+    if _raw_lib is None:
+        _raw_lib = ctypes.CDLL(libbpf.lib()._name)  # same library (dlopen refcount), own function objects
+    f = getattr(_raw_lib, name)
+    f.restype = c_int
+    return f
+
+
 def batch_opts(elem_flags: int = 0, flags: int = 0) -> BpfMapBatchOpts:
     return BpfMapBatchOpts(ctypes.sizeof(BpfMapBatchOpts), elem_flags, flags)
 
@@ -149,4 +168,4 @@ class ReadOnlyMapping:
         self.close()
 
 
-__all__ = ["BpfMapBatchOpts", "BpfMapCreateOpts", "ReadOnlyMapping", "batch_opts", "create", "fn", "freeze", "obj_get", "obj_pin"]
+__all__ = ["BpfMapBatchOpts", "BpfMapCreateOpts", "ReadOnlyMapping", "batch_opts", "create", "fn", "freeze", "obj_get", "obj_pin", "raw_fn"]
