@@ -549,8 +549,8 @@ class BpfObject:
             if p is not None and err in (_errno.EINVAL, _errno.EOPNOTSUPP):
                 probe = _o.probe_prog_type(_o.prog_type(p))
                 tname = constants.prog_type_name(_o.prog_type(p))
-                if probe is False or (probe is None and prog in self._from_table):
-                    maybe = "does not support" if probe is False else "rejected; it may not support"
+                if probe is False or (probe is None and (prog in self._from_table or prog in self._type_set)):
+                    maybe = "does not support" if probe is False else "rejected (it may not support it)"
                     raise UnsupportedError(
                         f"failed to load object file: program '{prog}' (section "
                         f"'{_o.prog_section(p)}') has type {tname}, which this kernel {maybe}",

@@ -350,3 +350,14 @@ def test_reuse_check_ignores_the_kernels_devmap_flag_and_ringbuf_rounding(tmp_pa
                 third.reuse_map("rb", first.maps["rb"])
         for h in first.maps.values():
             h.close()
+
+
+def test_a_program_type_the_kernel_lacks_is_named_as_such(objs: Path) -> None:
+    from pybpfobj.errors import UnsupportedError
+
+    before = fds()
+    obj = BpfObject(objs / "bad_section.o")
+    obj.set_prog_type(60)  # no kernel has program type 60 (yet)
+    with pytest.raises(UnsupportedError, match=r"program 'unknown_sec_prog' .* has type unknown \(60\), which this kernel rejected \(it may not support it\)"):
+        obj.load()
+    assert fds() == before
