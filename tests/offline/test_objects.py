@@ -11,8 +11,9 @@ from pybpfobj import constants
 from pybpfobj.errors import NotFoundError, ObjectFormatError
 from pybpfobj.spec.elf import ObjectSpec
 
-ALL_OBJECTS = ["xdp_counter", "maps_all", "pinbyname", "globals", "progs_all", "tailcall", "mapinmap",
-               "heavy", "bad_verifier", "bad_section", "needs_sizing", "newsec"]
+# every bpf_progs/*.bpf.c, so an object added there is read by these tests at once
+ALL_OBJECTS = sorted(p.name[:-len(".bpf.c")]
+                     for p in (Path(__file__).resolve().parents[2] / "bpf_progs").glob("*.bpf.c"))
 
 
 def spec(objs: Path, name: str) -> ObjectSpec:
@@ -432,3 +433,4 @@ def test_bad_relocation_symbol_index_raises(objs: Path) -> None:
     _s.pack_into("<Q", data, off + 8, (0xFFFF << 32) | 1)
     with pytest.raises(ObjectFormatError, match="symbol index 65535 out of range"):
         ObjectSpec.from_bytes(bytes(data), name="badrel.o")
+
