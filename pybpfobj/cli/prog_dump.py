@@ -16,8 +16,6 @@ from pybpfobj.cli.prog import USAGE, parse_prog_handle
 from pybpfobj.errors import BpfError
 from pybpfobj.programs import Program
 
-METRICS = ("cycles", "instructions", "l1d_loads", "llc_misses", "itlb_misses", "dtlb_misses")
-
 
 def header_line(pi: Any) -> str:
     """The first line of ``prog show`` text (printed above each of several dumps)."""
@@ -265,15 +263,22 @@ def _dump_jited(ctx: Context, progs: list[Program], opts: dict[str, Any]) -> int
 
 
 def do_profile(ctx: Context, args: list[str]) -> int:
-    """``prog profile PROG [duration D] METRIC...``: checks its arguments, then fails on kernels
-    that refuse fentry programs (as this one does) with a message saying so."""
-    if not args:
-        raise CliError("too few parameters")
+    """``prog profile PROG [duration D] METRIC...``: counts the metrics over the program's runs
+    for D seconds (until Ctrl-C without a duration) through fentry/fexit programs, as bpftool.
+
+    On kernels that refuse fentry programs (as this project's VM does) it fails with a
+    message saying so and the kernel's error."""
+    from pybpfobj import profiler
+
+    if len(args) < 3:
+        from pybpfobj.cli.common import UsageError
+
+        raise UsageError("too few parameters", USAGE)
     progs, rest = parse_prog_handle(args)
     try:
         if len(progs) > 1:
             raise CliError("several programs match this handle")
-        duration = None
+        duration: int | None = None
         if rest and is_keyword(rest[0], "duration"):
             if len(rest) < 2:
                 raise CliError("expected duration")
@@ -281,27 +286,19 @@ def do_profile(ctx: Context, args: list[str]) -> int:
                 duration = int(rest[1], 0)
             except ValueError:
                 raise CliError(f"invalid duration: {rest[1]}") from None
-            if duration <= 0 or duration > 0x7FFFFFFF:
+            if duration <= 0 or duration > 0xFFFFFFFF:
                 raise CliError(f"invalid duration: {rest[1]}")
             rest = rest[2:]
-        if not rest:
-            raise CliError("no metric is selected")
-        chosen: list[str] = []
-        for w in rest:
-            m = next((m for m in METRICS if m == w), None)
-            if m is None:
-                raise CliError(f"unknown metric {w}")
-            if m in chosen:
-                raise CliError(f"duplicated metric: {w}")
-            chosen.append(m)
-        from pybpfobj.kernel import progops
-
         try:
-            progops.probe_fentry(progs[0].fd)
+            metrics = profiler.parse_metrics(rest)
+            result = profiler.profile(progs[0].fd, metrics, duration)
         except BpfError as e:
-            raise CliError(f"prog profile needs fentry/fexit programs attached to the target, and this "
-                           f"kernel refuses them: {e.message}", e.exit_code) from None
-        raise CliError("prog profile is not implemented beyond the fentry probe")
+            raise CliError(e.message, e.exit_code) from None
+        if ctx.json:
+            ctx.emit_json(result.json())
+        else:
+            ctx.out.write(result.text())
+        return 0
     finally:
         for p in progs:
             p.close()

@@ -32,6 +32,8 @@ def _progops(lb: ctypes.CDLL) -> None:
                   ctypes.POINTER(bpf_get_fd_by_id_opts))
     libbpf._proto(lb, "bpf_enable_stats", ctypes.c_int, ctypes.c_int)
     libbpf._proto(lb, "bpf_map_lookup_elem", ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    libbpf._proto(lb, "bpf_map_update_elem", ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                  ctypes.c_uint64)
 
 
 def map_lookup_bytes(map_fd: int, key: bytes, value_size: int) -> bytes:
@@ -42,6 +44,14 @@ def map_lookup_bytes(map_fd: int, key: bytes, value_size: int) -> bytes:
         err = -ret
         raise LibbpfError(f"map lookup (fd {map_fd}): {os.strerror(err)}", errno=err)
     return buf.raw[:value_size]
+
+
+def map_update_bytes(map_fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
+    """One raw map update (the profiler's perf event array slots)."""
+    ret = libbpf.lib().bpf_map_update_elem(map_fd, key, value, flags)
+    if ret < 0:
+        err = -ret
+        raise LibbpfError(f"map update (fd {map_fd}): {os.strerror(err)}", errno=err)
 
 
 def enable_stats(stats_type: int = BPF_STATS_RUN_TIME) -> int:
@@ -87,6 +97,7 @@ class bpf_prog_load_opts(Structure):
 
 BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_FENTRY = 24
+BPF_TRACE_FEXIT = 25
 
 
 @libbpf.declares
@@ -117,4 +128,106 @@ def probe_fentry(target_prog_fd: int) -> None:
         raise UnsupportedError(f"loading an fentry program on {pi.name or pi.id} failed: "
                                f"{os.strerror(err)}", errno=err)
     os.close(ret)
-__all__ = ["BPF_STATS_RUN_TIME", "enable_stats", "map_lookup_bytes", "probe_fentry", "prog_fd_by_id_flags"]
+
+
+@libbpf.declares
+def _profile_protos(lb: ctypes.CDLL) -> None:
+    libbpf._proto(lb, "bpf_program__set_attach_target", ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                  ctypes.c_char_p)
+
+
+def set_attach_target(prog_ptr: int, target_fd: int, func_name: str) -> None:
+    """``bpf_program__set_attach_target`` on an opened (not yet loaded) program: fentry/fexit
+    programs then attach to ``func_name`` of the BPF program behind ``target_fd``."""
+    ret = libbpf.lib().bpf_program__set_attach_target(prog_ptr, target_fd, func_name.encode())
+    if ret < 0:
+        err = -ret
+        raise LibbpfError(f"set attach target {func_name}: {os.strerror(err)}", errno=err)
+
+
+# -- perf counters (prog profile) ----------------------------------------------
+
+PERF_TYPE_HARDWARE, PERF_TYPE_SOFTWARE, PERF_TYPE_HW_CACHE = 0, 1, 3
+PERF_EVENT_IOC_ENABLE = 0x2400
+PERF_EVENT_IOC_DISABLE = 0x2401
+_PERF_ATTR_SIZE = 136           # PERF_ATTR_SIZE_VER8
+_READ_FORMAT = 1 | 2            # TOTAL_TIME_ENABLED | TOTAL_TIME_RUNNING
+_EXCLUDE_USER = 1 << 4
+_DISABLED = 1 << 0
+_NR_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319, "s390x": 331}
+
+
+def perf_event_open(ev_type: int, config: int, cpu: int, *, pid: int = -1, exclude_user: bool = True,
+                    disabled: bool = False) -> int:
+    """``perf_event_open(2)`` of one counter on ``cpu`` (all processes when ``pid`` is -1);
+    reads give value, time enabled and time running.  Returns the fd."""
+    import platform
+    import struct
+
+    nr = _NR_PERF_EVENT_OPEN.get(platform.machine())
+    if nr is None:
+        raise UnsupportedError(f"perf_event_open: unknown system call number on {platform.machine()}")
+    attr = bytearray(_PERF_ATTR_SIZE)
+    struct.pack_into("<IIQ", attr, 0, ev_type, _PERF_ATTR_SIZE, config)
+    struct.pack_into("<Q", attr, 32, _READ_FORMAT)
+    struct.pack_into("<Q", attr, 40, (_EXCLUDE_USER if exclude_user else 0) | (_DISABLED if disabled else 0))
+    buf = ctypes.create_string_buffer(bytes(attr), _PERF_ATTR_SIZE)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(ctypes.c_long(nr), buf, ctypes.c_int(pid), ctypes.c_int(cpu), ctypes.c_int(-1),
+                      ctypes.c_ulong(0))
+    if fd < 0:
+        err = ctypes.get_errno()
+        cls = UnsupportedError if err in (_errno.ENOENT, _errno.EOPNOTSUPP, _errno.ENODEV) else LibbpfError
+        raise cls(f"perf_event_open (type {ev_type}, config {config:#x}, cpu {cpu}): {os.strerror(err)}",
+                  errno=err)
+    return int(fd)
+
+
+def perf_event_enable(fd: int, enable: bool = True) -> None:
+    """``PERF_EVENT_IOC_ENABLE``/``_DISABLE`` on a counter fd."""
+    import fcntl
+
+    fcntl.ioctl(fd, PERF_EVENT_IOC_ENABLE if enable else PERF_EVENT_IOC_DISABLE, 0)
+
+
+def perf_event_read(fd: int) -> tuple[int, int, int]:
+    """``(value, time enabled, time running)`` of a counter opened by :func:`perf_event_open`."""
+    import struct
+
+    data = os.read(fd, 24)
+    if len(data) != 24:
+        raise LibbpfError(f"perf counter read (fd {fd}): short read of {len(data)} bytes")
+    v, e, r = struct.unpack("<QQQ", data)
+    return v, e, r
+
+
+def possible_cpus() -> int:
+    """How many CPUs the kernel may ever bring up (per-CPU map values have this many slots)."""
+    with open("/sys/devices/system/cpu/possible") as f:
+        text = f.read().strip()
+    n = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        n = max(n, int(hi or lo) + 1)
+    return n
+
+
+__all__ = [
+    "BPF_STATS_RUN_TIME",
+    "BPF_TRACE_FENTRY",
+    "BPF_TRACE_FEXIT",
+    "PERF_TYPE_HARDWARE",
+    "PERF_TYPE_HW_CACHE",
+    "PERF_TYPE_SOFTWARE",
+    "enable_stats",
+    "map_lookup_bytes",
+    "map_update_bytes",
+    "perf_event_enable",
+    "perf_event_open",
+    "perf_event_read",
+    "possible_cpus",
+    "probe_fentry",
+    "prog_fd_by_id_flags",
+    "set_attach_target",
+]

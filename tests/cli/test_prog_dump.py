@@ -303,3 +303,47 @@ def test_dump_jited_without_capstone_says_how_to_get_it(loaded: dict[str, list[P
     p = subprocess.run([sys.executable, "-c", _NO_CAPSTONE, "prog", "dump", "jited", "pinned", pin,
                         "file", str(tmp_path / "img")], capture_output=True, text=True, env=env, check=False)
     assert p.returncode == 0 and (tmp_path / "img").stat().st_size > 0
+
+
+# -- prog profile -----------------------------------------------------------------------------
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_profile_checks_its_arguments_before_anything_is_loaded(loaded: dict[str, list[Path]]) -> None:
+    pin = str(loaded["xdp_counter"][0])
+    before = _fds()
+    for words in (["pinned"], ["pinned", pin]):   # bpftool wants PROG and at least one more word
+        rc, _, err = cli("prog", "profile", *words)
+        assert rc == 255 and err.startswith("Error: too few parameters\nUsage: ")
+    cases = {
+        ("bogus",): "unknown metric bogus",
+        ("cycles", "cycles"): "duplicated metric: cycles",
+        ("cycles", "cyc"): "duplicated metric: cyc",
+        ("cycles", "instructions", "l1d_loads", "llc_misses", "dtlb_misses"):
+            "too many (5) metrics, please specify no more than 4 metrics at a time",
+        ("duration", "x", "cycles"): "invalid duration: x",
+        ("duration", "0", "cycles"): "invalid duration: 0",
+        ("duration", "-3", "cycles"): "invalid duration: -3",
+        ("duration",): "expected duration",
+        ("duration", "5"): "no metric is selected",
+    }
+    for words, message in cases.items():
+        assert cli("prog", "profile", "pinned", pin, *words) == (255, "", f"Error: {message}\n"), words
+    rc, out, _ = cli("-j", "prog", "profile", "pinned", pin, "bogus")
+    assert (rc, json.loads(out)) == (255, {"error": "unknown metric bogus"})
+    assert _fds() == before
+
+
+def test_profile_says_the_kernel_refuses_fentry_and_leaves_nothing_open(loaded: dict[str, list[Path]]) -> None:
+    pin = str(next(p for p in loaded["subprogs"] if p.name == "xdp_subprogs"))
+    before = _fds()
+    rc, out, err = cli("prog", "profile", "pinned", pin, "duration", "1", "cycles", "instr")
+    assert (rc, out) == (255, "")
+    assert err == ("Error: prog profile needs fentry/fexit programs attached to xdp_subprogs, and the kernel "
+                   "refused to load them: Operation not permitted (this kernel does not allow fentry/fexit "
+                   "programs)\n")
+    rc, out, _ = cli("-j", "prog", "profile", "pinned", pin, "cycles")
+    assert rc == 255 and "fentry" in json.loads(out)["error"]
+    assert _fds() == before
