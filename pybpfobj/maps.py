@@ -52,6 +52,8 @@ _FLAG_WORDS = {"any": ANY, "noexist": NOEXIST, "exist": EXIST}
 ENOTSUPP = 524  # the kernel's internal "operation not supported" leaks to user space
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]*\Z")
+_STORAGE_TYPES = frozenset(C.MAP_TYPE[n] for n in ("sk_storage", "inode_storage", "task_storage", "cgrp_storage")
+                           if n in C.MAP_TYPE)
 _ARRAY_TYPES = frozenset(C.MAP_TYPE[n] for n in ("array", "percpu_array"))
 _NO_KEY_TYPES = frozenset(C.MAP_TYPE[n] for n in ("queue", "stack", "bloom_filter"))
 _PROG_ARRAY = C.MAP_TYPE["prog_array"]
@@ -141,6 +143,17 @@ class _IntCodec(_Codec):
             mv: Any = memoryview(data).cast("B")[:n * stride]
             return list(mv.cast(self.code).tolist())
         return super().unpack_many(data, n, stride)
+
+
+_SCALARS: dict[tuple[int, bool], Any] = {
+    (1, False): ctypes.c_uint8, (1, True): ctypes.c_int8, (2, False): ctypes.c_uint16, (2, True): ctypes.c_int16,
+    (4, False): ctypes.c_uint32, (4, True): ctypes.c_int32, (8, False): ctypes.c_uint64, (8, True): ctypes.c_int64,
+}
+
+
+def _bounds(c: _IntCodec) -> tuple[int, int]:
+    bits = 8 * c.size
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if c.code.islower() else (0, (1 << bits) - 1)
 
 
 class _BytesCodec(_Codec):
@@ -402,6 +415,11 @@ class Map:
         if t in C.MAP_IN_MAP_TYPES and not inner_fd:
             raise MapError(f"map {name or ''!r} of type {C.map_type_name(t)} needs an inner_map template",
                            errno=_errno.EINVAL, map=name)
+        own_btf = 0
+        if t in _STORAGE_TYPES and not btf_fd and key_size == 4 and value_size > 0:
+            # the kernel insists on BTF for these; describe the value as bytes
+            own_btf, btf_key_type_id, btf_value_type_id = mapops.storage_btf(value_size)
+            btf_fd = own_btf
         try:
             fd = mapops.create(t, name, key_size, value_size, max_entries, flags=flags, btf_fd=btf_fd,
                                btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id,
@@ -412,6 +430,12 @@ class Map:
                            f"{C.map_type_name(t)}, key {key_size}, value {value_size}, max_entries "
                            f"{max_entries}, flags {flags:#x}): {os.strerror(e.errno or 22)}",
                            errno=e.errno or 0, map=name) from None
+        finally:
+            if own_btf:
+                os.close(own_btf)
+        if own_btf:  # the map's BTF only says "bytes": don't let it type the values
+            key_type = ctypes.c_int32 if key_type is None else key_type
+            value_type = bytes if value_type is None else value_type
         try:
             return cls(fd, btf=btf, key_type=key_type, value_type=value_type)
         except BaseException:
@@ -491,13 +515,14 @@ class Map:
         fd = self._fd
         kc, vc = self.key_codec, self.value_codec
         if isinstance(kc, _IntCodec) and isinstance(vc, _IntCodec) and not self.percpu and fd >= 0:
-            kpack, vpack = kc.st.pack_into, vc.st.pack_into
-            vunpack = vc.st.unpack_from
-            kbuf, vbuf = bytearray(8), bytearray(8)
-            # from_buffer pins the bytearrays (they cannot be resized while exported)
-            self._fast_bufs = ((ctypes.c_char * 8).from_buffer(kbuf), (ctypes.c_char * 8).from_buffer(vbuf))
-            kptr = ctypes.c_void_p(ctypes.addressof(self._fast_bufs[0]))
-            vptr = ctypes.c_void_p(ctypes.addressof(self._fast_bufs[1]))
+            # ctypes scalars as the buffers: their ``.value`` setter/getter is the cheapest
+            # conversion there is; the bounds check stands in for struct's range errors
+            kval, vval = _SCALARS[(kc.size, kc.code.islower())](), _SCALARS[(vc.size, vc.code.islower())]()
+            klo, khi = _bounds(kc)
+            vlo, vhi = _bounds(vc)
+            self._fast_bufs = (kval, vval)
+            kptr = ctypes.c_void_p(ctypes.addressof(kval))
+            vptr = ctypes.c_void_p(ctypes.addressof(vval))
             f_lookup, f_update = mapops.raw_fn("bpf_map_lookup_elem"), mapops.raw_fn("bpf_map_update_elem")
             flag_objs: dict[Any, Any] = {f: ctypes.c_uint64(f) for f in (ANY, NOEXIST, EXIST)}
             name = self.name
@@ -506,13 +531,15 @@ class Map:
                 if lock:
                     return Map.lookup(self, key, lock=True)
                 try:
-                    kpack(kbuf, 0, key)
-                except struct.error as e:
+                    if not klo <= key <= khi:
+                        raise OverflowError(f"out of range [{klo}, {khi}]")
+                    kval.value = key
+                except (TypeError, OverflowError) as e:
                     raise self._pack_error("key", key, e) from None
                 r = f_lookup(fd, kptr, vptr)
                 if r:
                     raise map_error(-r, f"lookup of key {key!r}", name)
-                return vunpack(vbuf)[0]
+                return vval.value
 
             def update(key: Any, value: Any, flags: int | str = 0, *, lock: bool = False) -> None:
                 fl = flag_objs.get(flags)
@@ -520,13 +547,16 @@ class Map:
                     n = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
                     fl = ctypes.c_uint64(n | (LOCK if lock else 0))
                 try:
-                    kpack(kbuf, 0, key)
-                    vpack(vbuf, 0, value)
-                except struct.error as e:
-                    try:
-                        kpack(kbuf, 0, key)
-                    except struct.error:
-                        raise self._pack_error("key", key, e) from None
+                    if not klo <= key <= khi:
+                        raise OverflowError(f"out of range [{klo}, {khi}]")
+                    kval.value = key
+                except (TypeError, OverflowError) as e:
+                    raise self._pack_error("key", key, e) from None
+                try:
+                    if not vlo <= value <= vhi:
+                        raise OverflowError(f"out of range [{vlo}, {vhi}]")
+                    vval.value = value
+                except (TypeError, OverflowError) as e:
                     raise self._pack_error("value", value, e) from None
                 r = f_update(fd, kptr, vptr, fl)
                 if r:

@@ -63,6 +63,7 @@ def _map_protos(lb: ctypes.CDLL) -> None:
     p(lb, "bpf_map_delete_batch", c_int, c_int, c_void_p, POINTER(c_uint32), POINTER(BpfMapBatchOpts))
     p(lb, "bpf_map_create", c_int, c_int, c_char_p, c_uint32, c_uint32, c_uint32,
       POINTER(BpfMapCreateOpts))
+    p(lb, "bpf_btf_load", c_int, c_void_p, c_size_t, c_void_p)
 
 
 def fn(name: str) -> Any:
@@ -103,6 +104,31 @@ def create(map_type: int, name: str | None, key_size: int, value_size: int, max_
     raw = name.encode() if name else None
     ret = libbpf.lib().bpf_map_create(map_type, raw, key_size, value_size, max_entries, ctypes.byref(opts))
     return libbpf.check(ret, f"creating map {name!r}" if name else "creating map", map=name)
+
+
+def storage_btf(value_size: int) -> tuple[int, int, int]:
+    """Load a tiny BTF for a local-storage map: ``(btf_fd, key_type_id, value_type_id)``.
+
+    sk/inode/task/cgrp storage maps must carry BTF: an ``int`` key (the fd
+    of the owner) and any value; the value is described as ``unsigned
+    char[value_size]``.  The caller closes the fd once the map exists.
+    """
+    import struct
+
+    strings = b"\0int\0unsigned char\0"
+    types = b"".join([
+        # 1: int, 4 bytes, signed
+        struct.pack("<III", 1, 1 << 24, 4), struct.pack("<I", (1 << 24) | 32),
+        # 2: unsigned char, 1 byte
+        struct.pack("<III", 5, 1 << 24, 1), struct.pack("<I", 8),
+        # 3: unsigned char[value_size], indexed by int
+        struct.pack("<III", 0, 3 << 24, 0), struct.pack("<III", 2, 1, value_size),
+    ])
+    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    blob = hdr + types + strings
+    buf = ctypes.create_string_buffer(blob, len(blob))
+    fd = libbpf.lib().bpf_btf_load(buf, len(blob), None)
+    return libbpf.check(fd, "loading BTF for a storage map"), 1, 3
 
 
 def obj_get(path: str) -> int:
@@ -168,4 +194,4 @@ class ReadOnlyMapping:
         self.close()
 
 
-__all__ = ["BpfMapBatchOpts", "BpfMapCreateOpts", "ReadOnlyMapping", "batch_opts", "create", "fn", "freeze", "obj_get", "obj_pin", "raw_fn"]
+__all__ = ["BpfMapBatchOpts", "BpfMapCreateOpts", "ReadOnlyMapping", "batch_opts", "create", "fn", "freeze", "obj_get", "obj_pin", "raw_fn", "storage_btf"]
