@@ -189,3 +189,99 @@ def test_cfg_separates_bpf_to_bpf_functions() -> None:
 def test_decode_ignores_a_partial_trailing_instruction() -> None:
     assert len(disasm.decode(insn(0x95) + b"\x01\x02")) == 1
     assert disasm.decode(b"") == []
+
+
+# -- every class and the rarely seen encodings ---------------------------------------------------
+
+@pytest.mark.parametrize("raw,text", [
+    # atomics without fetch: add/or/and/xor, 32 and 64 bit
+    (insn(0xC3, 1, 2, off=-8, imm=0x00), "(c3) lock *(u32 *)(r1 -8) += r2"),
+    (insn(0xC3, 1, 2, imm=0x40), "(c3) lock *(u32 *)(r1 +0) |= r2"),
+    (insn(0xDB, 1, 2, imm=0x50), "(db) lock *(u64 *)(r1 +0) &= r2"),
+    (insn(0xDB, 1, 2, imm=0xA0), "(db) lock *(u64 *)(r1 +0) ^= r2"),
+    # with fetch, both widths
+    (insn(0xC3, 1, 2, imm=0x01), "(c3) r2 = atomic_fetch_add((u32 *)(r1 +0), r2)"),
+    (insn(0xDB, 1, 2, imm=0x41), "(db) r2 = atomic64_fetch_or((u64 *)(r1 +0), r2)"),
+    (insn(0xC3, 1, 2, imm=0x51), "(c3) r2 = atomic_fetch_and((u32 *)(r1 +0), r2)"),
+    (insn(0xDB, 1, 2, imm=0xA1), "(db) r2 = atomic64_fetch_xor((u64 *)(r1 +0), r2)"),
+    (insn(0xC3, 1, 2, off=4, imm=0xE1), "(c3) r2 = atomic_xchg((u32 *)(r1 +4), r2)"),
+    (insn(0xC3, 1, 2, imm=0xF1), "(c3) r0 = atomic_cmpxchg((u32 *)(r1 +0), r0, r2)"),
+    # load-acquire / store-release (6.15+) at every size
+    (insn(0xD3, 1, 2, imm=0x100), "(d3) r1 = load_acquire((u8 *)(r2 +0))"),
+    (insn(0xCB, 1, 2, off=2, imm=0x100), "(cb) r1 = load_acquire((u16 *)(r2 +2))"),
+    (insn(0xC3, 1, 2, imm=0x100), "(c3) r1 = load_acquire((u32 *)(r2 +0))"),
+    (insn(0xD3, 1, 2, imm=0x110), "(d3) store_release((u8 *)(r1 +0), r2)"),
+    (insn(0xC3, 1, 2, off=-4, imm=0x110), "(c3) store_release((u32 *)(r1 -4), r2)"),
+])
+def test_every_atomic_operation_and_width(raw: bytes, text: str) -> None:
+    assert one(raw) == text
+
+
+def test_every_legacy_packet_load_size_and_mode() -> None:
+    assert one(insn(0x20, imm=14)) == "(20) r0 = *(u32 *)skb[14]"
+    assert one(insn(0x48, src=3, imm=0)) == "(48) r0 = *(u16 *)skb[r3 + 0]"
+    assert one(insn(0x50, src=3, imm=-2)) == "(50) r0 = *(u8 *)skb[r3 + -2]"
+
+
+def test_signed_division_and_modulo_in_both_widths_and_operand_kinds() -> None:
+    assert one(insn(0x97, 1, off=1, imm=-5)) == "(97) r1 s%= -5"
+    assert one(insn(0x34, 1, off=1, imm=3)) == "(34) w1 s/= 3"
+    assert one(insn(0x3C, 1, 2, off=1)) == "(3c) w1 s/= w2"
+    assert one(insn(0x9F, 1, 2, off=1)) == "(9f) r1 s%= r2"
+    assert one(insn(0x9F, 1, 2, off=0)) == "(9f) r1 %= r2"     # off 0: the unsigned form
+
+
+def test_every_byte_swap() -> None:
+    assert one(insn(0xD4, 2, imm=32)) == "(d4) r2 = le32 r2"
+    assert one(insn(0xD4, 2, imm=64)) == "(d4) r2 = le64 r2"
+    assert one(insn(0xDC, 2, imm=16)) == "(dc) r2 = be16 r2"
+    assert one(insn(0xDC, 2, imm=64)) == "(dc) r2 = be64 r2"
+    assert one(insn(0xD7, 2, imm=16)) == "(d7) r2 = bswap16 r2"
+    assert one(insn(0xD7, 2, imm=32)) == "(d7) r2 = bswap32 r2"
+
+
+def test_sign_extending_loads_and_moves_in_every_size() -> None:
+    assert one(insn(0xBC, 1, 2, off=16)) == "(bc) w1 = (s16)w2"
+    assert one(insn(0x91, 3, 10, off=-1)) == "(91) r3 = *(s8 *)(r10 -1)"
+    assert one(insn(0x99, 3, 10)) == "BUG_ldx_99"               # no 64-bit sign-extending load
+
+
+def test_long_jumps_may_goto_and_address_space_casts() -> None:
+    assert one(insn(0x06, imm=-70000)) == "(06) gotol pc-70000"
+    # may_goto is BPF_JMP | BPF_JCOND (0xe5) with src_reg BPF_MAY_GOTO (0); off is the exit target
+    assert one(insn(0xE5, off=-2)) == "(e5) may_goto pc-2"
+    assert one(insn(0xE5, src=1, off=2)).startswith("(e5) if r0 BUG_jmp_e0")   # unknown JCOND kind
+    assert one(insn(0xBF, 1, 2, off=1, imm=1 << 16)) == "(bf) r1 = addr_space_cast(r2, 1, 0)"
+
+
+@pytest.mark.parametrize("raw,text", [
+    (insn(0xC4, 1, imm=3), "(c4) w1 s>>= 3"),
+    (insn(0xCC, 1, 2), "(cc) w1 s>>= w2"),
+    (insn(0x74, 1, imm=4), "(74) w1 >>= 4"),
+    (insn(0x64, 1, imm=4), "(64) w1 <<= 4"),
+    (insn(0x2C, 1, 2), "(2c) w1 *= w2"),
+    (insn(0x94, 1, imm=10), "(94) w1 %= 10"),
+    (insn(0x44, 1, imm=0xFF), "(44) w1 |= 255"),
+    (insn(0x54, 1, imm=-1), "(54) w1 &= -1"),
+    (insn(0xA4, 1, imm=1), "(a4) w1 ^= 1"),
+    (insn(0x16, 1, imm=7, off=2), "(16) if w1 == 0x7 goto pc+2"),
+    (insn(0x1E, 1, 2, off=2), "(1e) if w1 == w2 goto pc+2"),
+    (insn(0xBE, 1, 2, off=-4), "(be) if w1 <= w2 goto pc-4"),
+    (insn(0x45, 1, imm=8, off=1), "(45) if r1 & 0x8 goto pc+1"),
+    (insn(0xCD, 1, 2, off=1), "(cd) if r1 s< r2 goto pc+1"),
+    (insn(0x72, 1, off=3, imm=9), "(72) *(u8 *)(r1 +3) = 9"),
+    (insn(0x6A, 1, off=2, imm=-1), "(6a) *(u16 *)(r1 +2) = -1"),
+    (insn(0x73, 1, 2), "(73) *(u8 *)(r1 +0) = r2"),
+    (insn(0x6B, 1, 2, off=6), "(6b) *(u16 *)(r1 +6) = r2"),
+])
+def test_32_bit_alu_jmp32_and_narrow_stores(raw: bytes, text: str) -> None:
+    assert one(raw) == text
+
+
+def test_every_instruction_class_decodes_without_raising() -> None:
+    # all 256 opcodes with a few operand patterns: text for each, never an exception
+    for code in range(256):
+        for src, off, imm in ((0, 0, 0), (1, 1, 1), (2, -1, 0x110), (4, 8, 0xF1)):
+            raw = insn(code, 1, src, off, imm) + insn(0)
+            for i in disasm.decode(raw):
+                assert disasm.format_insn(i).startswith(("(", "BUG_")), (code, src, off, imm)
