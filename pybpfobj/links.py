@@ -360,6 +360,37 @@ def attach_xdp(prog: ProgLike, interface: int | str, *, mode: str | None = None,
                 _undo=("xdp", ifindex, flags & ~attach.XDP_FLAGS_UPDATE_IF_NOEXIST, own))
 
 
+def attach_flow_dissector(prog: ProgLike, netns: str | int | None = None) -> Link:
+    """Attach a flow_dissector program to a network namespace as a BPF link (pinnable).
+
+    ``netns`` is a path (``/proc/PID/ns/net``, ``/run/netns/NAME``), an
+    fd of such a file, or None for this process's namespace.  Unlike
+    :func:`prog_attach` (bpftool's ``prog attach ... flow_dissector``), the
+    program is detached when the link goes (closed and not pinned).
+    """
+    from pybpfobj.kernel import attach
+
+    pfd = _check_prog_type(prog, ("flow_dissector",), "a network namespace's flow dissector")
+    label = prog_label(prog) or "flow_dissector program"
+    where = "this network namespace" if netns is None else f"network namespace {netns}"
+    if isinstance(netns, int):
+        nsfd, own = netns, False
+    else:
+        path = "/proc/self/ns/net" if netns is None else netns
+        try:
+            nsfd, own = os.open(path, os.O_RDONLY | os.O_CLOEXEC), True
+        except OSError as e:
+            raise ProgramError(f"attaching {label}: cannot open {path}: {e.strerror}", errno=e.errno,
+                               prog=prog_label(prog)) from None
+    try:
+        fd = attach.link_create(pfd, nsfd, ATTACH_TYPE["flow_dissector"],
+                                what=f"attaching {label} to {where}")
+    finally:
+        if own:
+            os.close(nsfd)
+    return Link(fd, "netns", prog_id=_prog_id(pfd))
+
+
 def xdp_attached(interface: int | str) -> int:
     """Id of the program attached at an interface's XDP hook (0 if none)."""
     from pybpfobj.kernel import attach
@@ -431,6 +462,7 @@ __all__ = [
     "PROG_ATTACH_KEYWORDS",
     "Link",
     "attach_tc",
+    "attach_flow_dissector",
     "attach_xdp",
     "attached_programs",
     "has_tcx",

@@ -176,3 +176,29 @@ def test_flow_dissector_attach_and_detach_in_a_netns_cli(progs_all: Any, bpffs: 
                             "flow_dissector"], capture_output=True, text=True, env=env, check=False)
         assert r.returncode == 0, r.stderr
         assert _netns_flow_dissector_ids(ns.name) == []
+
+
+def test_flow_dissector_link_in_a_named_netns_detaches_on_close_unless_pinned(progs_all: Any,
+                                                                               bpffs: Path) -> None:
+    prog = progs_all.programs["flow_dissect"]
+    with Netns() as ns:
+        with links.attach_flow_dissector(prog, ns.path) as link:
+            assert link.kind == "netns" and link.id > 0
+            assert _netns_flow_dissector_ids(ns.name) == [prog.id]
+        assert _netns_flow_dissector_ids(ns.name) == []
+        link = links.attach_flow_dissector(prog, ns.path)
+        link.pin(str(bpffs / "fd_link"))
+        link.close()
+        assert _netns_flow_dissector_ids(ns.name) == [prog.id]  # the pin keeps it
+        again = Link.from_pinned(str(bpffs / "fd_link"))
+        again.detach()
+        again.unpin()
+        again.close()
+        assert _netns_flow_dissector_ids(ns.name) == []
+
+
+def test_flow_dissector_link_refuses_other_program_types_and_missing_netns(progs_all: Any) -> None:
+    with pytest.raises(ProgramError, match="xdp_count_proto is of type xdp; .*flow dissector needs flow_dissector"):
+        links.attach_flow_dissector(progs_all.programs["xdp_count_proto"])
+    with pytest.raises(ProgramError, match="cannot open /run/netns/pbo-missing"):
+        links.attach_flow_dissector(progs_all.programs["flow_dissect"], "/run/netns/pbo-missing")
