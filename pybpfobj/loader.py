@@ -153,8 +153,8 @@ class BpfObject:
                               f"{detail or os.strerror(e.errno or _errno.EINVAL)}",
                               errno=e.errno or 0, obj=self.source, path=self._path) from None
         self.name = _o.object_name(self._obj)
-        self._progs: dict[str, int] = {_o.prog_name(p): p for p in _o.programs(self._obj)}
-        self._maps: dict[str, int] = {_o.map_name(m): m for m in _o.maps(self._obj)}
+        self._progs: dict[str, int] = _o.program_names(self._obj)
+        self._maps: dict[str, int] = _o.map_names(self._obj)
         self._type_set: set[str] = set()
         self._from_table: set[str] = set()
         self._reused: dict[str, str] = {}
@@ -464,8 +464,7 @@ class BpfObject:
                 # (With a log level, libbpf keeps its own growing buffer and
                 # prints every log itself.)
                 log_buf = _log_buffer()
-                for p in self._progs.values():
-                    _o.prog_set_log_buf(p, log_buf)
+                _o.set_log_bufs(self._progs, log_buf)
             with libbpf.capture_output() as lines:
                 ret = _o.load_object(self._obj)
             if ret < 0:
@@ -489,9 +488,10 @@ class BpfObject:
 
     def _prepare_types(self) -> None:
         """Give a type to programs whose section libbpf 1.1 cannot place."""
-        for name, p in self._progs.items():
-            if name in self._type_set or _o.prog_type(p) != 0:
+        for name in _o.untyped_programs(self._progs):
+            if name in self._type_set:
                 continue
+            p = self._progs[name]
             sec = _o.prog_section(p)
             resolved = _resolve_section(sec)
             if resolved is None:
@@ -509,9 +509,10 @@ class BpfObject:
             self._from_table.add(name)
 
     def _check_sizes(self) -> None:
-        self._pin_paths.clear()
+        self._pin_paths = _o.map_pin_paths(self._maps)
+        sizes = _o.map_sizes(self._maps)
         for name, m in self._maps.items():
-            pin = self._pin_paths[name] = _o.map_pin_path(m)
+            pin = self._pin_paths[name]
             if pin and name not in self._reused:
                 root = os.path.dirname(pin) or "/"
                 probe = root
@@ -522,14 +523,16 @@ class BpfObject:
                         f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
                         f"which is not on a BPF file system (give pin_root, or 'pinroot DIR')",
                         map=name, obj=self.name, path=root, errno=_errno.EINVAL)
-            if name in self._reused or not _o.map_autocreate(m):
+            mtype, max_entries, value_size = sizes[name]
+            no_max = mtype in _NEED_MAX_ENTRIES and max_entries == 0
+            no_value = mtype == _STACK_TRACE and value_size == 0
+            if not (no_max or no_value) or name in self._reused or not _o.map_autocreate(m):
                 continue
-            mtype = _o.map_type(m)  # only the fields checked: each is a libbpf call
-            if mtype in _NEED_MAX_ENTRIES and _o.map_max_entries(m) == 0:
+            if no_max:
                 raise MapError(f"map '{name}' of object '{self.name}' has no max_entries: size it "
                                f"before load (set_max_entries, or 'size {name} N' on the command line)",
                                map=name, obj=self.name, errno=_errno.EINVAL)
-            if mtype == _STACK_TRACE and _o.map_value_size(m) == 0:
+            if no_value:
                 raise MapError(f"map '{name}' of object '{self.name}' has no value_size: set it "
                                f"before load (set_value_size, or 'value_size {name} N')",
                                map=name, obj=self.name, errno=_errno.EINVAL)

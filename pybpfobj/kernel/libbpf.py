@@ -49,7 +49,8 @@ _libc: Optional[ctypes.CDLL] = None
 # libbpf_print_level, and the logging levels they map to
 LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
 _PYLEVEL = {LIBBPF_WARN: 30, LIBBPF_INFO: 20, LIBBPF_DEBUG: 10}
-_PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
+# fmt as a plain pointer: most lines are skipped unformatted, so no bytes object is made for them
+_PRINT_FN = CFUNCTYPE(c_int, c_int, c_void_p, c_void_p)
 _print_cb: Any = None  # keep the callback alive for the process's lifetime
 # Optional per-thread capture of libbpf's warnings and info lines (load errors are read from them).
 _capture = _thread._local()
@@ -101,19 +102,21 @@ def _wanted(level: int) -> bool:
     return logger().isEnabledFor(_PYLEVEL.get(level, 10))
 
 
-def _format(fmt: bytes, va: int) -> str:
+def _format(fmt: int, va: int) -> str:
     assert _libc is not None
     out = c_char_p()
     n = _libc.vasprintf(ctypes.byref(out), fmt, va)
     if n < 0 or not out:
-        return fmt.decode("utf-8", "replace")
+        return ctypes.string_at(fmt).decode("utf-8", "replace")
     try:
         return ctypes.string_at(out, n).decode("utf-8", "replace")
     finally:
         _libc.free(out)
 
 
-def _on_print(level: int, fmt: bytes, va: int) -> int:
+def _on_print(level: int, fmt: int, va: int) -> int:
+    if level == LIBBPF_DEBUG and _log is None and "logging" not in sys.modules:
+        return 0  # the common case, kept short: a debug line nobody can be listening to
     sink = getattr(_capture, "lines", None)
     log_it = _wanted(level)
     if not log_it and (sink is None or level == LIBBPF_DEBUG):
@@ -163,7 +166,7 @@ def lib() -> ctypes.CDLL:
                 f"cannot load libbpf ({name}): {e}; install libbpf1 or set {ENV_LIBBPF}", path=name
             ) from None
         _libc = _load_libc()
-        _libc.vasprintf.argtypes = [POINTER(c_char_p), c_char_p, c_void_p]
+        _libc.vasprintf.argtypes = [POINTER(c_char_p), c_void_p, c_void_p]
         _libc.vasprintf.restype = c_int
         _libc.free.argtypes = [c_void_p]
         _libc.free.restype = None
@@ -291,7 +294,20 @@ def strerror(err: int) -> str:
 
 
 __all__ = [
-    "lib", "libc", "version", "check", "check_ptr", "declares", "has", "capture_output", "logger",
-    "on_first_log", "LOGGER_NAME",
-    "num_possible_cpus", "strerror", "c_int", "c_uint", "c_uint64",
+    "LOGGER_NAME",
+    "c_int",
+    "c_uint",
+    "c_uint64",
+    "capture_output",
+    "check",
+    "check_ptr",
+    "declares",
+    "has",
+    "lib",
+    "libc",
+    "logger",
+    "num_possible_cpus",
+    "on_first_log",
+    "strerror",
+    "version",
 ]

@@ -183,6 +183,64 @@ def maps(obj: int) -> Iterator[int]:
         m = lb.bpf_object__next_map(obj, m)
 
 
+# Batch helpers for the load path: one Python call for a whole object keeps
+# the per-load overhead over C small (each wrapper call costs about as much
+# as the libbpf call it makes).
+
+def program_names(obj: int) -> dict[str, int]:
+    """Program name -> ``struct bpf_program *``, in libbpf's order."""
+    lb = libbpf.lib()
+    nxt, name = lb.bpf_object__next_program, lb.bpf_program__name
+    out: dict[str, int] = {}
+    p = nxt(obj, None)
+    while p:
+        out[_s(name(p))] = p
+        p = nxt(obj, p)
+    return out
+
+
+def map_names(obj: int) -> dict[str, int]:
+    """Map name -> ``struct bpf_map *``, in libbpf's (``map idx``) order."""
+    lb = libbpf.lib()
+    nxt, name = lb.bpf_object__next_map, lb.bpf_map__name
+    out: dict[str, int] = {}
+    m = nxt(obj, None)
+    while m:
+        out[_s(name(m))] = m
+        m = nxt(obj, m)
+    return out
+
+
+def untyped_programs(progs: dict[str, int]) -> list[str]:
+    """Names of the programs libbpf could not give a type (``BPF_PROG_TYPE_UNSPEC``)."""
+    ptype = libbpf.lib().bpf_program__type
+    return [n for n, p in progs.items() if ptype(p) == 0]
+
+
+def map_pin_paths(maps: dict[str, int]) -> dict[str, str | None]:
+    """Map name -> its ``LIBBPF_PIN_BY_NAME`` path (None for maps without one)."""
+    path = libbpf.lib().bpf_map__pin_path
+    out: dict[str, str | None] = {}
+    for n, m in maps.items():
+        p = path(m)
+        out[n] = _s(p) if p else None
+    return out
+
+
+def map_sizes(maps: dict[str, int]) -> dict[str, tuple[int, int, int]]:
+    """Map name -> ``(type, max_entries, value_size)`` as libbpf holds them now."""
+    lb = libbpf.lib()
+    mtype, maxe, vsize = lb.bpf_map__type, lb.bpf_map__max_entries, lb.bpf_map__value_size
+    return {n: (mtype(m), maxe(m), vsize(m)) for n, m in maps.items()}
+
+
+def set_log_bufs(progs: dict[str, int], log: LogBuffer) -> None:
+    """Give every program the same verifier log buffer."""
+    setbuf = libbpf.lib().bpf_program__set_log_buf
+    for p in progs.values():
+        setbuf(p, log.buf, log.size)
+
+
 def prog_type_by_name(section: str) -> tuple[int, int] | None:
     """libbpf's guess ``(prog_type, expected_attach_type)`` for a section name, or None."""
     pt, at = c_int(0), c_int(0)
@@ -379,12 +437,15 @@ __all__ = [
     "map_is_pinned",
     "map_max_entries",
     "map_name",
+    "map_names",
     "map_pin_path",
+    "map_pin_paths",
     "map_reuse_fd",
     "map_set_ifindex",
     "map_set_initial_value",
     "map_set_max_entries",
     "map_set_value_size",
+    "map_sizes",
     "map_type",
     "map_unpin",
     "map_value_size",
@@ -402,7 +463,10 @@ __all__ = [
     "prog_set_type",
     "prog_type",
     "prog_type_by_name",
+    "program_names",
     "programs",
     "read_memory",
+    "set_log_bufs",
+    "untyped_programs",
     "write_memory",
 ]
