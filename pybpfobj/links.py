@@ -380,7 +380,7 @@ def attach_flow_dissector(prog: ProgLike, netns: str | int | None = None) -> Lin
         try:
             nsfd, own = os.open(path, os.O_RDONLY | os.O_CLOEXEC), True
         except OSError as e:
-            raise ProgramError(f"attaching {label}: cannot open {path}: {e.strerror}", errno=e.errno,
+            raise ProgramError(f"attaching {label}: cannot open {path}: {e.strerror}", errno=e.errno or E.ENOENT,
                                prog=prog_label(prog)) from None
     try:
         fd = attach.link_create(pfd, nsfd, ATTACH_TYPE["flow_dissector"],
@@ -461,8 +461,8 @@ def attach_tc(prog: ProgLike, interface: int | str, direction: str = "ingress", 
 __all__ = [
     "PROG_ATTACH_KEYWORDS",
     "Link",
-    "attach_tc",
     "attach_flow_dissector",
+    "attach_tc",
     "attach_xdp",
     "attached_programs",
     "has_tcx",
