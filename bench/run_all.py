@@ -42,6 +42,7 @@ _NUM = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
 _RATIO_LINE = re.compile(rf"^RATIO\s+(\S+)\s+({_NUM})\s+(\S+)\s*$")
 _RATIO_WORD = re.compile(rf"\bratio\b[^0-9\n;]*?({_NUM})\s*x?", re.IGNORECASE)
 _TARGET = re.compile(rf"target\s*(?:<=|≤|<)\s*({_NUM})", re.IGNORECASE)
+_OURS = re.compile(r"pybpfobj|python|bpfobject|\bpy\b", re.IGNORECASE)
 _NUM_TOKEN = re.compile(rf"^{_NUM}x?$")
 _UNITS = re.compile(rf"(?<![\w.])(?:{_NUM})\s*(?:ms|ns|us|s|x|%|events/s|runs/s)?\b")
 
@@ -138,7 +139,12 @@ def _parse_table(bench: str, header: str, rows: list[str]) -> list[Ratio]:
             (la, a), (lb, b) = labels[-2], labels[-1]
             a_over_b = abs(a / b - value) if b else float("inf")
             b_over_a = abs(b / a - value) if a else float("inf")
-            what = f" ({la} vs {lb})" if a_over_b <= b_over_a else f" ({lb} vs {la})"
+            if abs(a_over_b - b_over_a) < 0.05 * max(value, 1e-9):
+                # the quotients cannot tell (values close to 1): our side is the numerator
+                a_first = bool(_OURS.search(la)) or not _OURS.search(lb)
+            else:
+                a_first = a_over_b <= b_over_a
+            what = f" ({la} vs {lb})" if a_first else f" ({lb} vs {la})"
         out.append(Ratio(bench, f"{name}{what}", value, target))
     return out
 
@@ -276,6 +282,10 @@ def render_markdown(runs: list[BenchRun], *, quick: bool, when: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
 def render_png(runs: list[BenchRun], path: Path) -> bool:
     """A horizontal bar chart of every ratio (log scale), targets as ticks; False without matplotlib."""
     try:
@@ -288,10 +298,10 @@ def render_png(runs: list[BenchRun], path: Path) -> bool:
     ratios = [x for r in runs for x in r.ratios if x.value > 0]
     if not ratios:
         return False
-    labels = [f"{x.bench.removeprefix('bench_')}: {x.name}"[:70] for x in ratios]
+    labels = [_short(f"{x.bench.removeprefix('bench_')}: {x.name}", 64) for x in ratios]
     colors = ["tab:red" if x.verdict == "MISSED" else "tab:green" if x.verdict == "ok" else "tab:blue"
               for x in ratios]
-    fig, ax = plt.subplots(figsize=(11, 0.32 * len(ratios) + 1.5))
+    fig, ax = plt.subplots(figsize=(13, 0.32 * len(ratios) + 1.5))
     ys = list(range(len(ratios)))
     ax.barh(ys, [x.value for x in ratios], color=colors)
     for y, x in zip(ys, ratios):
