@@ -315,7 +315,7 @@ def render_png(runs: list[BenchRun], path: Path) -> bool:
     ax.set_xlabel("ratio to the reference (log scale); black tick: target; green ok, red missed, blue no target")
     ax.set_title("pybpfobj benchmarks")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # long labels are not cut off
     plt.close(fig)
     return True
 
