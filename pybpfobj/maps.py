@@ -57,6 +57,10 @@ _STORAGE_TYPES = frozenset(C.MAP_TYPE[n] for n in ("sk_storage", "inode_storage"
 _ARRAY_TYPES = frozenset(C.MAP_TYPE[n] for n in ("array", "percpu_array"))
 _NO_KEY_TYPES = frozenset(C.MAP_TYPE[n] for n in ("queue", "stack", "bloom_filter"))
 _PROG_ARRAY = C.MAP_TYPE["prog_array"]
+# Map types whose lookup/update/delete never sleep in the kernel (spin locks, RCU, preallocated or
+# non-sleeping allocations): their fast-path syscalls may keep the GIL.  Map-in-map updates wait for
+# an RCU grace period, cpumap/devmap/sockmap updates can sleep: those release it as usual.
+_NONSLEEPING_TYPES = frozenset(C.MAP_TYPE[n] for n in ("hash", "array", "lru_hash", "lpm_trie"))
 _FD_VALUE_TYPES = frozenset(C.MAP_TYPE[n] for n in (
     "prog_array", "perf_event_array", "cgroup_array", "array_of_maps", "hash_of_maps"))
 
@@ -286,14 +290,11 @@ class Map:
         self.key_codec = self._side_codec(key_type, self.key_size, self.btf_key_type_id)
         self.value_codec = self._side_codec(value_type, self.value_size, self.btf_value_type_id)
 
-        ksz = max(self.key_size, 8)
-        vsz = max(self.value_stride * self.ncpus, 8)
-        self._kbuf = ctypes.create_string_buffer(ksz)
-        self._kbuf2 = ctypes.create_string_buffer(ksz)
-        self._vbuf = ctypes.create_string_buffer(vsz)
-        self._kaddr = ctypes.addressof(self._kbuf)
-        self._kaddr2 = ctypes.addressof(self._kbuf2)
-        self._vaddr = ctypes.addressof(self._vbuf)
+        # Output buffers (a key for get_next_key, a value) are taken from a pool for the
+        # duration of one call and given back: see "Threads" in the class docstring.
+        self._out_ksz = max(self.key_size, 8)
+        self._out_vsz = max(self.value_stride * self.ncpus, 8)
+        self._pool: list[tuple[Any, Any]] = [self._new_out_bufs()]
         self._f_lookup = mapops.fn("bpf_map_lookup_elem")
         self._f_lookup_flags = mapops.fn("bpf_map_lookup_elem_flags")
         self._f_update = mapops.fn("bpf_map_update_elem")
@@ -507,39 +508,60 @@ class Map:
     def _setup_fast_paths(self) -> None:
         """Bind closures for the common cases so each call is one pack + one foreign call.
 
-        Integer keys and values: struct packs straight into bytearrays whose
-        addresses are held as prebuilt ``c_void_p`` objects, and the libbpf
-        functions are called without argtypes and without errno saving
-        (:func:`mapops.raw_fn`), so ctypes converts nothing per call.
+        Integer keys and values (not per-CPU): the key and value buffers are
+        ctypes scalars (their ``.value`` setter/getter is the cheapest
+        conversion there is) whose addresses are prebuilt ``c_void_p``
+        objects, and the libbpf functions are called without argtypes and
+        without errno saving (:func:`mapops.raw_fn`), so ctypes converts
+        nothing per call.  Each call takes one scalar pair from a pool and
+        gives it back (see "Threads" in the class docstring); for map types
+        whose element operations never sleep the call keeps the GIL
+        (:func:`mapops.raw_fn` ``hold_gil``), which saves the GIL hand-off
+        around a syscall of about a microsecond.
         """
         fd = self._fd
         kc, vc = self.key_codec, self.value_codec
         if isinstance(kc, _IntCodec) and isinstance(vc, _IntCodec) and not self.percpu and fd >= 0:
-            # ctypes scalars as the buffers: their ``.value`` setter/getter is the cheapest
-            # conversion there is; the bounds check stands in for struct's range errors
-            kval, vval = _SCALARS[(kc.size, kc.code.islower())](), _SCALARS[(vc.size, vc.code.islower())]()
+            ktype, vtype = _SCALARS[(kc.size, kc.code.islower())], _SCALARS[(vc.size, vc.code.islower())]
             klo, khi = _bounds(kc)
             vlo, vhi = _bounds(vc)
-            self._fast_bufs = (kval, vval)
-            kptr = ctypes.c_void_p(ctypes.addressof(kval))
-            vptr = ctypes.c_void_p(ctypes.addressof(vval))
-            f_lookup, f_update = mapops.raw_fn("bpf_map_lookup_elem"), mapops.raw_fn("bpf_map_update_elem")
+            vp = ctypes.c_void_p
+            addr = ctypes.addressof
+
+            def new_pair() -> tuple[Any, Any, Any, Any]:
+                kval, vval = ktype(), vtype()
+                return kval, vval, vp(addr(kval)), vp(addr(vval))
+
+            pool = [new_pair()]
+            take, give = pool.pop, pool.append
+            hold = self.type in _NONSLEEPING_TYPES
+            f_lookup = mapops.raw_fn("bpf_map_lookup_elem", hold_gil=hold)
+            f_update = mapops.raw_fn("bpf_map_update_elem", hold_gil=hold)
             flag_objs: dict[Any, Any] = {f: ctypes.c_uint64(f) for f in (ANY, NOEXIST, EXIST)}
             name = self.name
+            pack_error = self._pack_error
 
             def lookup(key: Any, *, lock: bool = False) -> Any:
                 if lock:
                     return Map.lookup(self, key, lock=True)
                 try:
+                    pair = take()
+                except IndexError:  # every pooled pair is in use by another call right now
+                    pair = new_pair()
+                kval, vval, kptr, vptr = pair
+                try:
                     if not klo <= key <= khi:
                         raise OverflowError(f"out of range [{klo}, {khi}]")
                     kval.value = key
                 except (TypeError, OverflowError) as e:
-                    raise self._pack_error("key", key, e) from None
+                    give(pair)
+                    raise pack_error("key", key, e) from None
                 r = f_lookup(fd, kptr, vptr)
+                v = vval.value
+                give(pair)
                 if r:
                     raise map_error(-r, f"lookup of key {key!r}", name)
-                return vval.value
+                return v
 
             def update(key: Any, value: Any, flags: int | str = 0, *, lock: bool = False) -> None:
                 fl = flag_objs.get(flags)
@@ -547,18 +569,26 @@ class Map:
                     n = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
                     fl = ctypes.c_uint64(n | (LOCK if lock else 0))
                 try:
+                    pair = take()
+                except IndexError:
+                    pair = new_pair()
+                kval, vval, kptr, vptr = pair
+                try:
                     if not klo <= key <= khi:
                         raise OverflowError(f"out of range [{klo}, {khi}]")
                     kval.value = key
                 except (TypeError, OverflowError) as e:
-                    raise self._pack_error("key", key, e) from None
+                    give(pair)
+                    raise pack_error("key", key, e) from None
                 try:
                     if not vlo <= value <= vhi:
                         raise OverflowError(f"out of range [{vlo}, {vhi}]")
                     vval.value = value
                 except (TypeError, OverflowError) as e:
-                    raise self._pack_error("value", value, e) from None
+                    give(pair)
+                    raise pack_error("value", value, e) from None
                 r = f_update(fd, kptr, vptr, fl)
+                give(pair)
                 if r:
                     raise map_error(-r, f"update of key {key!r}", name)
 
@@ -573,10 +603,34 @@ class Map:
         return MapError(f"{side} {v!r} does not fit the {size}-byte {side} of map {self.name!r}: {e}",
                         errno=_errno.EINVAL, map=self.name)
 
-    def _key(self, key: Any, buf: Any = None) -> int:
-        """Pack ``key`` into a key buffer; return its address (0 for key-less maps)."""
+    def _new_out_bufs(self) -> tuple[Any, Any]:
+        return ctypes.create_string_buffer(self._out_ksz), ctypes.create_string_buffer(self._out_vsz)
+
+    def _take(self) -> tuple[Any, Any]:
+        """An output buffer pair (key, value) this call alone uses until :meth:`_give`.
+
+        ``list.pop``/``append`` are atomic (the GIL, or the list's own lock
+        without one), so two threads never get the same pair; a new pair is
+        made only when every pooled one is in use, which bounds the pool by
+        the number of calls in flight at once.  A pair lost to an exception
+        between take and give is simply garbage.
+        """
+        try:
+            return self._pool.pop()
+        except IndexError:
+            return self._new_out_bufs()
+
+    def _give(self, bufs: tuple[Any, Any]) -> None:
+        self._pool.append(bufs)
+
+    def _key(self, key: Any) -> bytes | None:
+        """``key`` packed as bytes of exactly ``key_size`` (None for key-less maps).
+
+        Keys are only read by the kernel, so the immutable bytes object itself
+        is passed: nothing shared between threads is written.
+        """
         if self.key_size == 0:
-            return 0
+            return None
         try:
             data = self.key_codec.pack(key)
         except (struct.error, TypeError, ValueError, OverflowError) as e:
@@ -584,9 +638,7 @@ class Map:
         if len(data) != self.key_size:
             raise MapError(f"key for map {self.name!r} must be {self.key_size} bytes, got {len(data)}",
                            errno=_errno.EINVAL, map=self.name)
-        b = buf if buf is not None else self._kbuf
-        ctypes.memmove(b, data, self.key_size)
-        return ctypes.addressof(b)
+        return data
 
     def _value_bytes(self, value: Any) -> bytes:
         try:
@@ -617,23 +669,50 @@ class Map:
             raise MapError(f"value for map {self.name!r} is {what}: must be {self.value_size} bytes, "
                            f"got {len(d)}", errno=_errno.EINVAL, map=self.name)
 
-    def _value_out(self) -> Any:
+    def _value_out(self, vbuf: Any) -> Any:
         if self.percpu:
-            return self.value_codec.unpack_many(self._vbuf, self.ncpus, self.value_stride)
-        return self.value_codec.unpack(self._vbuf)
+            return self.value_codec.unpack_many(vbuf, self.ncpus, self.value_stride)
+        return self.value_codec.unpack(vbuf)
+
+    def _value_call(self, f: Any, kdata: bytes | None, *extra: Any) -> tuple[int, Any]:
+        """``f(fd, key, value_buffer, *extra)`` on a buffer of this call's own: (ret, decoded value)."""
+        fd = self.fd
+        bufs = self._take()
+        r = f(fd, kdata, bufs[1], *extra)
+        v = None if r else self._value_out(bufs[1])
+        self._give(bufs)
+        return r, v
+
+    def _raw_value(self, kdata: bytes | None, *, delete: bool = False) -> tuple[int, bytes]:
+        """Lookup (or lookup-and-delete) of packed ``kdata``: (ret, the raw value bytes, every CPU's slot)."""
+        fd = self.fd
+        bufs = self._take()
+        r = (self._f_lad if delete else self._f_lookup)(fd, kdata, bufs[1])
+        raw = b"" if r else bufs[1].raw[:self.value_stride * self.ncpus if self.percpu else self.value_size]
+        self._give(bufs)
+        return r, raw
+
+    def _raw_next_key(self, kdata: bytes | None) -> tuple[int, bytes]:
+        """get_next_key after packed ``kdata`` (None: the first key): (ret, the next key's bytes)."""
+        fd = self.fd
+        bufs = self._take()
+        r = self._f_next(fd, kdata, bufs[0])
+        raw = b"" if r else bufs[0].raw[:self.key_size]
+        self._give(bufs)
+        return r, raw
 
     # -- element operations ------------------------------------------------
 
     def lookup(self, key: Any = None, *, lock: bool = False) -> Any:
         """The value at ``key`` (KeyNotFoundError if absent); ``lock`` takes the value's spin lock."""
-        kaddr = self._key(key)
+        kdata = self._key(key)
         if lock:
-            r = self._f_lookup_flags(self.fd, kaddr or None, self._vaddr, LOCK)
+            r, v = self._value_call(self._f_lookup_flags, kdata, LOCK)
         else:
-            r = self._f_lookup(self.fd, kaddr or None, self._vaddr)
+            r, v = self._value_call(self._f_lookup, kdata)
         if r:
             raise map_error(-r, f"lookup of key {key!r}", self.name)
-        return self._value_out()
+        return v
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value at ``key``, or ``default``."""
@@ -647,34 +726,31 @@ class Map:
         fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
         if lock:
             fl |= LOCK
-        kaddr = self._key(key)
+        kdata = self._key(key)
         data = self._value_bytes(value)
-        r = self._f_update(self.fd, kaddr or None, data, fl)
+        r = self._f_update(self.fd, kdata, data, fl)
         if r:
             raise map_error(-r, f"update of key {key!r}", self.name)
 
     def delete(self, key: Any) -> None:
         """Delete ``key`` (KeyNotFoundError if absent)."""
-        kaddr = self._key(key)
-        r = self._f_delete(self.fd, kaddr)
+        r = self._f_delete(self.fd, self._key(key))
         if r:
             raise map_error(-r, f"delete of key {key!r}", self.name)
 
     def lookup_and_delete(self, key: Any = None) -> Any:
         """Return the value at ``key`` and delete it in one step."""
-        kaddr = self._key(key)
-        r = self._f_lad(self.fd, kaddr or None, self._vaddr)
+        r, v = self._value_call(self._f_lad, self._key(key))
         if r:
             raise map_error(-r, f"lookup_and_delete of key {key!r}", self.name)
-        return self._value_out()
+        return v
 
     def get_next_key(self, key: Any = None) -> Any:
         """The key after ``key`` (the first key when None); KeyNotFoundError at the end."""
-        kaddr = self._key(key) if key is not None else None
-        r = self._f_next(self.fd, kaddr, self._kaddr2)
+        r, raw = self._raw_next_key(self._key(key) if key is not None else None)
         if r:
             raise map_error(-r, "get_next_key" + (f" after {key!r}" if key is not None else ""), self.name)
-        return self.key_codec.unpack(self._kbuf2)
+        return self.key_codec.unpack(raw)
 
     def freeze(self) -> None:
         """Make the map read-only for user space (BPF_MAP_FREEZE)."""
@@ -691,17 +767,17 @@ class Map:
 
     def pop(self) -> Any:
         """queue/stack: remove and return the next value (KeyNotFoundError when empty)."""
-        r = self._f_lad(self.fd, None, self._vaddr)
+        r, v = self._value_call(self._f_lad, None)
         if r:
             raise map_error(-r, "pop (map empty?)" if -r == _errno.ENOENT else "pop", self.name)
-        return self._value_out()
+        return v
 
     def peek(self) -> Any:
         """queue/stack: the next value without removing it (KeyNotFoundError when empty)."""
-        r = self._f_lookup(self.fd, None, self._vaddr)
+        r, v = self._value_call(self._f_lookup, None)
         if r:
             raise map_error(-r, "peek (map empty?)" if -r == _errno.ENOENT else "peek", self.name)
-        return self._value_out()
+        return v
 
     def bloom_contains(self, value: Any) -> bool:
         """bloom_filter: whether ``value`` may be in the set."""
@@ -737,8 +813,7 @@ class Map:
             raise MapError(f"no {kind} given for slot {key!r} of map {self.name!r}", errno=_errno.EINVAL,
                            map=self.name)
         try:
-            kaddr = self._key(key)
-            r = self._f_update(self.fd, kaddr, struct.pack("<I", fd), ANY)
+            r = self._f_update(self.fd, self._key(key), struct.pack("<I", fd), ANY)
             if r:
                 raise map_error(-r, f"update of key {key!r}", self.name)
         finally:
@@ -758,11 +833,10 @@ class Map:
         return Map.from_id(self.inner_map_id(key), **kw)
 
     def _raw_lookup(self, key: Any) -> bytes:
-        kaddr = self._key(key)
-        r = self._f_lookup(self.fd, kaddr, self._vaddr)
+        r, raw = self._raw_value(self._key(key))
         if r:
             raise map_error(-r, f"lookup of key {key!r}", self.name)
-        return self._vbuf.raw[:self.value_size]
+        return raw[:self.value_size]
 
     # -- batches ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import struct
 from typing import Any
 
 from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, is_keyword
@@ -133,25 +134,64 @@ def raw_type_json(btf: BTF, t: BtfType) -> dict[str, Any]:
     return d
 
 
+# libbpf's "BTF/ELF format error" (-LIBBPF_ERRNO__FORMAT): bpftool exits with its low byte (95)
+_LIBBPF_ERRNO_FORMAT = 4001
+
+
+def _fail(path: str, what: str, err: int) -> CliError:
+    return CliError(f"failed to load BTF from {path}: {what}", (-err) & 0xFF)
+
+
 def load_btf_file(path: str) -> BTF:
     """BTF of a raw BTF file or an ELF object, with vmlinux as base for sysfs module BTF.
 
-    Raises CliError with bpftool's message and exit code on failure.
+    Raises CliError with bpftool's exit code, which follows libbpf's
+    ``btf__parse``: a file that cannot be opened gives its errno, one too
+    short for a magic EIO; a BTF magic makes it raw BTF (malformed: EINVAL);
+    anything else is read as ELF, where a file libelf refuses is a format
+    error (exit 95) and an ELF without ``.BTF`` ENOENT.
     """
-    from pybpfobj.spec.btf import is_elf, read_elf_btf
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+    except IsADirectoryError:
+        # libbpf's fopen() of a directory succeeds and its fread() fails: EIO
+        raise _fail(path, os.strerror(_errno.EIO), _errno.EIO) from None
+    except OSError as e:
+        err = e.errno or _errno.EIO
+        raise _fail(path, os.strerror(err), err) from None
+    if len(magic) < 2:
+        raise _fail(path, f"{os.strerror(_errno.EIO)} (file shorter than a BTF magic)", _errno.EIO)
+    try:
+        if magic in (b"\x9f\xeb", b"\xeb\x9f"):
+            base = None
+            if path.startswith(_SYSFS_PREFIX) and path != _SYSFS_VMLINUX:
+                base = BTF.from_file(_SYSFS_VMLINUX)
+            return BTF.from_file(path, base=base)
+        return _elf_btf(path, magic)
+    except BTFError as e:
+        raise _fail(path, e.message, e.errno or _errno.EINVAL) from None
+
+
+def _elf_btf(path: str, magic: bytes) -> BTF:
+    """The ``.BTF`` section of an ELF object (only ``.BTF``: bpftool's dump ignores ``.BTF.ext``)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
 
     try:
-        if not os.path.exists(path):
-            raise CliError(f"failed to load BTF from {path}: {os.strerror(_errno.ENOENT)}",
-                           (-_errno.ENOENT) & 0xFF)
-        if is_elf(path):
-            return read_elf_btf(path)[0]
-        base = None
-        if path.startswith(_SYSFS_PREFIX) and path != _SYSFS_VMLINUX:
-            base = BTF.from_file(_SYSFS_VMLINUX)
-        return BTF.from_file(path, base=base)
-    except BTFError as e:
-        raise CliError(f"failed to load BTF from {path}: {e.message}", e.exit_code) from None
+        with open(path, "rb") as f:
+            sec = ELFFile(f).get_section_by_name(".BTF")
+            data = sec.data() if sec is not None else None
+    except (ELFError, ValueError, struct.error, EOFError) as e:
+        what = "not a valid ELF file" if magic == b"\x7fE" else \
+            f"neither raw BTF (magic {int.from_bytes(magic, 'little'):#06x}, expected 0xeb9f) nor an ELF file"
+        raise _fail(path, f"{what}: {e}", _LIBBPF_ERRNO_FORMAT) from None
+    except OSError as e:
+        err = e.errno or _errno.EIO
+        raise _fail(path, os.strerror(err), err) from None
+    if data is None:
+        raise _fail(path, f"{os.strerror(_errno.ENOENT)} (no .BTF section)", _errno.ENOENT)
+    return BTF.from_bytes(data, source=path)
 
 
 def do_dump(ctx: Context, args: list[str]) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from pybpfobj import constants as C
 from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, hexbytes, is_keyword
-from pybpfobj.errors import BpfError
+from pybpfobj.errors import BpfError, map_error
 from pybpfobj.kernel import info as kinfo
 from pybpfobj.maps import Map, check_map_name, possible_cpus
 
@@ -533,8 +533,10 @@ _BATCHABLE = frozenset(C.MAP_TYPE[n] for n in ("hash", "percpu_hash", "lru_hash"
 
 
 def _raw_percpu(m: Map, key: bytes) -> bytes:
-    m.lookup(key)
-    return m._vbuf.raw[:m.value_stride * m.ncpus]
+    r, raw = m._raw_value(key)
+    if r:
+        raise map_error(-r, f"lookup of key {key!r}", m.name)
+    return raw
 
 
 def _percpu_join(m: Map, v: Any) -> bytes:
@@ -696,7 +698,7 @@ def do_lookup(ctx: Context, args: list[str]) -> int:
     try:
         e = parse_elem(rest, m, True, False, False)
         key = e.key or b""
-        r = m._f_lookup(m.fd, key if m.key_size else None, m._vaddr)
+        r, raw = m._raw_value(key if m.key_size else None)
         if r:
             if -r == _errno.ENOENT:
                 if ctx.json:
@@ -705,8 +707,7 @@ def do_lookup(ctx: Context, args: list[str]) -> int:
                     ctx.print(f"key:\n{fprint_hex(key)}\n\nNot found")
                 return int(r) & 0xFF
             raise CliError(f"lookup failed: {os.strerror(-r)}", r & 0xFF)
-        _print_key_value(ctx, m, key, m._vbuf.raw[:m.value_stride * m.ncpus] if m.percpu
-                         else m._vbuf.raw[:m.value_size])
+        _print_key_value(ctx, m, key, raw)
         return 0
     finally:
         m.close()
@@ -721,10 +722,9 @@ def do_getnext(ctx: Context, args: list[str]) -> int:
         if rest:
             e = parse_elem(rest, m, True, False, False)
             key = e.key
-        r = m._f_next(m.fd, key, m._kaddr2)
+        r, nxt = m._raw_next_key(key)
         if r:
             raise CliError(f"can't get next key: {os.strerror(-r)}", r & 0xFF)
-        nxt = m._kbuf2.raw[:m.key_size]
         if ctx.json:
             ctx.emit_json({"key": hexbytes(key) if key is not None else None, "next_key": hexbytes(nxt)})
         else:
@@ -777,52 +777,42 @@ def do_pin(ctx: Context, args: list[str]) -> int:
 
 
 def do_push(ctx: Context, args: list[str]) -> int:
-    if len(args) < 2:
-        raise _usage()
-    m, rest = _one_map(args)
-    try:
-        e = parse_elem(rest, m, False, True, False)
-        assert e.value is not None
-        r = m._f_update(m.fd, None, e.value, 0)
-        if r:
-            raise CliError(f"update failed: {os.strerror(-r)}", r & 0xFF)
-        ctx.emit_null()
-        return 0
-    finally:
-        m.close()
+    """``push``/``enqueue``: bpftool runs its ``update`` (a keyed map asks for a key, flags allowed)."""
+    return do_update(ctx, args)
 
 
-def _pop_or_peek(ctx: Context, args: list[str], pop: bool) -> int:
+def do_peek(ctx: Context, args: list[str]) -> int:
+    """``peek``: bpftool runs its ``lookup`` (a keyed map asks for a key)."""
+    return do_lookup(ctx, args)
+
+
+def do_pop(ctx: Context, args: list[str]) -> int:
+    """``pop``/``dequeue``: BPF_MAP_LOOKUP_AND_DELETE_ELEM with a key buffer of the map's key size.
+
+    As in bpftool the key is not asked for: a keyed map gets an all-zero key
+    and the kernel answers (ENOTSUPP for arrays, ENOENT "empty map" for a
+    hash without that key).
+    """
     if len(args) < 2:
         raise _usage()
     m, rest = _one_map(args)
     try:
         if rest:
             raise _usage()
-        f = m._f_lad if pop else m._f_lookup
-        r = f(m.fd, None, m._vaddr)
+        key = bytes(m.key_size)
+        r, raw = m._raw_value(key if m.key_size else None, delete=True)
         if r:
             if -r == _errno.ENOENT:
                 if ctx.json:
                     ctx.out.write("null\n")
-                elif pop:
-                    ctx.print("Error: empty map")
                 else:
-                    ctx.print("key:\n\n\nNot found")
+                    ctx.print("Error: empty map")
                 return int(r) & 0xFF
-            raise CliError(f"{'pop' if pop else 'peek'} failed: {os.strerror(-r)}", r & 0xFF)
-        _print_key_value(ctx, m, b"", m._vbuf.raw[:m.value_size])
+            raise CliError(f"pop failed: {os.strerror(-r)}", r & 0xFF)
+        _print_key_value(ctx, m, key, raw)
         return 0
     finally:
         m.close()
-
-
-def do_pop(ctx: Context, args: list[str]) -> int:
-    return _pop_or_peek(ctx, args, True)
-
-
-def do_peek(ctx: Context, args: list[str]) -> int:
-    return _pop_or_peek(ctx, args, False)
 
 
 def do_freeze(ctx: Context, args: list[str]) -> int:
@@ -875,6 +865,10 @@ def do_create(ctx: Context, args: list[str]) -> int:
             elif is_keyword(w, "key") or is_keyword(w, "value") or is_keyword(w, "entries") \
                     or is_keyword(w, "flags"):
                 what = {"k": "key size", "v": "value size", "e": "max entries", "f": "flags"}[w[0]]
+                # bpftool refuses a second key/value/entries once the first set a non-zero
+                # size (checked before parsing the new one); a repeated 'flags' just overrides
+                if w[0] != "f" and {"k": key, "v": value, "e": entries}[w[0]]:
+                    raise CliError(f"{what} already specified")
                 try:
                     n = _parse_uint(arg)
                 except ValueError:
@@ -889,6 +883,8 @@ def do_create(ctx: Context, args: list[str]) -> int:
                     flags = n
                 args = args[2:]
             elif is_keyword(w, "dev"):
+                if ifindex:
+                    raise CliError("offload device already specified")
                 try:
                     ifindex = _ifindex(arg)
                 except OSError:

@@ -71,21 +71,30 @@ def fn(name: str) -> Any:
     return getattr(libbpf.lib(), name)
 
 
-_raw_lib: ctypes.CDLL | None = None
+_raw_libs: dict[bool, ctypes.CDLL] = {}
 
 
-def raw_fn(name: str) -> Any:
+def raw_fn(name: str, *, hold_gil: bool = False) -> Any:
     """``name`` from a second handle on libbpf, without argtypes and without errno saving.
 
     For the per-element hot paths: every argument must already be a ctypes
     object of the right width (``c_void_p`` addresses, ``c_uint64`` flags) or
     a Python int for a C ``int``; nothing is converted or checked per call,
     and no errno is swapped in and out (libbpf 1.x returns ``-errno``).
+
+    ``hold_gil``: the function comes from a :class:`ctypes.PyDLL` handle, so
+    the call keeps the GIL instead of releasing and retaking it.  Only for
+    calls that return at once (element operations on map types that never
+    sleep): a blocking call would stop every Python thread.  It is a speed
+    choice, not a thread-safety one: the caller's buffers must still be its
+    own (CPython may switch threads as soon as the call returns).
     """
-    global _raw_lib
-    if _raw_lib is None:
-        _raw_lib = ctypes.CDLL(libbpf.lib()._name)  # same library (dlopen refcount), own function objects
-    f = getattr(_raw_lib, name)
+    h = _raw_libs.get(hold_gil)
+    if h is None:
+        # same library (dlopen refcount), own function objects
+        path = libbpf.lib()._name
+        h = _raw_libs.setdefault(hold_gil, ctypes.PyDLL(path) if hold_gil else ctypes.CDLL(path))
+    f = getattr(h, name)
     f.restype = c_int
     return f
 

@@ -95,10 +95,6 @@ def _check_final(m: Map) -> None:
     assert len(contents) == THREADS * (min(OPS, RANGE) + 1)
 
 
-@pytest.mark.xfail(reason="maps.Map packs keys and values into per-handle buffers and the GIL is released "
-                          "during the syscall, so threads sharing one handle overwrite each other's key/value "
-                          "(owner: pybpfobj/maps.py; needs a per-handle lock or thread-local buffers)",
-                   raises=(AssertionError,), strict=False)
 def test_eight_threads_sharing_one_map_handle_lose_no_update(hash_map: Map) -> None:
     _run_threads(_hammer(lambda t: hash_map))
     _check_final(hash_map)
