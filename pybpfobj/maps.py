@@ -13,10 +13,11 @@ A :class:`Map` owns one map fd.  Keys and values are typed:
 Per-CPU maps take and return one value per possible CPU (a list); a single
 value given to ``update`` is written to every CPU, as bpftool does.
 
-The hot paths (``lookup``, ``update``, ``m[k]``) pack into buffers
-preallocated per map and call the libbpf function declared once in
-:mod:`pybpfobj.kernel.mapops`; integer keys and values go through a
-precompiled :class:`struct.Struct`.  Every failure is a
+The hot paths (``lookup``, ``update``, ``m[k]``) pack into preallocated
+buffers taken from a small per-handle pool for the duration of one call, and
+call the libbpf function declared once in :mod:`pybpfobj.kernel.mapops`;
+integer keys and values go through ctypes scalars.  One handle may be shared
+by any number of threads (see :class:`Map`).  Every failure is a
 :mod:`pybpfobj.errors` exception naming the map (``KeyNotFoundError`` is also
 a ``KeyError``).
 """
@@ -40,8 +41,7 @@ from pybpfobj.kernel import info as kinfo
 from pybpfobj.kernel import libbpf, mapops
 
 if TYPE_CHECKING:
-    # typing_extensions is no runtime dependency (and slow to import): annotations only
-    from typing_extensions import Self
+    from typing import Self
 
     from pybpfobj.spec.btf import BTF
 
@@ -249,7 +249,22 @@ class MapInfo:
 # the handle
 
 class Map:
-    """A BPF map, held by an fd this object owns (unless ``owned=False``)."""
+    """A BPF map, held by an fd this object owns (unless ``owned=False``).
+
+    Threads: one handle may be used by many threads at once.  Every element
+    operation (lookup, update, delete, lookup_and_delete, get_next_key,
+    push/pop/peek, ``in``, per-CPU and struct-typed values alike) is
+    atomic as the kernel makes it, and returns its own result: keys are
+    passed to the kernel as immutable bytes or in a buffer the call alone
+    holds, and output buffers come from a per-handle pool (a buffer is never
+    in two calls at once; a new one is made when all are busy), so this does
+    not depend on the GIL, on which calls keep it, or on where CPython
+    switches threads; a signal handler using the same handle is safe too.
+    Iteration and batch operations use buffers of their own.  Calls are not
+    serialised: a read-modify-write of one key by two threads still needs a
+    lock of the caller's (or BPF_F_LOCK).  ``close()`` while another thread
+    is in a call on the handle is the caller's error, as with any fd.
+    """
 
     _fd: int
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import errno as _errno
 import os
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pybpfobj import constants as C
 from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, hexbytes, is_keyword

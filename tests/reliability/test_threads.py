@@ -4,8 +4,10 @@ cross-talk between threads sharing one Map handle.
 Each thread owns a key range of a shared hash map (update, lookup, delete,
 re-insert) and one counter key it increments read-modify-write (one writer
 per key, so every increment must be there at the end); meanwhile the same
-threads iterate the whole map and a per-CPU array.  CI: 3,000 operations per
-thread; PYBPFOBJ_LONG=1: 30,000.
+threads iterate the whole map and a per-CPU array.  Shared handles are also
+driven through the other buffer-using paths: struct-typed keys and values,
+lookup_and_delete, get_next_key, per-CPU values, push/pop.  CI: 3,000
+operations per thread; PYBPFOBJ_LONG=1: 30,000.
 """
 
 from __future__ import annotations
@@ -135,3 +137,85 @@ def test_threads_on_a_percpu_array_and_batches_do_not_crash(need_root: None) -> 
     finally:
         shared_arr.close()
         shared_hm.close()
+
+
+class _Key(ctypes.Structure):
+    _fields_ = [("t", ctypes.c_uint32), ("i", ctypes.c_uint32)]
+
+
+class _Val(ctypes.Structure):
+    _fields_ = [("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+
+
+def test_threads_sharing_a_struct_typed_handle_read_back_their_own_values(need_root: None) -> None:
+    m = Map.create("hash", 8, 16, THREADS * RANGE, name="rel_struct", key_type=_Key, value_type=_Val)
+    try:
+        def work(t: int) -> None:
+            for i in range(OPS // 3):
+                k = _Key(t, i % RANGE)
+                m.update(k, _Val(_value(t, i), ~_value(t, i) & (2**64 - 1)))
+                got = m.lookup(k)
+                assert (got.a, got.b) == (_value(t, i), ~_value(t, i) & (2**64 - 1)), (t, i, got.a)
+                if i % 3 == 0:
+                    got = m.lookup_and_delete(k)
+                    assert got.a == _value(t, i), (t, i, got.a)
+                    assert k not in m
+
+        _run_threads(work)
+        for k in m:  # every remaining value is the one its own thread wrote last for that key
+            last = max(i for i in range(OPS // 3) if i % RANGE == k.i)
+            assert m[k].a == _value(k.t, last), (k.t, k.i)
+    finally:
+        m.close()
+
+
+def test_threads_sharing_an_array_handle_get_the_next_key_of_their_own_key(need_root: None) -> None:
+    m = Map.create("array", 4, 8, THREADS * RANGE, name="rel_next", **TYPES)
+    try:
+        def work(t: int) -> None:
+            for i in range(OPS):
+                k = _key(t, i)
+                if k + 1 < m.max_entries:
+                    assert m.get_next_key(k) == k + 1, (t, k)
+
+        _run_threads(work)
+    finally:
+        m.close()
+
+
+def test_threads_sharing_a_percpu_handle_read_back_their_own_values(need_root: None) -> None:
+    m = Map.create("percpu_hash", 4, 8, THREADS, name="rel_pcpu_sh", **TYPES)
+    try:
+        def work(t: int) -> None:
+            for i in range(OPS // 3):
+                vals = [_value(t, i) + c for c in range(m.ncpus)]
+                m.update(t, vals)
+                assert m.lookup(t) == vals, (t, i)
+
+        _run_threads(work)
+    finally:
+        m.close()
+
+
+def test_threads_sharing_a_queue_handle_pop_every_pushed_value_once(need_root: None) -> None:
+    per_thread = OPS // 3
+    q = Map.create("queue", 0, 8, THREADS * per_thread, name="rel_queue", value_type=ctypes.c_uint64)
+    popped: list[list[int]] = [[] for _ in range(THREADS)]
+    try:
+        def work(t: int) -> None:
+            for i in range(per_thread):
+                q.push(_value(t, i))
+                if i % 2:
+                    popped[t].append(q.pop())
+
+        _run_threads(work)
+        rest = []
+        while True:
+            try:
+                rest.append(q.pop())
+            except KeyNotFoundError:
+                break
+        got = sorted([v for p in popped for v in p] + rest)
+        assert got == sorted(_value(t, i) for t in range(THREADS) for i in range(per_thread))
+    finally:
+        q.close()
