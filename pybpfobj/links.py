@@ -316,6 +316,38 @@ class Link:
         return f"<Link {self.kind} fd={self.fd} ifindex={self.ifindex}>"
 
 
+class LibbpfLink(Link):
+    """A link libbpf made by attaching a program as its section says
+    (``bpf_program__attach``: tracepoints, raw tracepoints, kprobes, ...).
+
+    Behaves as a :class:`Link` (``fd``, ``id``, ``pin``, ``detach``); closing
+    it destroys libbpf's link, which detaches the program unless the link is
+    pinned.  ``prog`` is the program's name.
+    """
+
+    def __init__(self, ptr: int, prog: str) -> None:
+        from pybpfobj.kernel import info
+        from pybpfobj.kernel import objects as _o
+
+        fd = _o.link_fd(ptr)
+        fi = info.fdinfo(fd) if fd >= 0 else {}
+        super().__init__(fd, fi.get("link_type", "link"), prog_id=int(fi.get("prog_id", "0") or 0))
+        self._ptr = ptr
+        self.prog = prog
+
+    def close(self) -> None:
+        """Destroy libbpf's link (detaching the program unless pinned). Idempotent."""
+        ptr, self._ptr = self._ptr, 0
+        if ptr:
+            from pybpfobj.kernel import objects as _o
+
+            self.fd = -2  # libbpf closes its fds
+            _o.link_destroy(ptr)
+
+    def __repr__(self) -> str:
+        return f"<LibbpfLink {self.kind} of {self.prog!r} fd={self.fd}>"
+
+
 _XDP_MODES = {None: 0, "skb": 1 << 1, "generic": 1 << 1, "drv": 1 << 2, "native": 1 << 2, "hw": 1 << 3}
 
 
@@ -460,6 +492,7 @@ def attach_tc(prog: ProgLike, interface: int | str, direction: str = "ingress", 
 
 __all__ = [
     "PROG_ATTACH_KEYWORDS",
+    "LibbpfLink",
     "Link",
     "attach_flow_dissector",
     "attach_tc",

@@ -45,13 +45,12 @@ from pybpfobj.kernel import objects as _o
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any, Literal, Union
+    from typing import Any, Literal, Self, Union
 
-    from typing_extensions import Self
-
+    from pybpfobj.links import LibbpfLink
     from pybpfobj.spec.btf import BTF
 
-    PathLike = Union[str, "os.PathLike[str]"]
+    PathLike = Union[str, "os.PathLike[str]"]  # noqa: UP007 - a string forward reference
 
 # Map types whose max_entries the kernel refuses as 0 (the storage maps
 # want 0, perf_event_array is sized by libbpf from the CPU count).
@@ -66,6 +65,21 @@ _DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_h
 _STACK_TRACE = constants.MAP_TYPE["stack_trace"]
 _LOG_SIZE = 1 << 24  # libbpf's own first size (BPF_LOG_BUF_SIZE); untouched pages cost nothing
 _tls = _thread._local()
+
+# Sections libbpf attaches from the name alone (bpf_program__attach); the others
+# (xdp, tc, socket, cgroup...) need a target that the caller gives.
+_AUTO_ATTACH_PREFIXES = ("tracepoint/", "tp/", "raw_tracepoint/", "raw_tp/", "raw_tracepoint.w/",
+                         "raw_tp.w/", "kprobe/", "kretprobe/", "uprobe/", "uretprobe/", "fentry/",
+                         "fexit/", "fmod_ret/", "lsm/", "iter/", "tp_btf/", "ksyscall/", "kretsyscall/",
+                         "usdt/", "kprobe.multi/", "kretprobe.multi/", "fentry.s/", "fexit.s/", "lsm.s/",
+                         "iter.s/", "uprobe.s/", "uretprobe.s/")
+
+
+def auto_attachable(section: str) -> bool:
+    """Whether a program of ``section`` attaches from its section name alone (tracepoints,
+    kprobes, raw tracepoints, fentry...), as :meth:`BpfObject.attach_all` does."""
+    return section.startswith(_AUTO_ATTACH_PREFIXES)
+
 
 _LOG_BEGIN = ": -- BEGIN PROG LOAD LOG --\n"
 _LOG_END = "-- END PROG LOAD LOG --"
@@ -438,6 +452,71 @@ class BpfObject:
                         return _o.read_memory(addr + si.offset, si.size)
         raise NotFoundError(f"object '{self.name}' has no global variable '{name}'", obj=self.name)
 
+    def section_map_name(self, section: str) -> str:
+        """libbpf's name of the map behind a data section or a map name.
+
+        libbpf names internal maps ``<object name prefix><section>``
+        (``xdp_coun.rodata``); ``section`` may be that name or the section
+        (``.rodata``, ``.data.custom``).
+        """
+        if section in self._maps:
+            return section
+        for name, m in self._maps.items():
+            if name.endswith(section) and "." not in name[: len(name) - len(section)] \
+                    and _o.map_is_internal(m):
+                return name
+        raise NotFoundError(f"object '{self.name}' has no map for section '{section}'", obj=self.name,
+                            map=section)
+
+    def _data_map(self, section: str, what: str) -> tuple[str, int, int, int]:
+        """(name, map pointer, initial value address, size) of a global-data map."""
+        name = self.section_map_name(section)
+        m = self._maps[name]
+        addr, size = _o.map_initial_value(m)
+        if not addr:
+            raise MapError(f"{what}: map '{name}' of object '{self.name}' is not a global-data map "
+                           f"(it has no initial value)", map=name, obj=self.name, errno=_errno.EINVAL)
+        return name, m, addr, size
+
+    def initial_value(self, section: str) -> bytes:
+        """The initial value of a global-data map (``.rodata``, ``.data``, ``.bss``, ``.data.*``):
+        the bytes the map is created with at :meth:`load` (the object's, plus changes made)."""
+        if self._state == "closed":
+            raise BpfError(f"initial_value: object '{self.name}' is closed", errno=_errno.EBADF,
+                           obj=self.name)
+        _name, _m, addr, size = self._data_map(section, "initial_value")
+        return _o.read_memory(addr, size)
+
+    def set_initial_value(self, section: str, data: bytes) -> None:
+        """Before load: replace the whole initial value of a global-data map (exactly its size)."""
+        self._check_open("set_initial_value")
+        name, m, _addr, size = self._data_map(section, "set_initial_value")
+        data = bytes(data)
+        if len(data) != size:
+            raise MapError(f"set_initial_value: map '{name}' of object '{self.name}' is {size} bytes, "
+                           f"the data {len(data)}", map=name, obj=self.name, errno=_errno.EINVAL)
+        _o.map_set_initial_value(m, data)
+
+    def set_attach_target(self, prog: str, target_fd: int = 0, func_name: str | None = None) -> None:
+        """Before load: attach program ``prog`` (fentry/fexit/freplace/tp_btf...) to ``func_name``
+        of the BPF program behind ``target_fd``, or of the kernel when ``target_fd`` is 0."""
+        self._check_open("set_attach_target")
+        p = self._prog(prog)
+        try:
+            _o.prog_set_attach_target(p, target_fd, func_name)
+        except BpfError as e:
+            raise ProgramError(f"program '{prog}' of object '{self.name}': cannot set attach target "
+                               f"{func_name!r} (fd {target_fd}): {os.strerror(e.errno or _errno.EINVAL)}",
+                               prog=prog, obj=self.name, errno=e.errno or _errno.EINVAL) from None
+
+    def autoattach(self, prog: str) -> bool:
+        """Whether :meth:`attach_all` (and a skeleton's ``attach()``) attaches ``prog``."""
+        return _o.prog_autoattach(self._prog(prog))
+
+    def set_autoattach(self, prog: str, autoattach: bool) -> None:
+        """Include or leave out ``prog`` from :meth:`attach_all` (libbpf's autoattach flag)."""
+        _o.prog_set_autoattach(self._prog(prog), autoattach)
+
     # -- load --------------------------------------------------------------
 
     def load(self) -> None:
@@ -672,6 +751,56 @@ class BpfObject:
         """The object's own fd of map ``name`` (valid until :meth:`close`)."""
         self._check_loaded("map_fd")
         return _o.map_fd(self._map(name)[1])
+
+    # -- attaching ---------------------------------------------------------
+
+    def attach(self, prog: str) -> LibbpfLink:
+        """Attach program ``prog`` as its section says (``tracepoint/syscalls/sys_enter_openat``,
+        ``raw_tracepoint/sys_enter``, ``kprobe/do_unlinkat``...) through libbpf's
+        ``bpf_program__attach``.
+
+        Returns a :class:`pybpfobj.links.LibbpfLink`: closing it detaches the
+        program (unless pinned); it stays valid after the object is closed.
+        Sections that name no target (``xdp``, ``tc``, ``socket``...) raise
+        :class:`ProgramError`: attach those with :mod:`pybpfobj.links`.
+        """
+        self._check_loaded("attach")
+        p = self._prog(prog)
+        sec = _o.prog_section(p)
+        with libbpf.capture_output() as lines:
+            try:
+                ptr = _o.prog_attach(p, f"attaching program '{prog}'")
+            except BpfError as e:
+                err = e.errno or _errno.EINVAL
+                why = os.strerror(err)
+                if err == _errno.EOPNOTSUPP:
+                    why = "its section does not say where to attach"
+                detail = _last_warning(lines)
+                raise ProgramError(f"cannot attach program '{prog}' (section '{sec}') of object "
+                                   f"'{self.name}': {why}" + (f" ({detail})" if detail else ""),
+                                   prog=prog, obj=self.name, errno=err) from None
+        from pybpfobj.links import LibbpfLink
+
+        try:
+            return LibbpfLink(ptr, prog)
+        except BaseException:
+            _o.link_destroy(ptr)
+            raise
+
+    def attach_all(self) -> list[LibbpfLink]:
+        """Attach every program with autoattach set whose section says where (libbpf skeletons'
+        ``attach``); all or nothing: a failure destroys the links this call made."""
+        self._check_loaded("attach_all")
+        made: list[LibbpfLink] = []
+        try:
+            for name, p in self._progs.items():
+                if _o.prog_autoattach(p) and _o.prog_fd(p) >= 0 and auto_attachable(_o.prog_section(p)):
+                    made.append(self.attach(name))
+        except BaseException:
+            for link in reversed(made):
+                link.close()
+            raise
+        return made
 
     # -- pinning -----------------------------------------------------------
 
@@ -956,4 +1085,4 @@ def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str) -> byt
                    errno=_errno.EINVAL)
 
 
-__all__ = ["BpfObject"]
+__all__ = ["BpfObject", "auto_attachable"]

@@ -28,7 +28,7 @@ MAX_METRICS = 4
 # perf_event_attr for each metric: (type, config); hardware cache configs are
 # cache | op << 8 | result << 16 (read op; access or miss result).
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 _HW, _CACHE = 0, 3
 _L1D, _LL, _DTLB, _ITLB = 0, 2, 3, 4
@@ -227,8 +227,7 @@ def profile(prog_fd: int, metrics: Sequence[Metric], duration: float | None = No
         obj.set_max_entries("fentry_readings", len(metrics))
         obj.set_max_entries("accum_readings", len(metrics))
         for name in obj.program_names():
-            # BpfObject has no public attach-target setter yet: use its program pointer
-            progops.set_attach_target(obj._prog(name), prog_fd, func)
+            obj.set_attach_target(name, prog_fd, func)
         from pybpfobj.kernel import libbpf
 
         log = libbpf.logger()

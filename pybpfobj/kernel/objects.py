@@ -76,6 +76,12 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_program__set_log_level", ip, vp, c_uint32)
     _proto(lb, "bpf_program__set_log_buf", ip, vp, c_void_p, c_size_t)
     _proto(lb, "bpf_program__insn_cnt", c_size_t, vp)
+    _proto(lb, "bpf_program__set_attach_target", ip, vp, ip, c_char_p)
+    _proto(lb, "bpf_program__autoattach", c_bool, vp)
+    _proto(lb, "bpf_program__set_autoattach", None, vp, c_bool)
+    _proto(lb, "bpf_program__attach", vp, vp)
+    _proto(lb, "bpf_link__fd", ip, vp)
+    _proto(lb, "bpf_link__destroy", ip, vp)
 
     _proto(lb, "bpf_map__name", c_char_p, vp)
     _proto(lb, "bpf_map__fd", ip, vp)
@@ -294,6 +300,43 @@ def prog_set_type(p: int, prog_type: int, attach_type: int | None = None) -> Non
               f"program '{name}': cannot set expected attach type", prog=name)
 
 
+def prog_set_attach_target(p: int, target_fd: int, func_name: str | None) -> None:
+    """``bpf_program__set_attach_target`` (before load): what an fentry/fexit/freplace/tp_btf
+    program attaches to (``target_fd`` 0 = a kernel function or BTF type)."""
+    name = prog_name(p)
+    check(libbpf.lib().bpf_program__set_attach_target(p, target_fd, func_name.encode() if func_name else None),
+          f"program '{name}': cannot set attach target {func_name!r}", prog=name)
+
+
+def prog_autoattach(p: int) -> bool:
+    return bool(libbpf.lib().bpf_program__autoattach(p))
+
+
+def prog_set_autoattach(p: int, autoattach: bool) -> None:
+    libbpf.lib().bpf_program__set_autoattach(p, bool(autoattach))
+
+
+def prog_attach(p: int, what: str) -> int:
+    """``bpf_program__attach``: attach as the section says; returns the ``struct bpf_link *``.
+
+    The caller owns the link and must :func:`link_destroy` it.  Failures
+    raise :class:`LibbpfError` (``what`` says which program of which object).
+    """
+    ctypes.set_errno(0)
+    ptr = libbpf.lib().bpf_program__attach(p)
+    return check_ptr(ptr, what, prog=prog_name(p))
+
+
+def link_fd(link: int) -> int:
+    """The fd of a libbpf ``struct bpf_link`` (owned by the link)."""
+    return int(libbpf.lib().bpf_link__fd(link))
+
+
+def link_destroy(link: int) -> None:
+    """``bpf_link__destroy``: detach (unless pinned) and free the link and its fds."""
+    libbpf.lib().bpf_link__destroy(link)
+
+
 class LogBuffer:
     """A verifier log buffer handed to libbpf (kept alive by the caller until load returns).
 
@@ -428,6 +471,8 @@ def write_memory(addr: int, offset: int, data: bytes) -> None:
 __all__ = [
     "BpfObjectOpenOpts",
     "close_object",
+    "link_destroy",
+    "link_fd",
     "load_object",
     "map_autocreate",
     "map_def",
@@ -454,11 +499,15 @@ __all__ = [
     "object_name",
     "open_object",
     "probe_prog_type",
+    "prog_attach",
+    "prog_autoattach",
     "prog_expected_attach_type",
     "prog_fd",
     "prog_insn_cnt",
     "prog_name",
     "prog_section",
+    "prog_set_attach_target",
+    "prog_set_autoattach",
     "prog_set_ifindex",
     "prog_set_type",
     "prog_type",

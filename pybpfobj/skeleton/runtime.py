@@ -18,13 +18,13 @@ import ctypes
 import errno as _errno
 import os
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
     ClassVar,
     Generic,
+    Self,
     TypeVar,
     overload,
 )
@@ -32,8 +32,7 @@ from typing import (
 from pybpfobj.errors import BpfError, MapError, ProgramError, UnsupportedError
 
 if TYPE_CHECKING:
-    from typing_extensions import Self  # annotations only: typing_extensions costs ~15 ms at import
-
+    from pybpfobj.loader import BpfObject
     from pybpfobj.maps import Map
     from pybpfobj.programs import Program
 
@@ -563,6 +562,16 @@ class ProgramRef:
 
         return test_run(self.program, data_in, **kw)
 
+    @property
+    def autoattach(self) -> bool:
+        """Whether the skeleton's ``attach()`` attaches this program (default True)."""
+        return bool(self.skel.object.autoattach(self.name))
+
+    @autoattach.setter
+    def autoattach(self, value: bool) -> None:
+        self.skel._check_open(f"program {self.name!r}")
+        self.skel.object.set_autoattach(self.name, value)
+
     def attach(self, *args: Any, **kw: Any) -> Any:
         """Attach as the section says (or to what ``args`` name); the link is kept by the skeleton."""
         link = _attach_program(self, *args, **kw)
@@ -575,81 +584,21 @@ class ProgramRef:
 
 def _attach_program(ref: ProgramRef, *args: Any, **kw: Any) -> Any:
     """Attach: XDP and tc through :mod:`pybpfobj.links` (they need an interface); every
-    other program as its section says, through libbpf's ``bpf_program__attach``."""
+    other program as its section says (:meth:`pybpfobj.loader.BpfObject.attach`)."""
     from pybpfobj import links
 
-    prog = ref.program
     if ref.prog_type == "xdp":
         if not args and "interface" not in kw:
             raise ProgramError(f"program {ref.name!r}: XDP attach needs an interface", prog=ref.name,
                                errno=_errno.EINVAL)
-        return links.attach_xdp(prog, *args, **kw)
+        return links.attach_xdp(ref.program, *args, **kw)
     if ref.prog_type in ("sched_cls", "sched_act"):
-        return links.attach_tc(prog, *args, **kw)
+        return links.attach_tc(ref.program, *args, **kw)
     if args or kw:
         raise ProgramError(f"program {ref.name!r}: {ref.prog_type} programs attach as their section "
                            f"{ref.section!r} says; no target is taken", prog=ref.name, errno=_errno.EINVAL)
-    return AutoLink.attach(ref.skel, ref.name)
-
-
-_link_protos_declared = False
-
-
-def _declare_link_protos() -> None:
-    """Prototypes for section-driven attach (missing from pybpfobj.kernel when this was written)."""
-    global _link_protos_declared
-    if _link_protos_declared:
-        return
-    from ctypes import c_int, c_void_p
-
-    from pybpfobj.kernel import libbpf
-
-    def protos(lb: ctypes.CDLL) -> None:
-        libbpf._proto(lb, "bpf_program__attach", c_void_p, c_void_p)
-        libbpf._proto(lb, "bpf_link__fd", c_int, c_void_p)
-        libbpf._proto(lb, "bpf_link__destroy", c_int, c_void_p)
-
-    libbpf.declares(protos)
-    _link_protos_declared = True
-
-
-class AutoLink:
-    """A link made by libbpf's ``bpf_program__attach`` (tracepoints, kprobes, raw tracepoints...)."""
-
-    def __init__(self, ptr: int, prog: str) -> None:
-        self._ptr = ptr
-        self.prog = prog
-
-    @classmethod
-    def attach(cls, skel: Skeleton, prog: str) -> AutoLink:
-        from pybpfobj.kernel import libbpf
-
-        _declare_link_protos()
-        ptr = skel.object._progs[prog]
-        with libbpf.capture_output():
-            link = libbpf.lib().bpf_program__attach(ptr)
-        link = libbpf.check_ptr(link, f"attaching program {prog!r} of {skel.OBJECT_NAME!r}",
-                                ProgramError, prog=prog)
-        return cls(link, prog)
-
-    @property
-    def fd(self) -> int:
-        from pybpfobj.kernel import libbpf
-
-        if not self._ptr:
-            raise ValueError(f"link of {self.prog!r} is closed")
-        return int(libbpf.lib().bpf_link__fd(self._ptr))
-
-    def close(self) -> None:
-        """Detach and free the link (idempotent)."""
-        if self._ptr:
-            from pybpfobj.kernel import libbpf
-
-            ptr, self._ptr = self._ptr, 0
-            libbpf.lib().bpf_link__destroy(ptr)
-
-    def __repr__(self) -> str:
-        return f"<AutoLink {self.prog!r}{' closed' if not self._ptr else ''}>"
+    ref.skel._check_open(f"attach {ref.name!r}")
+    return ref.skel.object.attach(ref.name)
 
 
 class Programs:
@@ -679,12 +628,6 @@ class Programs:
 
 # ---------------------------------------------------------------------------
 # the object
-
-# Sections whose program type has no target to name: libbpf attaches them from the section alone.
-_AUTO_ATTACH_PREFIXES = ("tracepoint/", "tp/", "raw_tracepoint/", "raw_tp/", "kprobe/", "kretprobe/",
-                         "uprobe/", "uretprobe/", "fentry/", "fexit/", "lsm/", "iter/", "tp_btf/",
-                         "fmod_ret/", "ksyscall/", "kretsyscall/", "usdt/")
-
 
 class Skeleton:
     """Base of generated skeleton classes."""
@@ -722,7 +665,7 @@ class Skeleton:
                            errno=_errno.EINVAL, obj=self.OBJECT_NAME)
         self.pin_root = pin_root
         kw: dict[str, Any] = {} if pin_root is None else {"pin_root": os.fspath(pin_root)}
-        self.object: Any = BpfObject(source, name=name or self.OBJECT_NAME, **kw)
+        self.object: BpfObject = BpfObject(source, name=name or self.OBJECT_NAME, **kw)
         self.maps = self._make_maps()
         self.progs = self._make_progs()
 
@@ -775,46 +718,18 @@ class Skeleton:
         self.loaded = True
         self._views.clear()
 
-    def _libbpf_map(self, section: str) -> tuple[str, int]:
-        """(libbpf's map name, its bpf_map pointer) for a data section or a map name.
-
-        libbpf names internal maps ``<object prefix><section>`` (``xdp_coun.rodata``).
-        """
-        maps: dict[str, int] = self.object._maps
-        if section in maps:
-            return section, maps[section]
-        for name, ptr in maps.items():
-            if name.endswith(section) and "." not in name[: len(name) - len(section)]:
-                return name, ptr
-        raise MapError(f"object {self.OBJECT_NAME!r} has no map for section {section!r}",
-                       map=section, errno=_errno.ENOENT)
-
     def _push_section(self, section: str, data: bytes) -> None:
-        from pybpfobj.kernel import objects as _o
-
-        _, ptr = self._libbpf_map(section)
-        addr, size = _o.map_initial_value(ptr)
-        if not addr or size < len(data):
-            raise MapError(f"section {section!r} has no room for {len(data)} bytes", map=section,
-                           errno=_errno.EINVAL)
-        _o.write_memory(addr, 0, data)
+        self.object.set_initial_value(section, data)
 
     def attach(self) -> list[Any]:
-        """Attach every program whose section says where (tracepoints, kprobes, ...); keep the links."""
+        """Attach every program whose section says where (tracepoints, kprobes, ...) and whose
+        ``autoattach`` is set; keep the links.  All or nothing: a failure leaves none of this
+        call's links."""
         self._check_open("attach")
         if not self.loaded:
             self.load()
-        made: list[Any] = []
-        try:
-            for ref in self.progs.values():
-                if ref.section.startswith(_AUTO_ATTACH_PREFIXES):
-                    made.append(ref.attach())
-        except BaseException:
-            # all or nothing: undo this call's links
-            for link in reversed(made):
-                self.links.remove(link)
-                link.close()
-            raise
+        made: list[Any] = self.object.attach_all()
+        self.links.extend(made)
         return made
 
     def detach(self) -> None:
@@ -901,7 +816,7 @@ class Skeleton:
             return pending[1]  # type: ignore[no-any-return]
         from pybpfobj.maps import Map
 
-        raw = self._loaded_map(self._libbpf_map(map_name)[0])
+        raw = self._loaded_map(self.object.section_map_name(map_name))
         typed = Map.from_fd(raw.fd, owned=False, name=map_name, key_type=ctypes.c_uint32, value_type=cls)
         view = typed.mmap(writable=live_after_load)
         self._mapped.append(typed)
@@ -909,11 +824,7 @@ class Skeleton:
         return view  # type: ignore[no-any-return]
 
     def _initial_value(self, section: str, size: int) -> bytes:
-        from pybpfobj.kernel import objects as _o
-
-        _, ptr = self._libbpf_map(section)
-        addr, have = _o.map_initial_value(ptr)
-        data = _o.read_memory(addr, min(have, size)) if addr else b""
+        data = self.object.initial_value(section)[:size]
         return data + bytes(size - len(data))
 
     def __repr__(self) -> str:

@@ -194,22 +194,83 @@ def test_map_reuse_and_pin_root(need_root: None, skel: Any, bpffs: Path) -> None
     os.unlink(bpffs / "pinned_hash")
 
 
-def test_attach_follows_sections_and_rolls_back(need_root: None, skel: Any) -> None:
-    with skel.progs_all.ProgsAll.open_and_load() as s:
+def _kernel_links_of(prog_ids: set[int]) -> set[int]:
+    from pybpfobj.kernel import info
+
+    out = set()
+    for lid in info.link_ids():
+        try:
+            fd = info.link_fd_by_id(lid)
+        except BpfError:
+            continue
+        try:
+            if int(info.fdinfo(fd).get("prog_id", "0") or 0) in prog_ids:
+                out.add(lid)
+        finally:
+            os.close(fd)
+    return out
+
+
+def test_attach_follows_sections_and_keeps_the_links(need_root: None, skel: Any) -> None:
+    with skel.progs_all.ProgsAll.open() as s:
+        # this kernel has no kprobes (CONFIG_KPROBES unset): attach() leaves the kprobe out
+        s.progs.kprobe_unlinkat.autoattach = False
+        s.load()
+        ids = {ref.program.id for ref in s.progs.values()}
         link = s.progs.raw_tp_sys_enter.attach()
-        assert link in s.links and link.fd >= 0
-        os.close(os.open("/etc/hostname", os.O_RDONLY))
-        assert s.maps.event_count[2] > 0  # EV_RAW_TP
+        assert link in s.links and link.fd >= 0 and link.prog == "raw_tp_sys_enter"
         with pytest.raises(ProgramError, match="needs an interface"):
             s.progs.xdp_count_proto.attach()
         s.detach()
-        assert s.links == []
-        try:
-            made = s.attach()
-        except ProgramError:
-            assert s.links == []  # a program that cannot attach here (kprobe): nothing left behind
-        else:
-            assert len(made) >= 2 and s.links == made
+        assert s.links == [] and _kernel_links_of(ids) == set()
+        made = s.attach()
+        assert sorted(x.prog for x in made) == ["raw_tp_sys_enter", "tp_openat"] and s.links == made
+        assert _kernel_links_of(ids) == {x.id for x in made}
+        os.close(os.open("/etc/hostname", os.O_RDONLY))
+        assert s.maps.event_count[1] > 0 and s.maps.event_count[2] > 0  # EV_TRACEPOINT, EV_RAW_TP
+    assert _kernel_links_of(ids) == set()  # close() detached them
+
+
+_ROLLBACK_SRC = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int first_tp(void *ctx) { return 0; }
+
+SEC("raw_tracepoint/sys_enter")
+int second_raw(void *ctx) { return 0; }
+
+/* no kernel has this tracepoint: attaching fails after the two above */
+SEC("tracepoint/pybpfobj_none/no_such_event")
+int third_missing(void *ctx) { return 0; }
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_attach_failure_rolls_back_every_link(need_root: None, tmp_path: Path) -> None:
+    import platform
+    import shutil
+
+    cc = shutil.which("clang-19") or shutil.which("clang")
+    assert cc is not None, "clang is needed to build the test object"
+    (tmp_path / "rollback.bpf.c").write_text(_ROLLBACK_SRC)
+    o = tmp_path / "rollback.o"
+    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
+                    "-c", str(tmp_path / "rollback.bpf.c"), "-o", str(o)], check=True)
+    generate_file(o, tmp_path / "rollback_skel.py")
+    spec = importlib.util.spec_from_file_location("rollback_skel", tmp_path / "rollback_skel.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with mod.Rollback.open_and_load() as s:
+        ids = {ref.program.id for ref in s.progs.values()}
+        with pytest.raises(ProgramError, match="cannot attach program 'third_missing'"):
+            s.attach()
+        assert s.links == [] and _kernel_links_of(ids) == set()
+        s.progs.third_missing.autoattach = False
+        assert [x.prog for x in s.attach()] == ["first_tp", "second_raw"]
 
 
 def test_examples_run(need_root: None, objs: Path, bpffs: Path, tmp_path: Path) -> None:
