@@ -53,6 +53,14 @@ _PASSTHROUGH_WITH_VALUE = {"-o": "-o", "--output": "-o"}
 _PASSTHROUGH = {"--no-embed": "path"}
 
 
+class OptionError(UsageError):
+    """A bad global option; ``json`` tells whether -j/-p came before it (bpftool then answers in JSON)."""
+
+    def __init__(self, message: str, json: bool) -> None:
+        super().__init__(message, USAGE)
+        self.json = json
+
+
 def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
     """Split global options (anywhere on the line, as GNU getopt permutes) from words.
 
@@ -70,7 +78,7 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
         if tok in _PASSTHROUGH_WITH_VALUE:
             value = next(it, None)
             if value is None:
-                raise UsageError(f"option '{tok}' requires an argument", USAGE)
+                raise OptionError(f"option '{tok}' requires an argument", bool(opts & {"j", "p"}))
             words.extend([_PASSTHROUGH_WITH_VALUE[tok], value])
             continue
         if tok in _PASSTHROUGH:
@@ -82,12 +90,13 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
             if name in _LONG:
                 matches = [name]
             if len(matches) != 1:
-                raise UsageError(f"unrecognized option '{tok}'", USAGE)
+                raise OptionError(f"unrecognized option '{tok}'", bool(opts & {"j", "p"}))
             opts.add(_LONG[matches[0]])
         elif tok.startswith("-") and len(tok) > 1 and not tok[1:2].isdigit():
             for ch in tok[1:]:
                 if ch not in _SHORT:
-                    raise UsageError(f"invalid option -- '{ch}'", USAGE)
+                    # bpftool names the whole token, and answers in JSON if -j came first
+                    raise OptionError(f"unrecognized option '{tok}'", bool(opts & {"j", "p"}))
                 opts.add(ch)
         else:
             words.append(tok)
@@ -169,8 +178,12 @@ def run(argv: Sequence[str], ctx: Context | None = None) -> int:
     ctx = ctx or Context()
     try:
         opts, words = parse_options(argv)
-    except UsageError as e:
-        ctx.err.write(f"Error: {e.message}\n{USAGE}")
+    except OptionError as e:
+        if e.json:
+            ctx.json = True
+            _report(ctx, e.message)
+        else:
+            ctx.err.write(f"Error: {e.message}\n{USAGE}")
         return 255
     ctx.json = "j" in opts or "p" in opts
     ctx.pretty = "p" in opts

@@ -28,7 +28,12 @@ def test_negative_number_stays_a_word() -> None:
 
 def test_unknown_option_is_an_error_with_usage() -> None:
     rc, out, err = _run("-x", "prog")
-    assert rc == 255 and "Error: invalid option -- 'x'" in err and "Usage:" in err
+    assert rc == 255 and "Error: unrecognized option '-x'" in err and "Usage:" in err and out == ""
+
+
+def test_option_error_after_json_is_reported_in_json_like_bpftool() -> None:
+    rc, out, err = _run("-j", "-x", "prog")
+    assert rc == 255 and json.loads(out) == {"error": "unrecognized option '-x'"} and err == ""
 
 
 def test_prefix_matching_takes_first_in_table_order() -> None:

@@ -197,10 +197,10 @@ CORPUS: list[Case] = [
     _c("prog load {objs}/xdp_counter.o"),
     _c("prog load"),
     # -- conflicting or unknown options and words ------------------------------------
-    # option errors: with -j bpftool reports them as JSON too; cli/main.py prints text (exit codes agree)
-    _c("-z map show", json=False),
-    _c("--bogus map show", json=False),
-    _c("--js map show --xyz", json=False),
+    # option errors: with -j before them, bpftool reports them as JSON too
+    _c("-z map show"),
+    _c("--bogus map show"),
+    _c("--xyz map show --js"),
     _c("nosuchobject show"),
     _c("map nosuchcommand"),
     _c("prog nosuchcommand"),
