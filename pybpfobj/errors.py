@@ -167,6 +167,18 @@ class BpffsError(PinError):
     """A path is not on a BPF file system, or one could not be mounted."""
 
 
+class BpffsMountError(BpffsError):
+    """A bpffs could not be mounted where a pin needed one.
+
+    ``errno`` is the mount's; the CLI still exits 255, bpftool's generic
+    failure code for this step.
+    """
+
+    @property
+    def exit_code(self) -> int:
+        return 255
+
+
 class NotFoundError(BpfError, LookupError):
     """A program, map, link or BTF object named by id, name, tag or path does not exist."""
 
@@ -193,5 +205,6 @@ def map_error(err: int, what: str, map_name: Optional[str] = None) -> MapError:
 __all__ = [
     "BpfError", "ObjectFormatError", "BTFError", "LibbpfError", "VerifierError", "UnsupportedError",
     "ProgramError", "MapError", "KeyNotFoundError", "KeyExistsError", "MapFullError", "MapFrozenError",
-    "BatchError", "MapIncompatibleError", "PinError", "BpffsError", "NotFoundError", "map_error",
+    "BatchError", "MapIncompatibleError", "PinError", "BpffsError", "BpffsMountError", "NotFoundError",
+    "map_error",
 ]

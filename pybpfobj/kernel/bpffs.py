@@ -11,7 +11,7 @@ import ctypes
 import os
 from ctypes import c_char_p, c_int, c_ulong, c_void_p
 
-from pybpfobj.errors import BpffsError, PinError
+from pybpfobj.errors import BpffsError, BpffsMountError, PinError
 from pybpfobj.kernel import libbpf
 
 BPF_FS_MAGIC = 0xCAFE4A11
@@ -161,8 +161,8 @@ def ensure_bpffs_for_pin(path: str, *, nomount: bool = False) -> Mounted | None:
     try:
         return mount_bpffs(parent)
     except BpffsError as e:
-        raise BpffsError(f"can't mount BPF file system to pin the object ({path}): {e.message}",
-                         errno=e.errno or 0, path=path) from None
+        raise BpffsMountError(f"can't mount BPF file system to pin the object ({path}): {e.message}",
+                              errno=e.errno or 0, path=path) from None
 
 
 def pin_fd(fd: int, path: str, what: str = "object") -> None:
