@@ -9,8 +9,6 @@ spellings, which bpftool prints.
 from __future__ import annotations
 
 TYPE_CHECKING = False  # typing stays out of start-up (annotations are strings)
-if TYPE_CHECKING:
-    from typing import Optional
 
 PROG_TYPES: tuple[str, ...] = (
     "unspec", "socket_filter", "kprobe", "sched_cls", "sched_act", "tracepoint", "xdp",
@@ -84,7 +82,7 @@ PERCPU_MAP_TYPES = frozenset(
 MAP_IN_MAP_TYPES = frozenset((MAP_TYPE["array_of_maps"], MAP_TYPE["hash_of_maps"]))
 
 
-def _name(table: tuple[str, ...], value: int) -> Optional[str]:
+def _name(table: tuple[str, ...], value: int) -> str | None:
     return table[value] if 0 <= value < len(table) else None
 
 

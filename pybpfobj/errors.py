@@ -14,7 +14,7 @@ import os
 
 TYPE_CHECKING = False  # typing stays out of start-up (annotations are strings)
 if TYPE_CHECKING:
-    from typing import Any, Optional
+    from typing import Any
 
 
 class BpfError(OSError):
@@ -29,10 +29,10 @@ class BpfError(OSError):
         message: str,
         *,
         errno: int = 0,
-        obj: Optional[str] = None,
-        map: Optional[str] = None,
-        prog: Optional[str] = None,
-        path: Optional[str] = None,
+        obj: str | None = None,
+        map: str | None = None,
+        prog: str | None = None,
+        path: str | None = None,
     ) -> None:
         super().__init__(errno, message)
         self.message = message
@@ -93,8 +93,8 @@ class VerifierError(LibbpfError):
         message: str,
         *,
         log: str = "",
-        insn: Optional[int] = None,
-        source: Optional[tuple[str, int, str]] = None,
+        insn: int | None = None,
+        source: tuple[str, int, str] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(message, **kw)
@@ -152,7 +152,7 @@ class MapIncompatibleError(MapError):
     ``differences`` maps each differing field to ``(expected, actual)``.
     """
 
-    def __init__(self, message: str, *, differences: Optional[dict[str, tuple[Any, Any]]] = None,
+    def __init__(self, message: str, *, differences: dict[str, tuple[Any, Any]] | None = None,
                  **kw: Any) -> None:
         kw.setdefault("errno", _errno.EINVAL)
         super().__init__(message, **kw)
@@ -195,7 +195,7 @@ _ERRNO_MAP_CLASSES: dict[int, type[MapError]] = {
 }
 
 
-def map_error(err: int, what: str, map_name: Optional[str] = None) -> MapError:
+def map_error(err: int, what: str, map_name: str | None = None) -> MapError:
     """The :class:`MapError` subclass for ``err`` from a map operation ``what``."""
     cls = _ERRNO_MAP_CLASSES.get(err, MapError)
     where = f" on map {map_name!r}" if map_name else ""
@@ -203,8 +203,23 @@ def map_error(err: int, what: str, map_name: Optional[str] = None) -> MapError:
 
 
 __all__ = [
-    "BpfError", "ObjectFormatError", "BTFError", "LibbpfError", "VerifierError", "UnsupportedError",
-    "ProgramError", "MapError", "KeyNotFoundError", "KeyExistsError", "MapFullError", "MapFrozenError",
-    "BatchError", "MapIncompatibleError", "PinError", "BpffsError", "BpffsMountError", "NotFoundError",
+    "BTFError",
+    "BatchError",
+    "BpfError",
+    "BpffsError",
+    "BpffsMountError",
+    "KeyExistsError",
+    "KeyNotFoundError",
+    "LibbpfError",
+    "MapError",
+    "MapFrozenError",
+    "MapFullError",
+    "MapIncompatibleError",
+    "NotFoundError",
+    "ObjectFormatError",
+    "PinError",
+    "ProgramError",
+    "UnsupportedError",
+    "VerifierError",
     "map_error",
 ]

@@ -14,10 +14,10 @@ import sys
 # Handler is a real alias only for type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Any, Callable, Optional, TextIO
+    from collections.abc import Callable, Sequence
+    from typing import Any, TextIO
 
-    Handler = Callable[["Context", list[str]], Optional[int]]
+    Handler = Callable[["Context", list[str]], int | None]
 else:
     Handler = object
 

@@ -36,15 +36,16 @@ from pybpfobj.errors import BpfError, LibbpfError
 # threading and ctypes.util are imported only when really needed.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from logging import Logger
-    from typing import Any, Callable, Optional
+    from typing import Any
 
 ENV_LIBBPF = "PYBPFOBJ_LIBBPF"
 LOGGER_NAME = "pybpfobj.libbpf"
 
 _lock = _thread.RLock()
-_lib: Optional[ctypes.CDLL] = None
-_libc: Optional[ctypes.CDLL] = None
+_lib: ctypes.CDLL | None = None
+_libc: ctypes.CDLL | None = None
 
 # libbpf_print_level, and the logging levels they map to
 LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
@@ -54,7 +55,7 @@ _PRINT_FN = CFUNCTYPE(c_int, c_int, c_void_p, c_void_p)
 _print_cb: Any = None  # keep the callback alive for the process's lifetime
 # Optional per-thread capture of libbpf's warnings and info lines (load errors are read from them).
 _capture = _thread._local()
-_log: Optional[Logger] = None
+_log: Logger | None = None
 _log_setup: list[Callable[[], None]] = []
 
 
@@ -170,7 +171,7 @@ def lib() -> ctypes.CDLL:
         _libc.vasprintf.restype = c_int
         _libc.free.argtypes = [c_void_p]
         _libc.free.restype = None
-        for declare in list(_DECLARATIONS):
+        for declare in _DECLARATIONS:
             declare(handle)
         _print_cb = _PRINT_FN(_on_print)
         handle.libbpf_set_print(_print_cb)
@@ -210,7 +211,7 @@ def check(ret: int, what: str, cls: type[BpfError] = LibbpfError, **names: Any) 
     raise cls(f"{what}: {os.strerror(err)}", errno=err, **names)
 
 
-def check_ptr(ptr: Optional[int], what: str, cls: type[BpfError] = LibbpfError, **names: Any) -> int:
+def check_ptr(ptr: int | None, what: str, cls: type[BpfError] = LibbpfError, **names: Any) -> int:
     """For pointer-returning calls: NULL (or libbpf's encoded -errno) raises ``cls``."""
     if ptr is None or ptr == 0:
         err = ctypes.get_errno() or 22
