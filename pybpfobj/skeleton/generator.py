@@ -33,6 +33,7 @@ from typing import Any
 from pybpfobj import constants
 from pybpfobj.errors import BTFError, ObjectFormatError
 from pybpfobj.skeleton.naming import Scope, identifier, pystr, to_class_name
+from pybpfobj.skeleton.pyfmt import WIDTH, Cat, Expr, Group, Opt, Str, finish, parse_type_expr, stmt
 
 __all__ = ["SkeletonError", "generate", "generate_file"]
 
@@ -336,42 +337,51 @@ class MapModel:
     flags: int = 0
 
     @property
-    def wrapper_type(self) -> str:
+    def wrapper_type(self) -> Expr:
+        """The annotation of the map's attribute."""
         k = _ann(self.key)
         v = _ann(self.value)
         if self.kind == "plain":
-            return f"_rt.TypedMap[{k}, {v}]"
+            return _sub("_rt.TypedMap", k, v)
         if self.kind == "percpu":
-            return f"_rt.PerCpuMap[{k}, {v}]"
+            return _sub("_rt.PerCpuMap", k, v)
         if self.kind == "queue":
-            return f"_rt.QueueMap[{v}]"
+            return _sub("_rt.QueueMap", v)
         if self.kind == "mapinmap":
             assert self.inner is not None
-            return f"_rt.MapInMap[{k}, {self.inner.wrapper_type}]"
+            return _sub("_rt.MapInMap", k, self.inner.wrapper_type)
         if self.kind == "progarray":
             return "_rt.ProgArray"
         return "_rt.RawMap"
 
-    def wrapper_expr(self, handle: str) -> str:
+    def wrapper_expr(self, handle: Expr) -> Expr:
         """Constructor expression taking the map handle source ``handle``."""
         key = _codec(self.key)
         value = _codec(self.value)
         if self.kind == "plain":
-            return f"_rt.TypedMap({handle}, {key}, {value})"
+            return _call("_rt.TypedMap", handle, key, value)
         if self.kind == "percpu":
-            return f"_rt.PerCpuMap({handle}, {key}, {value})"
+            return _call("_rt.PerCpuMap", handle, key, value)
         if self.kind == "queue":
-            return f"_rt.QueueMap({handle}, {value})"
+            return _call("_rt.QueueMap", handle, value)
         if self.kind == "mapinmap":
             assert self.inner is not None
             i = self.inner
-            spec = (f"_rt.InnerSpec({pystr(i.type_name)}, {i.key_size}, {i.value_size}, {i.max_entries}, "
-                    f"{i.flags})")
-            return (f"_rt.MapInMap({handle}, {key}, "
-                    f"lambda h: {i.wrapper_expr('h')}, {pystr(i.name)}, {spec})")
+            spec = _call("_rt.InnerSpec", Str(i.type_name), str(i.key_size), str(i.value_size),
+                         str(i.max_entries), str(i.flags))
+            return _call("_rt.MapInMap", handle, key, Cat(["lambda h: ", i.wrapper_expr("h")]),
+                         Str(i.name), spec)
         if self.kind == "progarray":
-            return f"_rt.ProgArray({handle}, {pystr(self.prog_type or '')})"
-        return f"_rt.RawMap({handle})"
+            return _call("_rt.ProgArray", handle, Str(self.prog_type or ""))
+        return _call("_rt.RawMap", handle)
+
+
+def _call(fn: str, *args: Expr) -> Group:
+    return Group(fn, "(", list(args), ")")
+
+
+def _sub(generic: str, *args: Expr) -> Group:
+    return Group(generic, "[", list(args), "]", trailing=False)
 
 
 def _ann(ct: CType | None) -> str:
@@ -380,12 +390,10 @@ def _ann(ct: CType | None) -> str:
     return ct.ann if ct.scalar else ct.expr if not ct.expr.startswith("(") else ct.ann
 
 
-def _codec(ct: CType | None) -> str:
+def _codec(ct: CType | None) -> Expr:
     if ct is None:
         return "_rt.BYTES"
-    if ct.scalar:
-        return f"_rt.Scalar({ct.expr})"
-    return f"_rt.Record({ct.expr})"
+    return _call("_rt.Scalar" if ct.scalar else "_rt.Record", parse_type_expr(ct.expr))
 
 
 @dataclass
@@ -468,8 +476,9 @@ def build_model(data: bytes, *, name: str | None = None, source: str = "<bytes>"
     class_name = to_class_name(obj_name)
     module = Scope(_MODULE_RESERVED)
     class_name = module.claim_exact(class_name)
-    maps_cls = module.internal(f"{class_name}Maps_")
-    progs_cls = module.internal(f"{class_name}Progs_")
+    # one skeleton class per module: its containers need no longer names (short lines)
+    maps_cls = module.internal("Maps_")
+    progs_cls = module.internal("Progs_")
     types = TypeGen(btf, module)
 
     maps_scope = Scope(_MAPS_RESERVED)
@@ -532,7 +541,7 @@ def build_model(data: bytes, *, name: str | None = None, source: str = "<bytes>"
             if not variables or section == ".kconfig" or not section.startswith((".rodata", ".data", ".bss")):
                 continue
             attr = skel_scope.claim(section.lstrip(".").replace(".", "_"), "section")
-            cls = module.internal(f"{class_name}_{attr}_")
+            cls = module.internal(f"Section_{attr}_")
             decl = _section_decl(types, cls, section, m, variables, source)
             sections.append(SectionModel(section, attr, cls, not section.startswith(".rodata")))
             types.decls.append(decl)
@@ -548,7 +557,7 @@ def build_model(data: bytes, *, name: str | None = None, source: str = "<bytes>"
     blob: list[str] = []
     if embed:
         enc = base64.b64encode(zlib.compress(data, 9)).decode("ascii")
-        blob = [enc[i:i + 96] for i in range(0, len(enc), 96)]
+        blob = [enc[i:i + 76] for i in range(0, len(enc), 76)]
     return Model(obj_name, class_name, base, sha, embed, blob, path or "", types.decls, maps, progs,
                  sections, maps_cls, progs_cls)
 
@@ -593,11 +602,96 @@ def render(model: Model) -> str:
     )
     env.filters["pystr"] = pystr
     tmpl = env.get_template("skeleton.py.j2")
-    text = tmpl.render(m=model)
+    text = tmpl.render(m=model, L=Layout)
     head, _sep, body = text.partition("import ctypes as _ct\n")
     if "_ct." not in body:
         text = head + body
-    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    return finish(text)
+
+
+class Layout:
+    """Statements of the generated module, laid out within :data:`pyfmt.WIDTH` columns."""
+
+    @staticmethod
+    def s(text: str) -> Str:
+        return Str(text)
+
+    @staticmethod
+    def opt(expr: str) -> Expr:
+        t = parse_type_expr(expr)
+        return t if isinstance(t, Group) else Opt(t)
+
+    @staticmethod
+    def assign(target: str, value: Expr, indent: int) -> str:
+        return stmt(Cat([target, " = ", value]), indent)
+
+    @staticmethod
+    def comment(text: str, indent: int) -> str:
+        line = "# " + pystr(text)
+        room = WIDTH - indent
+        return " " * indent + (line if len(line) <= room else line[: room - 3] + "...")
+
+    @staticmethod
+    def doc(text: str, indent: int) -> str:
+        return stmt(Str(text), indent)
+
+    @staticmethod
+    def tuple(names: list[str], indent: int = 0) -> Group:
+        return Group("", "(", [Str(n) for n in names], ")", one_tuple=True)
+
+    @staticmethod
+    def fields(fields: list[Field], indent: int) -> str:
+        items: list[Expr] = [Group("", "(", [Str(f.name), parse_type_expr(f.expr)], ")") for f in fields]
+        return stmt(Group("_fields_ = ", "[", items, "]", force=True), indent)
+
+    @staticmethod
+    def annotate(name: str, ann: str, indent: int) -> str:
+        return stmt(Cat([name, ": ", Layout.opt(ann)]), indent)
+
+    @staticmethod
+    def bitfield(b: BitFieldDecl, indent: int) -> str:
+        return stmt(Cat([b.name, " = ", _call("_rt.BitField", str(b.byte_offset), str(b.nbytes), str(b.shift),
+                                              str(b.bits), str(b.signed))]), indent)
+
+    @staticmethod
+    def check_layout(d: ClassDecl) -> str:
+        checks: list[Expr] = [Group("", "(", [Str(n), str(off)], ")") for n, off in d.checks]
+        return stmt(_call("_rt.check_layout", d.name, str(d.size), Group("", "(", checks, ")", one_tuple=True)), 0)
+
+    @staticmethod
+    def map_attr(mp: MapModel, indent: int) -> str:
+        add = _call("self._add", Str(mp.name), mp.wrapper_expr(_call("self._source", Str(mp.name))))
+        ann = mp.wrapper_type
+        return stmt(Cat([f"self.{mp.attr}: ", ann if isinstance(ann, Group) else Opt(ann), " = ", add]), indent)
+
+    @staticmethod
+    def prog_attr(p: ProgModel, indent: int) -> str:
+        add = _call("self._add", Str(p.name), Str(p.section), Str(p.prog_type))
+        return stmt(Cat([f"self.{p.attr}: ", Opt("_rt.ProgramRef"), " = ", add]), indent)
+
+    @staticmethod
+    def initial_values(maps: list[MapModel], indent: int) -> str:
+        entries: list[Expr] = []
+        for mp in maps:
+            if mp.init_values:
+                inner: list[Expr] = [Cat([f"{k}: ", Str(v)]) for k, v in mp.init_values]
+                entries.append(Cat([Str(mp.name), ": ", Group("", "{", inner, "}")]))
+        target = "INITIAL_VALUES: _t.ClassVar[_t.Mapping[str, _t.Mapping[int, str]]]"
+        return stmt(Cat([target, " = ", Group("", "{", entries, "}")]), indent)
+
+    @staticmethod
+    def method_head(name: str, returns: str, indent: int) -> str:
+        return stmt(Cat([f"def {name}", Group("", "(", ["self"], ")"), f" -> {returns}:"]), indent)
+
+    @staticmethod
+    def section_return(s: SectionModel, indent: int) -> str:
+        call = _call("self._section", Str(s.map_name), s.cls, str(s.writable_after_load))
+        return stmt(Cat(["return ", call]), indent)
+
+    @staticmethod
+    def all(class_name: str) -> str:
+        names: list[Expr] = [Str("OBJECT_NAME"), Str("OBJECT_SHA256"), Str(class_name)]
+        return stmt(Cat(["__all__ = ", Group("", "[", names, "]")]), 0)
 
 
 def generate(obj: str | os.PathLike[str] | bytes, *, name: str | None = None, embed: bool = True,

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 __all__ = ["MAX_LEN", "Scope", "identifier", "pystr", "to_class_name"]
 
-MAX_LEN = 96
+MAX_LEN = 60  # with the generated statements around it, a line stays within 88 columns
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BAD = re.compile(r"[^A-Za-z0-9_]")
 
@@ -116,6 +116,8 @@ class Scope:
 
     def internal(self, stem: str) -> str:
         """A generator-owned name (``_stem0``, ``_stem1``...); never collides with C names."""
+        if len(stem) > MAX_LEN - 6:  # built from C names: cut, and keep distinct stems distinct
+            stem = f"{stem[: MAX_LEN - 20]}_x{_digest(stem)}_"
         n = 0
         while f"_{stem}{n}" in self.used:
             n += 1
