@@ -118,8 +118,8 @@ def render(e: Expr, col: int, indent: int, width: int = WIDTH) -> str:
         out = [f"{e.head}{e.open}"]
         op = e.sep.strip() + " "
         for k, item in enumerate(e.items):
-            lead = inner + (op if k else "")
-            out.append(lead + render(item, len(lead), indent + 4, width))
+            prefix = inner + (op if k else "")
+            out.append(prefix + render(item, len(prefix), indent + 4, width))
         out.append(" " * indent + e.close)
         return "\n".join(out)
     if isinstance(e, Group):
@@ -127,7 +127,7 @@ def render(e: Expr, col: int, indent: int, width: int = WIDTH) -> str:
         n = len(e.items)
         for k, item in enumerate(e.items):
             comma = "," if (k < n - 1 or e.trailing or (e.one_tuple and n == 1)) else ""
-            out.append(inner + render(item, indent + 4 + 0, indent + 4, width - len(comma)) + comma)
+            out.append(inner + render(item, indent + 4, indent + 4, width - len(comma)) + comma)
         out.append(" " * indent + e.close)
         return "\n".join(out)
     # Cat: break the last breakable part first, earlier ones when the line up to it is too long
