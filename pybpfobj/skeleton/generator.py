@@ -117,7 +117,7 @@ class TypeGen:
         self.btf = btf
         self.module = module
         self.decls: list[ClassDecl] = []
-        self.done: dict[int, CType] = {}
+        self.done: dict[int | tuple[int, str], CType] = {}
         self.in_progress: set[int] = set()
 
     def _err(self, msg: str) -> SkeletonError:
@@ -126,9 +126,17 @@ class TypeGen:
     # -- references ----------------------------------------------------
 
     def ref(self, type_id: int, hint: str) -> CType:
-        """The CType of ``type_id``; named after ``hint`` if it is anonymous."""
-        if type_id in self.done:
-            return self.done[type_id]
+        """The CType of ``type_id``; named after ``hint`` if it is anonymous.
+
+        An anonymous struct/union/enum gets one class per place it sits
+        (``hint``), as in C, where each is a type of its own: BTF
+        deduplication may merge identical ones into one id, and naming the
+        shared id after its first user would let an unrelated addition
+        rename it.
+        """
+        key: int | tuple[int, str] = (type_id, hint) if self._anonymous(type_id) else type_id
+        if key in self.done:
+            return self.done[key]
         if type_id in self.in_progress:
             raise self._err(f"type [{type_id}] contains itself by value")
         self.in_progress.add(type_id)
@@ -136,8 +144,21 @@ class TypeGen:
             ct = self._ref(type_id, hint)
         finally:
             self.in_progress.discard(type_id)
-        self.done[type_id] = ct
+        self.done[key] = ct
         return ct
+
+    def _anonymous(self, type_id: int) -> bool:
+        """Whether ``type_id`` (through modifiers and arrays) is an anonymous struct/union/enum."""
+        for _ in range(64):  # chains are short; a loop in crafted BTF ends here
+            t = self.btf.type(type_id)
+            k = int(t.kind)
+            if k in _MODIFIERS:
+                type_id = t.type_id
+            elif k == ARRAY:
+                type_id = t.elem_type
+            else:
+                return k in (STRUCT, UNION, ENUM, ENUM64) and not t.name
+        return False
 
     def _ref(self, type_id: int, hint: str) -> CType:
         t = self.btf.type(type_id)
@@ -185,10 +206,12 @@ class TypeGen:
         target = self.btf.type(t.type_id)
         tk = int(target.kind)
         # An anonymous struct/union/enum behind a typedef takes the typedef's name.
-        if tk in (STRUCT, UNION, ENUM, ENUM64) and not target.name and t.type_id not in self.done:
+        if tk in (STRUCT, UNION, ENUM, ENUM64) and not target.name:
             return self.ref(t.type_id, t.name or hint)
         ct = self.ref(t.type_id, t.name or hint)
-        if t.name and not t.name.startswith("_") and tk not in _MODIFIERS and ct.expr != identifier(t.name):
+        # Every typedef gets its alias, ``__u32`` too (as ``c__u32``: the underscore
+        # namespace is the generator's), so code can name the object's types.
+        if t.name and tk not in _MODIFIERS and ct.expr != identifier(t.name):
             alias = self.module.claim(t.name)
             self.decls.append(ClassDecl("alias", alias, doc=f"typedef {t.name}", target=ct.expr))
         return ct

@@ -433,3 +433,89 @@ def test_line_breaker_keeps_meaning_and_width() -> None:
     # an atom longer than any line: the module is exempted from E501 as a whole, and says so
     out = pyfmt.finish("# head\nx = " + "a" * 100 + "\n")
     assert out.splitlines()[1] == "# ruff: noqa: E501"
+
+
+_STABLE_V1 = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct inner_pair {
+    struct { __u32 a; __u16 b; } x;
+    union { __u32 v4; __u8 v6[16]; } addr;
+};
+typedef struct { __u64 hits; struct { __u8 flag; } sub; } counters_t;
+struct value {
+    struct inner_pair p;
+    counters_t c;
+    struct { __u32 k; };
+    enum { V_A, V_B } kind;
+    __u32 bits : 3, more : 5;
+};
+%(EXTRA)s
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct value);
+} vals SEC(".maps");
+
+SEC("xdp")
+int prog(struct xdp_md *ctx) { __u32 k = 0; return bpf_map_lookup_elem(&vals, &k) ? 2 : 1; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+# v2 adds, before everything of v1, an unrelated struct (anonymous members of the
+# same shapes as v1's, a new typedef) used by a map declared first
+_STABLE_EXTRA = r"""
+typedef __u32 other_id_t;
+struct unrelated {
+    struct { __u32 a; __u16 b; } y;
+    union { __u32 v4; __u8 v6[16]; } addr;
+    enum { U_A } e;
+    other_id_t id;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, struct unrelated);
+} other SEC(".maps");
+"""
+
+
+def _type_statements(text: str) -> dict[str, str]:
+    """Each top-level statement of the module's types section, by the name it defines."""
+    part = text.split("# -- types", 1)[1].split("\n", 1)[1].split("# -- maps", 1)[0]
+    tree = ast.parse(part)
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            key = node.name
+        elif isinstance(node, ast.Assign):
+            key = ast.unparse(node.targets[0])
+        else:
+            assert isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            key = "check " + ast.unparse(node.value.args[0])
+        out[key] = ast.get_source_segment(part, node) or ""
+    return out
+
+
+def test_names_and_code_of_types_survive_an_unrelated_addition(tmp_path: Path) -> None:
+    import platform
+    import shutil
+
+    cc = shutil.which("clang-19") or shutil.which("clang")
+    assert cc is not None, "clang is needed to build the test objects"
+    texts = []
+    for tag, extra in (("v1", ""), ("v2", _STABLE_EXTRA)):
+        src = tmp_path / f"{tag}.bpf.c"
+        src.write_text(_STABLE_V1 % {"EXTRA": extra})
+        obj = tmp_path / f"{tag}.o"
+        subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
+                        "-c", str(src), "-o", str(obj)], check=True)
+        texts.append(generator.generate(obj, name="stable"))
+    v1, v2 = (_type_statements(t) for t in texts)
+    assert {"inner_pair_x", "inner_pair_addr", "counters_t", "counters_t_sub", "value_anon0", "value_kind",
+            "c__u32", "check value"} <= set(v1)
+    assert "unrelated_y" in v2 and "other_id_t" in v2
+    assert {k: v2.get(k) for k in v1} == v1  # same names, same code
