@@ -93,6 +93,7 @@ class BitFieldDecl:
     shift: int
     bits: int
     signed: bool
+    big_endian: bool = False
 
 
 @dataclass
@@ -119,6 +120,7 @@ class TypeGen:
         self.decls: list[ClassDecl] = []
         self.done: dict[int | tuple[int, str], CType] = {}
         self.in_progress: set[int] = set()
+        self.big_endian = getattr(btf, "byte_order", "little") == "big"
 
     def _err(self, msg: str) -> SkeletonError:
         return SkeletonError(f"{getattr(self.btf, 'source', '<btf>')}: {msg}")
@@ -278,8 +280,12 @@ class TypeGen:
                     if not x.name:
                         continue  # unnamed bitfield: padding
                     bname = scope.claim(x.name, "bits")
-                    decl.bitfields.append(BitFieldDecl(bname, start, end - start,
-                                                       x.bit_offset - start * 8, b, s))
+                    rel = x.bit_offset - start * 8
+                    # BTF counts bit offsets in memory order: from the low bit of a
+                    # little-endian value, from the high bit of a big-endian one
+                    shift = (end - start) * 8 - rel - b if self.big_endian else rel
+                    decl.bitfields.append(BitFieldDecl(bname, start, end - start, shift, b, s,
+                                                       self.big_endian))
                 if not is_union:
                     pos = end
                 i = j
@@ -336,7 +342,7 @@ class TypeGen:
             if bf.name not in scope.used:
                 scope.used.add(bf.name)
                 decl.bitfields.append(BitFieldDecl(bf.name, bf.byte_offset + off, bf.nbytes, bf.shift,
-                                                   bf.bits, bf.signed))
+                                                   bf.bits, bf.signed, bf.big_endian))
 
 
 # ---------------------------------------------------------------------------
@@ -474,6 +480,7 @@ class Model:
     sections: list[SectionModel]
     maps_cls: str
     progs_cls: str
+    byte_order: str = "little"
 
 
 def _load_spec(data: bytes, source: str) -> Any:
@@ -582,7 +589,7 @@ def build_model(data: bytes, *, name: str | None = None, source: str = "<bytes>"
         enc = base64.b64encode(zlib.compress(data, 9)).decode("ascii")
         blob = [enc[i:i + 76] for i in range(0, len(enc), 76)]
     return Model(obj_name, class_name, base, sha, embed, blob, path or "", types.decls, maps, progs,
-                 sections, maps_cls, progs_cls)
+                 sections, maps_cls, progs_cls, "big" if types.big_endian else "little")
 
 
 def _section_decl(types: TypeGen, cls: str, section: str, m: Any, variables: list[Any],
@@ -673,8 +680,10 @@ class Layout:
 
     @staticmethod
     def bitfield(b: BitFieldDecl, indent: int) -> str:
-        return stmt(Cat([b.name, " = ", _call("_rt.BitField", str(b.byte_offset), str(b.nbytes), str(b.shift),
-                                              str(b.bits), str(b.signed))]), indent)
+        args = [str(b.byte_offset), str(b.nbytes), str(b.shift), str(b.bits), str(b.signed)]
+        if b.big_endian:
+            args.append("big_endian=True")
+        return stmt(Cat([b.name, " = ", _call("_rt.BitField", *args)]), indent)
 
     @staticmethod
     def check_layout(d: ClassDecl) -> str:

@@ -17,6 +17,7 @@ import base64
 import ctypes
 import errno as _errno
 import os
+import sys
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import (
@@ -24,6 +25,7 @@ from typing import (
     Any,
     ClassVar,
     Generic,
+    Literal,
     Self,
     TypeVar,
     overload,
@@ -55,6 +57,7 @@ __all__ = [
     "Scalar",
     "Skeleton",
     "TypedMap",
+    "check_byte_order",
     "check_layout",
 ]
 
@@ -81,13 +84,24 @@ def check_layout(cls: type[Any], size: int, offsets: tuple[tuple[str, int], ...]
             raise LayoutError(f"{cls.__name__}.{name}: ctypes offset {got} != BTF offset {off}")
 
 
+def check_byte_order(order: str) -> None:
+    """Import-time check: a module generated from a ``order``-endian object works on such a host
+    only (its ctypes types are native-endian)."""
+    if order != sys.byteorder:
+        raise LayoutError(f"this skeleton describes a {order}-endian BPF object; on this "
+                          f"{sys.byteorder}-endian host its types would read every value byte-swapped")
+
+
 class BitField:
-    """A C bitfield of a generated struct: ``bits`` bits at bit ``shift`` of the
-    ``nbytes`` little-endian bytes at ``byte_offset`` in the struct."""
+    """A C bitfield of a generated struct: ``bits`` bits at bit ``shift`` (from the least
+    significant) of the ``nbytes`` bytes at ``byte_offset`` in the struct, read as one
+    little-endian integer (big-endian with ``big_endian``, for bpfeb objects)."""
 
-    __slots__ = ("bits", "byte_offset", "mask", "name", "nbytes", "shift", "signed")
+    __slots__ = ("bits", "byte_offset", "mask", "name", "nbytes", "order", "shift", "signed")
 
-    def __init__(self, byte_offset: int, nbytes: int, shift: int, bits: int, signed: bool) -> None:
+    def __init__(self, byte_offset: int, nbytes: int, shift: int, bits: int, signed: bool,
+                 big_endian: bool = False) -> None:
+        self.order: Literal["little", "big"] = "big" if big_endian else "little"
         self.byte_offset = byte_offset
         self.nbytes = nbytes
         self.shift = shift
@@ -108,7 +122,7 @@ class BitField:
         if obj is None:
             return self
         raw = ctypes.string_at(ctypes.addressof(obj) + self.byte_offset, self.nbytes)  # type: ignore[arg-type]
-        v = (int.from_bytes(raw, "little") >> self.shift) & self.mask
+        v = (int.from_bytes(raw, self.order) >> self.shift) & self.mask
         if self.signed and v >> (self.bits - 1):
             v -= 1 << self.bits
         return v
@@ -119,10 +133,10 @@ class BitField:
         if not isinstance(value, int) or not lo <= value <= hi:
             raise ValueError(f"bitfield {self.name} ({self.bits} bits) cannot hold {value!r}")
         addr = ctypes.addressof(obj) + self.byte_offset  # type: ignore[arg-type]
-        cur = int.from_bytes(ctypes.string_at(addr, self.nbytes), "little")
+        cur = int.from_bytes(ctypes.string_at(addr, self.nbytes), self.order)
         cur &= ~(self.mask << self.shift)
         cur |= (value & self.mask) << self.shift
-        ctypes.memmove(addr, cur.to_bytes(self.nbytes, "little"), self.nbytes)
+        ctypes.memmove(addr, cur.to_bytes(self.nbytes, self.order), self.nbytes)
 
 
 # ---------------------------------------------------------------------------

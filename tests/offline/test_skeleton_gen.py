@@ -64,7 +64,7 @@ def assert_no_injected_code(text: str) -> None:
         elif isinstance(node, ast.Call):
             fn = node.func
             name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else "?"
-            assert name in {"check_layout", "BitField", "TypedMap", "PerCpuMap", "QueueMap", "MapInMap",
+            assert name in {"check_layout", "check_byte_order", "BitField", "TypedMap", "PerCpuMap", "QueueMap", "MapInMap",
                             "ProgArray", "RawMap", "Scalar", "Record", "InnerSpec", "_add", "_source",
                             "_section", "__init__", "super"} or name.startswith("_Maps") or name[:1].isupper() \
                 or name.endswith(("Maps_0", "Progs_0")), ast.dump(node)
@@ -519,3 +519,68 @@ def test_names_and_code_of_types_survive_an_unrelated_addition(tmp_path: Path) -
             "c__u32", "check value"} <= set(v1)
     assert "unrelated_y" in v2 and "other_id_t" in v2
     assert {k: v2.get(k) for k in v1} == v1  # same names, same code
+
+
+_BITFIELDS_SRC = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct bf { __u8 lead; __u32 a : 3, b : 7, c : 12; __s32 d : 5; __u16 e : 9; __u64 f : 40, g : 24; };
+struct bf g_bf = { .lead = 0xAB, .a = 5, .b = 100, .c = 3000, .d = -7, .e = 300, .f = 0x12345678AB, .g = 0x654321 };
+
+SEC("xdp")
+int prog(struct xdp_md *ctx) { return g_bf.a; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+_BITFIELD_VALUES = {"a": 5, "b": 100, "c": 3000, "d": -7, "e": 300, "f": 0x12345678AB, "g": 0x654321}
+
+
+@pytest.mark.parametrize("target", ["bpfel", "bpfeb"])
+def test_bitfields_follow_the_objects_byte_order(tmp_path: Path, target: str) -> None:
+    """The descriptors read the values the compiler stored in .data, for either byte order;
+    a big-endian module refuses to import on a host of the other order, saying why."""
+    import platform
+    import shutil
+
+    from elftools.elf.elffile import ELFFile
+
+    from pybpfobj.errors import BpfError
+    from pybpfobj.skeleton import runtime
+
+    cc = shutil.which("clang-19") or shutil.which("clang")
+    assert cc is not None, "clang is needed to build the test objects"
+    src = tmp_path / "bf.bpf.c"
+    src.write_text(_BITFIELDS_SRC)
+    obj = tmp_path / f"bf_{target}.o"
+    subprocess.run([cc, "-O2", "-g", "-target", target, f"-I/usr/include/{platform.machine()}-linux-gnu",
+                    "-c", str(src), "-o", str(obj)], check=True)
+    text = generator.generate(obj, name="bf")
+    with open(obj, "rb") as f:
+        data = ELFFile(f).get_section_by_name(".data").data()
+    # the BitField descriptors of struct bf, as generated
+    cls = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == "bf")
+    fields = {}
+    for node in cls.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
+                and ast.unparse(node.value.func) == "_rt.BitField":
+            args = [ast.literal_eval(a) for a in node.value.args]
+            kw = {k.arg: ast.literal_eval(k.value) for k in node.value.keywords}
+            fields[ast.unparse(node.targets[0])] = runtime.BitField(*args, **kw)
+    assert set(fields) == set(_BITFIELD_VALUES)
+    buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+    for name, want in _BITFIELD_VALUES.items():
+        assert fields[name].__get__(buf) == want, (target, name)
+    fields["c"].__set__(buf, 4095)  # a write changes that field only
+    assert [fields[n].__get__(buf) for n in "abc"] == [5, 100, 4095] and buf[0] == 0xAB
+    path = tmp_path / f"bf_{target}_skel.py"
+    path.write_text(text)
+    ruff_both_ways([str(path)])
+    if target == "bpfeb":
+        assert "_rt.check_byte_order('big')" in text
+        with pytest.raises(BpfError, match="big-endian BPF object; on this little-endian host"):
+            import_module(path, f"bf_{target}_skel")
+    else:
+        assert "check_byte_order" not in text
+        mod = import_module(path, f"bf_{target}_skel")
+        v = mod.bf.from_buffer_copy(data[: ctypes.sizeof(mod.bf)])
+        assert [getattr(v, n) for n in _BITFIELD_VALUES] == list(_BITFIELD_VALUES.values())
