@@ -5,13 +5,24 @@
 ``outer_array`` (declared to hold ``inner_map0``) and of ``outer_hash``.
 We run it with BPF_PROG_TEST_RUN and watch which inner map counts.
 
-    python3 examples/mapinmap_app.py [--objs bpf_progs/build] [--pin-root DIR]
+Run it as root from a checkout, after building the objects (``make -C bpf_progs``)::
+
+    .venv/bin/python examples/mapinmap_app.py
+    # or, without the venv of scripts/setup.sh:
+    PYTHONPATH=. python3 examples/mapinmap_app.py
+
+It generates its skeleton itself (into ``--skel-dir``, default a temporary
+directory), as ``pybpfobj gen skeleton bpf_progs/build/mapinmap.o output
+mapinmap_skel.py`` would at an application's build time.  ``--objs``
+defaults to this checkout's bpf_progs/build.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -39,11 +50,15 @@ def load_skeleton(obj: Path, skel_dir: Path, module: str) -> ModuleType:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--objs", default="bpf_progs/build", type=Path)
+    ap.add_argument("--objs", default=Path(__file__).resolve().parent.parent / "bpf_progs" / "build",
+                    type=Path)
     ap.add_argument("--pin-root", default=None)
     ap.add_argument("--skel-dir", default=None, type=Path)
     args = ap.parse_args()
-    skel_dir = args.skel_dir or Path(tempfile.mkdtemp(prefix="mim-skel-"))
+    skel_dir = args.skel_dir
+    if skel_dir is None:
+        skel_dir = Path(tempfile.mkdtemp(prefix="mim-skel-"))
+        atexit.register(shutil.rmtree, skel_dir, True)
     mod = load_skeleton(args.objs / "mapinmap.o", skel_dir, "mapinmap_skel")
 
     with mod.Mapinmap.open_and_load(pin_root=args.pin_root) as skel:

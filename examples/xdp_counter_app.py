@@ -6,14 +6,25 @@
 - packets are run through the program with BPF_PROG_TEST_RUN (no interface needed);
 - the stats map is pinned under ``--pin-root`` (a bpffs) and unpinned at the end.
 
-    python3 examples/xdp_counter_app.py [--objs bpf_progs/build] [--pin-root /sys/fs/bpf]
+Run it as root from a checkout, after building the objects (``make -C bpf_progs``)::
+
+    .venv/bin/python examples/xdp_counter_app.py [--drop] [--pin-root BPFFS_DIR]
+    # or, without the venv of scripts/setup.sh:
+    PYTHONPATH=. python3 examples/xdp_counter_app.py
+
+It generates its skeleton itself (into ``--skel-dir``, default a temporary
+directory), as ``pybpfobj gen skeleton bpf_progs/build/xdp_counter.o output
+xdp_counter_skel.py`` would at an application's build time.  ``--objs``
+defaults to this checkout's bpf_progs/build.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -43,12 +54,16 @@ XDP_DROP, XDP_PASS = 1, 2
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--objs", default="bpf_progs/build", type=Path)
+    ap.add_argument("--objs", default=Path(__file__).resolve().parent.parent / "bpf_progs" / "build",
+                    type=Path)
     ap.add_argument("--pin-root", default=None, help="a bpffs directory to pin the stats map in")
     ap.add_argument("--skel-dir", default=None, type=Path)
     ap.add_argument("--drop", action="store_true", help="configure the program to drop")
     args = ap.parse_args()
-    skel_dir = args.skel_dir or Path(tempfile.mkdtemp(prefix="xdp-skel-"))
+    skel_dir = args.skel_dir
+    if skel_dir is None:
+        skel_dir = Path(tempfile.mkdtemp(prefix="xdp-skel-"))
+        atexit.register(shutil.rmtree, skel_dir, True)
     mod = load_skeleton(args.objs / "xdp_counter.o", skel_dir, "xdp_counter_skel")
 
     with mod.XdpCounter.open(pin_root=args.pin_root) as skel:

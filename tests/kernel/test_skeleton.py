@@ -273,14 +273,21 @@ def test_attach_failure_rolls_back_every_link(need_root: None, tmp_path: Path) -
         assert [x.prog for x in s.attach()] == ["first_tp", "second_raw"]
 
 
-def test_examples_run(need_root: None, objs: Path, bpffs: Path, tmp_path: Path) -> None:
-    for ex in ("xdp_counter_app.py", "mapinmap_app.py"):
-        r = subprocess.run([sys.executable, str(ROOT / "examples" / ex), "--objs", str(objs),
-                            "--pin-root", str(bpffs), "--skel-dir", str(tmp_path)],
-                           capture_output=True, text=True, check=False, cwd=ROOT,
-                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+def test_examples_run_as_their_docstrings_say(need_root: None, objs: Path, bpffs: Path,
+                                               tmp_path: Path) -> None:
+    """As a user runs them: from any directory, with the package on the path, defaults first."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    runs = [["xdp_counter_app.py"], ["mapinmap_app.py"],
+            ["xdp_counter_app.py", "--drop", "--pin-root", str(bpffs), "--skel-dir", str(tmp_path / "s")],
+            ["mapinmap_app.py", "--objs", str(objs), "--skel-dir", str(tmp_path / "s")]]
+    for ex, *args in runs:
+        assert "python" in ((ROOT / "examples" / ex).read_text().split('"""')[1]), ex  # says how to run it
+        r = subprocess.run([sys.executable, str(ROOT / "examples" / ex), *args], capture_output=True, text=True,
+                           check=False, cwd=tmp_path, env=env)
         assert r.returncode == 0, ex + r.stdout + r.stderr
-        assert "ok" in r.stdout.splitlines()[-1], r.stdout
+        assert r.stdout.splitlines()[-1] == "ok", r.stdout
+    # --skel-dir keeps the generated modules, as an application's build would
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.py")) == ["mapinmap_skel.py", "xdp_counter_skel.py"]
     assert not [p for p in bpffs.iterdir() if not p.name.endswith(".debug")]  # pins cleaned up
 
 
