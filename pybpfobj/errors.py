@@ -72,6 +72,18 @@ class ObjectFormatError(BpfError):
         super().__init__(message, **kw)
 
 
+class ObjectOpenError(ObjectFormatError):
+    """An object file could not be opened at all (a directory, a device...).
+
+    ``errno`` says why; the CLI exits 255 as bpftool does when it fails to
+    open an object file.
+    """
+
+    @property
+    def exit_code(self) -> int:
+        return 255
+
+
 class BTFError(ObjectFormatError):
     """BTF or BTF.ext data is malformed."""
 

@@ -32,6 +32,7 @@ from pybpfobj.errors import (
     MapError,
     MapIncompatibleError,
     NotFoundError,
+    ObjectOpenError,
     PinError,
     ProgramError,
     UnsupportedError,
@@ -154,6 +155,13 @@ class BpfObject:
             self._path = os.fspath(source)
             src = self._path
             self.source = self._path
+            if os.path.exists(self._path) and not os.path.isfile(self._path):
+                # libbpf 1.1 leaks its fd when elf_begin fails on a directory: refuse first
+                isdir = os.path.isdir(self._path)
+                raise ObjectOpenError(
+                    f"failed to open object file '{self._path}': "
+                    f"{'is a directory' if isdir else 'not a regular file'}",
+                    errno=_errno.EISDIR if isdir else _errno.EINVAL, obj=self._path, path=self._path)
         self.pin_root = pin_root
         self._state = "opened"
         self._log_buf: Any = None

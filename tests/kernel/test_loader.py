@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import logging
@@ -360,4 +361,16 @@ def test_a_program_type_the_kernel_lacks_is_named_as_such(objs: Path) -> None:
     obj.set_prog_type(60)  # no kernel has program type 60 (yet)
     with pytest.raises(UnsupportedError, match=r"program 'unknown_sec_prog' .* has type unknown \(60\), which this kernel rejected \(it may not support it\)"):
         obj.load()
+    assert fds() == before
+
+
+def test_a_directory_as_object_is_refused_before_libbpf_and_leaks_no_fd(tmp_path: Path,
+                                                                          need_root: None) -> None:
+    from pybpfobj.errors import ObjectOpenError
+
+    before = fds()
+    with pytest.raises(ObjectOpenError) as info:
+        BpfObject(tmp_path)
+    assert info.value.errno == errno.EISDIR and str(tmp_path) in str(info.value)
+    assert info.value.exit_code == 255
     assert fds() == before
