@@ -24,12 +24,12 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from pybpfobj.errors import BpfError, MapError
 from pybpfobj.testrun import HasFd
 
-MapLike = Union[int, HasFd]
+MapLike = int | HasFd
 
 
 def _map_fd(m: MapLike) -> int:

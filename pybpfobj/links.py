@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno as E
 import os
 import socket
-from typing import Self, Union
+from typing import Self
 
 from pybpfobj.constants import (
     ATTACH_TYPE,
@@ -28,8 +28,8 @@ from pybpfobj.constants import (
 from pybpfobj.errors import BpfError, NotFoundError, ProgramError, UnsupportedError
 from pybpfobj.testrun import HasFd, prog_fd, prog_label
 
-ProgLike = Union[int, HasFd]
-MapLike = Union[int, HasFd]
+ProgLike = int | HasFd
+MapLike = int | HasFd
 
 # bpftool's ATTACH_TYPE words for ``prog attach``, in its table order
 # (enum order), and the attach types they stand for.

@@ -12,14 +12,13 @@ from __future__ import annotations
 import errno as E
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
 
 from pybpfobj.constants import MAP_TYPE, map_type_name, prog_type_name
 from pybpfobj.errors import BpfError, MapError, ProgramError
 from pybpfobj.testrun import HasFd, prog_fd, prog_label
 
-ProgLike = Union[int, HasFd]
-MapLike = Union[int, HasFd]
+ProgLike = int | HasFd
+MapLike = int | HasFd
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ an optional context, and returns a :class:`TestRunResult`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
 from pybpfobj.errors import ProgramError
 
@@ -18,7 +18,7 @@ class HasFd(Protocol):
     def fd(self) -> int: ...
 
 
-ProgLike = Union[int, HasFd]
+ProgLike = int | HasFd
 
 # bpftool's default output buffer size when data_in/ctx_in is given
 DEFAULT_SIZE_OUT = 32 * 1024

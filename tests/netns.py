@@ -14,8 +14,7 @@ import itertools
 import os
 import subprocess
 import sys
-
-from typing_extensions import Self
+from typing import Self
 
 _seq = itertools.count()
 

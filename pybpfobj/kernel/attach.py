@@ -13,6 +13,7 @@ touches these prototypes.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -26,7 +27,7 @@ from ctypes import (
     c_void_p,
 )
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pybpfobj.errors import BpfError, LibbpfError, ProgramError
 from pybpfobj.kernel import libbpf

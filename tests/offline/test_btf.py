@@ -202,7 +202,11 @@ def test_line_info_matches_the_source_and_sections(objs: Path) -> None:
             assert all(0 <= li.insn_off < sizes[sec] // 8 for li in infos)
             for li in infos:
                 # line_info carries the file name, the line's text and its number: they agree
-                src = Path(li.file_name).read_text().splitlines()
+                # relative names are relative to bpf_progs/, where clang runs (see its Makefile)
+                src_path = Path(li.file_name)
+                if not src_path.is_absolute():
+                    src_path = objs.parent / src_path
+                src = src_path.read_text().splitlines()
                 assert src[li.line_num - 1] == li.line, (li, src[li.line_num - 1])
                 assert li.line_col <= len(li.line) + 1
         # func_info entries start at a line_info record (libbpf requires it)

@@ -43,17 +43,17 @@ def test_prefix_matching_takes_first_in_table_order() -> None:
 
 
 def test_unknown_object_word() -> None:
-    rc, out, err = _run("frobnicate")
+    rc, _out, err = _run("frobnicate")
     assert rc == 255 and err.startswith("Error: object 'frobnicate' is unknown")
 
 
 def test_json_error_goes_to_stdout() -> None:
-    rc, out, err = _run("-j", "frobnicate")
+    rc, out, _err = _run("-j", "frobnicate")
     assert rc == 255 and json.loads(out) == {"error": "object 'frobnicate' is unknown"}
 
 
 def test_version() -> None:
-    rc, out, err = _run("version")
+    rc, out, _err = _run("version")
     assert rc == 0 and out.startswith("pybpfobj v")
 
 
@@ -64,5 +64,5 @@ def test_gen_output_option_passes_through_with_its_value() -> None:
 
 
 def test_output_option_without_value_is_a_usage_error() -> None:
-    rc, out, err = _run("gen", "skeleton", "x.o", "-o")
+    rc, _out, err = _run("gen", "skeleton", "x.o", "-o")
     assert rc == 255 and "Error: option '-o' requires an argument" in err
