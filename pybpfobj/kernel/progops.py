@@ -1,7 +1,10 @@
 """Program-side prototypes beyond id/fd/info: run-time statistics and
 fd-by-id with flags.
 
-Test runs and attachment live in :mod:`pybpfobj.kernel.attach`.
+Test runs and attachment live in :mod:`pybpfobj.kernel.attach`; the map
+element calls used here are declared in :mod:`pybpfobj.kernel.mapops`,
+``bpf_enable_stats`` in :mod:`pybpfobj.kernel.libbpf` and
+``bpf_program__set_attach_target`` in :mod:`pybpfobj.kernel.objects`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 from ctypes import Structure, c_size_t, c_uint32
 
 from pybpfobj.errors import LibbpfError, NotFoundError, UnsupportedError
-from pybpfobj.kernel import libbpf
+from pybpfobj.kernel import libbpf, mapops
 
 # enum bpf_stats_type
 BPF_STATS_RUN_TIME = 0
@@ -30,16 +33,12 @@ class bpf_get_fd_by_id_opts(Structure):
 def _progops(lb: ctypes.CDLL) -> None:
     libbpf._proto(lb, "bpf_prog_get_fd_by_id_opts", ctypes.c_int, c_uint32,
                   ctypes.POINTER(bpf_get_fd_by_id_opts))
-    libbpf._proto(lb, "bpf_enable_stats", ctypes.c_int, ctypes.c_int)
-    libbpf._proto(lb, "bpf_map_lookup_elem", ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-    libbpf._proto(lb, "bpf_map_update_elem", ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                  ctypes.c_uint64)
 
 
 def map_lookup_bytes(map_fd: int, key: bytes, value_size: int) -> bytes:
     """One raw map lookup (for reading a program's ``.rodata`` metadata)."""
     buf = ctypes.create_string_buffer(max(value_size, 1))
-    ret = libbpf.lib().bpf_map_lookup_elem(map_fd, key, buf)
+    ret = mapops.fn("bpf_map_lookup_elem")(map_fd, key, buf)
     if ret < 0:
         err = -ret
         raise LibbpfError(f"map lookup (fd {map_fd}): {os.strerror(err)}", errno=err)
@@ -48,7 +47,7 @@ def map_lookup_bytes(map_fd: int, key: bytes, value_size: int) -> bytes:
 
 def map_update_bytes(map_fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
     """One raw map update (the profiler's perf event array slots)."""
-    ret = libbpf.lib().bpf_map_update_elem(map_fd, key, value, flags)
+    ret = mapops.fn("bpf_map_update_elem")(map_fd, key, value, flags)
     if ret < 0:
         err = -ret
         raise LibbpfError(f"map update (fd {map_fd}): {os.strerror(err)}", errno=err)
@@ -78,9 +77,6 @@ def prog_fd_by_id_flags(prog_id: int, open_flags: int = 0) -> int:
             raise NotFoundError(msg)
         raise LibbpfError(msg, errno=err)
     return int(ret)
-
-
-
 
 
 class bpf_prog_load_opts(Structure):
@@ -128,21 +124,6 @@ def probe_fentry(target_prog_fd: int) -> None:
         raise UnsupportedError(f"loading an fentry program on {pi.name or pi.id} failed: "
                                f"{os.strerror(err)}", errno=err)
     os.close(ret)
-
-
-@libbpf.declares
-def _profile_protos(lb: ctypes.CDLL) -> None:
-    libbpf._proto(lb, "bpf_program__set_attach_target", ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-                  ctypes.c_char_p)
-
-
-def set_attach_target(prog_ptr: int, target_fd: int, func_name: str) -> None:
-    """``bpf_program__set_attach_target`` on an opened (not yet loaded) program: fentry/fexit
-    programs then attach to ``func_name`` of the BPF program behind ``target_fd``."""
-    ret = libbpf.lib().bpf_program__set_attach_target(prog_ptr, target_fd, func_name.encode())
-    if ret < 0:
-        err = -ret
-        raise LibbpfError(f"set attach target {func_name}: {os.strerror(err)}", errno=err)
 
 
 # -- perf counters (prog profile) ----------------------------------------------
@@ -203,14 +184,12 @@ def perf_event_read(fd: int) -> tuple[int, int, int]:
 
 
 def possible_cpus() -> int:
-    """How many CPUs the kernel may ever bring up (per-CPU map values have this many slots)."""
-    with open("/sys/devices/system/cpu/possible") as f:
-        text = f.read().strip()
-    n = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        n = max(n, int(hi or lo) + 1)
-    return n
+    """How many CPUs the kernel may ever bring up (per-CPU map values have this many slots).
+
+    libbpf's count (the one :func:`pybpfobj.maps.possible_cpus` caches), so
+    the profiler sizes its per-CPU reads exactly as the map handles do.
+    """
+    return libbpf.num_possible_cpus()
 
 
 __all__ = [
@@ -229,5 +208,4 @@ __all__ = [
     "possible_cpus",
     "probe_fentry",
     "prog_fd_by_id_flags",
-    "set_attach_target",
 ]
