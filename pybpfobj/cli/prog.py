@@ -213,6 +213,38 @@ def _format_fallback(btf: Any, type_id: int, data: bytes) -> Any:
     return [f"0x{b:02x}" for b in data]
 
 
+def header_line(pi: Any) -> str:
+    """The first line of ``prog show`` text (also printed above each of several dumps)."""
+    tname = pi.type_name if not pi.type_name.startswith("unknown") else f"type {pi.type}"
+    line = f"{pi.id}: {tname}  "
+    if pi.name:
+        line += f"name {pi.name}  "
+    line += f"tag {pi.tag}"
+    if pi.gpl_compatible:
+        line += "  gpl"
+    if pi.run_time_ns:
+        line += f" run_time_ns {pi.run_time_ns} run_cnt {pi.run_cnt}"
+    if pi.recursion_misses:
+        line += f" recursion_misses {pi.recursion_misses}"
+    return line
+
+
+def header_json(pi: Any) -> dict[str, Any]:
+    """The leading keys of a ``prog show`` JSON object (also heading each of several dumps)."""
+    d: dict[str, Any] = {"id": pi.id}
+    d["type"] = pi.type_name if not pi.type_name.startswith("unknown") else pi.type
+    if pi.name:
+        d["name"] = pi.name
+    d["tag"] = pi.tag
+    d["gpl_compatible"] = pi.gpl_compatible
+    if pi.run_time_ns:
+        d["run_time_ns"] = pi.run_time_ns
+        d["run_cnt"] = pi.run_cnt
+    if pi.recursion_misses:
+        d["recursion_misses"] = pi.recursion_misses
+    return d
+
+
 def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
               pids: dict[int, list[tuple[int, str]]] | None) -> Any:
     from pybpfobj.kernel import info as kinfo
@@ -222,17 +254,7 @@ def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
     memlock = kinfo.fdinfo(prog.fd).get("memlock")
     meta = _metadata(pi.map_ids) if pi.map_ids else None
     if ctx.json:
-        d: dict[str, Any] = {"id": pi.id}
-        d["type"] = pi.type_name if not pi.type_name.startswith("unknown") else pi.type
-        if pi.name:
-            d["name"] = pi.name
-        d["tag"] = pi.tag
-        d["gpl_compatible"] = pi.gpl_compatible
-        if pi.run_time_ns:
-            d["run_time_ns"] = pi.run_time_ns
-            d["run_cnt"] = pi.run_cnt
-        if pi.recursion_misses:
-            d["recursion_misses"] = pi.recursion_misses
+        d = header_json(pi)
         if pi.load_time:
             d["loaded_at"] = kinfo.boot_time_to_epoch(pi.load_time)
             d["uid"] = pi.created_by_uid
@@ -253,18 +275,7 @@ def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
         if meta is not None:
             d["metadata"] = {name: jv for name, jv, _ in meta}
         return d
-    tname = pi.type_name if not pi.type_name.startswith("unknown") else f"type {pi.type}"
-    line = f"{pi.id}: {tname}  "
-    if pi.name:
-        line += f"name {pi.name}  "
-    line += f"tag {pi.tag}"
-    if pi.gpl_compatible:
-        line += "  gpl"
-    if pi.run_time_ns:
-        line += f" run_time_ns {pi.run_time_ns} run_cnt {pi.run_cnt}"
-    if pi.recursion_misses:
-        line += f" recursion_misses {pi.recursion_misses}"
-    out = [line]
+    out = [header_line(pi)]
     if pi.load_time:
         out.append(f"\tloaded_at {_loaded_at_text(kinfo.boot_time_to_epoch(pi.load_time))}"
                    f"  uid {pi.created_by_uid}")
@@ -408,4 +419,4 @@ def do_prog(ctx: Context, args: list[str]) -> int:
     return dispatch(ctx, args, COMMANDS, USAGE, default="show")
 
 
-__all__ = ["USAGE", "UsageError", "do_prog", "parse_one_prog", "parse_prog_handle"]
+__all__ = ["USAGE", "UsageError", "do_prog", "header_json", "header_line", "parse_one_prog", "parse_prog_handle"]

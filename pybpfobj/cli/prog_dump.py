@@ -12,40 +12,9 @@ import subprocess
 from typing import Any
 
 from pybpfobj.cli.common import CliError, Context, is_keyword
-from pybpfobj.cli.prog import USAGE, parse_prog_handle
+from pybpfobj.cli.prog import USAGE, header_json, header_line, parse_prog_handle
 from pybpfobj.errors import BpfError
 from pybpfobj.programs import Program
-
-
-def header_line(pi: Any) -> str:
-    """The first line of ``prog show`` text (printed above each of several dumps)."""
-    tname = pi.type_name if not pi.type_name.startswith("unknown") else f"type {pi.type}"
-    line = f"{pi.id}: {tname}  "
-    if pi.name:
-        line += f"name {pi.name}  "
-    line += f"tag {pi.tag}"
-    if pi.gpl_compatible:
-        line += "  gpl"
-    if pi.run_time_ns:
-        line += f" run_time_ns {pi.run_time_ns} run_cnt {pi.run_cnt}"
-    if pi.recursion_misses:
-        line += f" recursion_misses {pi.recursion_misses}"
-    return line
-
-
-def header_json(pi: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {"id": pi.id}
-    d["type"] = pi.type_name if not pi.type_name.startswith("unknown") else pi.type
-    if pi.name:
-        d["name"] = pi.name
-    d["tag"] = pi.tag
-    d["gpl_compatible"] = pi.gpl_compatible
-    if pi.run_time_ns:
-        d["run_time_ns"] = pi.run_time_ns
-        d["run_cnt"] = pi.run_cnt
-    if pi.recursion_misses:
-        d["recursion_misses"] = pi.recursion_misses
-    return d
 
 
 def listing_for(prog: Program) -> tuple[Any, Any]:
