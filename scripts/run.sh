@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything, then the main job on a bundled object: load
-# xdp_counter.o and pin its programs and maps on a private bpffs, show
-# what was pinned, and take it all away again (unmount).  Needs root.
+# xdp_counter.o and pin its programs and maps on a private bpffs, show the
+# program, run a test packet through it, dump its counters, and take it all
+# away again (unmount).  Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -12,9 +13,15 @@ bash scripts/setup.sh
 
 pb() { echo "+ pybpfobj $*"; .venv/bin/pybpfobj "$@"; }
 DIR=$(mktemp -d /tmp/pybpfobj-run.XXXXXX)
-trap 'umount "$DIR" 2>/dev/null || true; rmdir "$DIR"' EXIT
+PKT="$DIR.pkt"
+trap 'umount "$DIR" 2>/dev/null || true; rmdir "$DIR"; rm -f "$PKT"' EXIT
 mount -t bpf bpf "$DIR"
+echo "a private bpffs at $DIR (unmounted at the end)"
+head -c 64 /dev/zero > "$PKT"
 
 pb loadall bpf_progs/build/xdp_counter.o "$DIR/progs" pinmaps "$DIR/maps"
+echo "pinned: $(cd "$DIR" && echo progs/* maps/*)"
 pb prog show pinned "$DIR/progs/xdp_count"
+pb prog run pinned "$DIR/progs/xdp_count" data_in "$PKT"
+echo "(2 is XDP_PASS; the program counted the packet in its per-CPU stats map)"
 pb map dump pinned "$DIR/maps/stats"

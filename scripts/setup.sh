@@ -28,8 +28,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.pybpfobj-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e '.[test]'
+    echo "setup: installing pybpfobj and its test extra into .venv" >&2
+    # pip's and setuptools' chatter goes to a log, shown only if the install fails
+    log=$(mktemp)
+    if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+           .venv/bin/python -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "setup: pip install failed (output above)" >&2
+        exit 1
+    fi
+    rm -f "$log"
     touch "$stamp"
 fi
 
