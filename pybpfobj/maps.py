@@ -31,6 +31,7 @@ import mmap as _mmap
 import os
 import re
 import struct
+from array import array as _array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -200,7 +201,7 @@ class _CTypeCodec(_Codec):
 
 def _is_buffer(x: Any) -> bool:
     """Packed data (bytes, bytearray, array.array, memoryview, numpy arrays), not a sequence of values."""
-    if isinstance(x, (bytes, bytearray, memoryview)):
+    if isinstance(x, (_array, bytes, bytearray, memoryview)):
         return True
     return hasattr(x, "typecode") or hasattr(x, "__array_interface__")
 
@@ -214,6 +215,46 @@ def _codec_for_ctype(t: Any) -> _Codec:
     if isinstance(t, type) and issubclass(t, ctypes._SimpleCData):  # c_char, floats...
         return _CTypeCodec(t)
     return _CTypeCodec(t)
+
+
+def _buffer_arg(obj: Any, mv: memoryview) -> Any:
+    """A ``c_void_p``-compatible argument for the memory of ``obj`` (viewed by ``mv``), with no copy.
+
+    array.array passes its address; bytes pass as they are (ctypes hands
+    over their internal pointer);
+    writable buffers as a ctypes array over their memory; other read-only
+    buffers (a memoryview of bytes, a read-only mmap) are copied, as ctypes
+    has no address for them.
+    """
+    t = type(obj)
+    if t is _array:
+        return obj.buffer_info()[0]  # the caller's export of ``mv`` pins this memory for the call
+    if t is bytes:
+        return obj
+    if mv.readonly:
+        return mv.tobytes()
+    return (ctypes.c_char * mv.nbytes).from_buffer(mv)
+
+
+_opts_cache: dict[int, mapops.BpfMapBatchOpts] = {}
+
+
+def _batch_opts_for(elem_flags: int) -> Any:
+    """A pointer to read-only batch opts for ``elem_flags`` (libbpf only reads them: shared safely)."""
+    p = _opts_cache.get(elem_flags)
+    if p is None:
+        p = _opts_cache.setdefault(elem_flags, mapops.batch_opts(elem_flags=elem_flags))
+    return ctypes.byref(p)
+
+
+_update_batch_fn: list[Any] = []
+
+
+def _f_update_batch() -> Any:
+    """libbpf's bpf_map_update_batch (declared prototype), looked up once."""
+    if not _update_batch_fn:
+        _update_batch_fn.append(mapops.fn("bpf_map_update_batch"))
+    return _update_batch_fn[0]
 
 
 # ---------------------------------------------------------------------------
@@ -877,10 +918,41 @@ class Map:
         f = mapops.fn(fname)
         chunk = self._batch_chunk()
         vstride = self.value_stride * self.ncpus
-        kbuf = ctypes.create_string_buffer(max(1, chunk * self.key_size))
-        vbuf = ctypes.create_string_buffer(max(1, chunk * vstride))
+        bufs = self._take_batch_bufs(chunk, vstride)
+        kbuf, vbuf = bufs
         tok_in = ctypes.create_string_buffer(max(self.key_size, 8))
         tok_out = ctypes.create_string_buffer(max(self.key_size, 8))
+        try:
+            return self._batch_loop(f, delete, decode, chunk, vstride, kbuf, vbuf, tok_in, tok_out)
+        finally:
+            self._give_batch_bufs(bufs)
+
+    _BATCH_BUF_KEEP = 4 << 20  # batch buffers up to this size are kept for the next whole-map read
+
+    def _take_batch_bufs(self, chunk: int, vstride: int) -> tuple[Any, Any]:
+        """Key and value buffers for ``chunk`` elements, this call's alone until given back.
+
+        Small enough ones are kept on the handle: a fresh 1 MiB buffer is
+        page-faulted in by the kernel's first write, inside every read.
+        """
+        ksz, vsz = max(1, chunk * self.key_size), max(1, chunk * vstride)
+        pool: list[tuple[Any, Any]] = self.__dict__.setdefault("_batch_pool", [])
+        try:
+            kb, vb = pool.pop()
+        except IndexError:
+            return ctypes.create_string_buffer(ksz), ctypes.create_string_buffer(vsz)
+        if len(kb) == ksz and len(vb) == vsz:
+            return kb, vb
+        return ctypes.create_string_buffer(ksz), ctypes.create_string_buffer(vsz)
+
+    def _give_batch_bufs(self, bufs: tuple[Any, Any]) -> None:
+        if len(bufs[0]) + len(bufs[1]) <= self._BATCH_BUF_KEEP:
+            pool: list[tuple[Any, Any]] = self.__dict__.setdefault("_batch_pool", [])
+            if len(pool) < 2:
+                pool.append(bufs)
+
+    def _batch_loop(self, f: Any, delete: bool, decode: bool, chunk: int, vstride: int, kbuf: Any,
+                    vbuf: Any, tok_in: Any, tok_out: Any) -> tuple[list[Any], list[Any]]:
         opts = mapops.batch_opts()
         count = ctypes.c_uint32()
         keys: list[Any] = []
@@ -985,16 +1057,28 @@ class Map:
                 pass
         return b"".join(self._value_bytes(v) for v in values)
 
-    def update_batch(self, items: Iterable[tuple[Any, Any]] | dict[Any, Any] | None = None,
+    def update_batch(self, items: Iterable[tuple[Any, Any]] | dict[Any, Any] | Iterable[Any] | None = None,
                      values: Iterable[Any] | None = None, *, keys: Iterable[Any] | None = None,
                      flags: int | str = ANY) -> int:
         """Update many elements in one BPF_MAP_UPDATE_BATCH (element-wise where refused).
 
-        Give ``items`` as (key, value) pairs or a dict, or ``keys=`` and
-        ``values`` as two sequences; packed buffers (``array.array("I")``,
-        bytes, numpy arrays) for ``keys=``/``values`` go to the kernel as they are.  Returns the count; a failure raises
-        BatchError whose ``applied`` says how many took effect.
+        ``m.update_batch(keys, values)`` (or ``keys=``/``values=``) with two
+        sequences of the same length, or ``m.update_batch(items)`` with
+        (key, value) pairs or a dict.  Packed buffers for keys and values
+        (``array.array("I")``, bytearray, numpy arrays: ``key_size`` and
+        ``value_size`` bytes per element) go to the kernel as they are,
+        without a copy; bytes are passed as they are too.  Returns the count;
+        a failure raises BatchError whose ``applied`` says how many took
+        effect.
         """
+        if values is not None and keys is None:
+            keys, items = items, None  # positional form: update_batch(keys, values)
+            if keys is None:
+                raise MapError(f"update_batch on map {self.name!r}: values without keys",
+                               errno=_errno.EINVAL, map=self.name)
+        elif keys is not None and items is not None:
+            raise MapError(f"update_batch on map {self.name!r}: give items or keys and values, not both",
+                           errno=_errno.EINVAL, map=self.name)
         fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
         if keys is not None and _is_buffer(keys) and _is_buffer(values) and not self.percpu:
             return self._update_batch_buffers(keys, values, fl)
@@ -1013,8 +1097,7 @@ class Map:
         kdata = self._pack_keys(kl)
         vdata = self._pack_values(vl)
         count = ctypes.c_uint32(len(kl))
-        opts = mapops.batch_opts(elem_flags=fl)
-        r = mapops.fn("bpf_map_update_batch")(self.fd, kdata, vdata, ctypes.byref(count), ctypes.byref(opts))
+        r = _f_update_batch()(self.fd, kdata, vdata, ctypes.byref(count), _batch_opts_for(fl))
         if r:
             n = count.value if count.value != len(kl) else 0
             if n == 0 and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
@@ -1024,29 +1107,30 @@ class Map:
         return len(kl)
 
     def _update_batch_buffers(self, keys: Any, values: Any, fl: int) -> int:
-        """Keys and values already packed (bytes, array.array, memoryview): passed without copying."""
-        kmv = memoryview(keys).cast("B")
-        vmv = memoryview(values).cast("B")
-        n = len(kmv) // max(1, self.key_size)
-        if len(kmv) != n * self.key_size or len(vmv) != n * self.value_size:
-            raise MapError(f"update_batch on map {self.name!r}: {len(kmv)} key bytes and {len(vmv)} value "
-                           f"bytes are not a whole number of {self.key_size}/{self.value_size}-byte elements "
-                           "of the same count", errno=_errno.EINVAL, map=self.name)
+        """Keys and values already packed: their memory goes to the kernel without a copy.
+
+        The buffers stay exported (so neither can be resized or freed) for
+        the duration of the call, which releases the GIL.
+        """
+        ks, vs = self.key_size, self.value_size
+        kmv, vmv = memoryview(keys), memoryview(values)
+        kn, vn = kmv.nbytes, vmv.nbytes
+        n = kn // ks if ks else 0
+        if not ks or kn != n * ks or vn != n * vs or not kmv.c_contiguous or not vmv.c_contiguous:
+            raise MapError(f"update_batch on map {self.name!r}: {kn} key bytes and {vn} value "
+                           f"bytes are not a whole number of {ks}/{vs}-byte elements "
+                           "of the same count in contiguous buffers", errno=_errno.EINVAL, map=self.name)
         if n == 0:
             return 0
-        kb = (ctypes.c_char * len(kmv)).from_buffer(kmv) if not kmv.readonly else bytes(kmv)
-        vb = (ctypes.c_char * len(vmv)).from_buffer(vmv) if not vmv.readonly else bytes(vmv)
         count = ctypes.c_uint32(n)
-        opts = mapops.batch_opts(elem_flags=fl)
-        r = mapops.fn("bpf_map_update_batch")(self.fd, ctypes.addressof(kb) if not isinstance(kb, bytes) else kb,
-                                              ctypes.addressof(vb) if not isinstance(vb, bytes) else vb,
-                                              ctypes.byref(count), ctypes.byref(opts))
+        r = _f_update_batch()(self.fd, _buffer_arg(keys, kmv), _buffer_arg(values, vmv),
+                              ctypes.byref(count), _batch_opts_for(fl))
         if r:
             done = count.value if count.value != n else 0
             if done == 0 and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
-                kc, vc = _BytesCodec(self.key_size), _BytesCodec(self.value_size)
-                return self._elementwise([kc.unpack(kmv, i * self.key_size) for i in range(n)],
-                                         [vc.unpack(vmv, i * self.value_size) for i in range(n)], fl)
+                kb, vb = kmv.cast("B"), vmv.cast("B")
+                return self._elementwise([bytes(kb[i * ks:(i + 1) * ks]) for i in range(n)],
+                                         [bytes(vb[i * vs:(i + 1) * vs]) for i in range(n)], fl)
             raise BatchError(f"batch update on map {self.name!r} failed after {done} of {n} elements: "
                              f"{os.strerror(-r)}", applied=done, errno=-r, map=self.name)
         return n
