@@ -54,7 +54,8 @@ def _prog_name_by_id(prog_id: int | None) -> str | None:
     except BpfError:
         return None
     try:
-        return info.prog_info(fd).name
+        # the kernel keeps 15 characters of a name: complete it from BTF, as bpftool does
+        return info.prog_full_name(fd)
     finally:
         os.close(fd)
 
