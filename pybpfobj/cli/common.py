@@ -15,9 +15,14 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any, TextIO
+    from typing import Any, Protocol, TextIO, TypeVar
 
     Handler = Callable[["Context", list[str]], int | None]
+
+    class _Closable(Protocol):
+        def close(self) -> None: ...
+
+    _H = TypeVar("_H", bound=_Closable)
 else:
     Handler = object
 
@@ -128,3 +133,16 @@ def hexbytes(data: bytes) -> list[str]:
 def require_args(args: list[str], n: int, usage: str = "") -> None:
     if len(args) < n:
         raise UsageError("too few parameters", usage)
+
+
+def only_one(handles: list[_H], what: str) -> _H:
+    """The one object a ``PROG``/``MAP`` handle matched, for verbs that take exactly one
+    (bpftool's ``prog_parse_fd``/``map_parse_fd``): when several matched (a
+    shared name or tag), all are closed and ``several WHAT match this handle``
+    is raised."""
+    if len(handles) > 1:
+        for h in handles:
+            h.close()
+        raise CliError(f"several {what} match this handle")
+    return handles[0]
+

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pybpfobj import constants as C
-from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, hexbytes, is_keyword
+from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, hexbytes, is_keyword, only_one
 from pybpfobj.errors import BpfError, map_error
 from pybpfobj.kernel import info as kinfo
 from pybpfobj.maps import Map, check_map_name, possible_cpus
@@ -126,27 +126,17 @@ def parse_map_handle(args: list[str]) -> tuple[list[Map], list[str]]:
     raise CliError(f"expected 'id', 'name' or 'pinned', got: '{word}'?")
 
 
-def _one_map(args: list[str]) -> tuple[Map, list[str]]:
+def parse_one_map(args: list[str]) -> tuple[Map, list[str]]:
+    """A ``MAP`` handle that must match exactly one map (bpftool's map_parse_fd)."""
     maps, rest = parse_map_handle(args)
-    if len(maps) > 1:
-        for m in maps:
-            m.close()
-        raise CliError("several maps match this handle")
-    return maps[0], rest
+    return only_one(maps, "maps"), rest
 
 
 def _prog_fd(args: list[str]) -> tuple[int, list[str]]:
     """A program fd from ``PROG`` words (for prog_array values)."""
-    try:
-        from pybpfobj.cli.prog import parse_prog_handle
-    except ImportError:  # pragma: no cover - prog.py ships with the package
-        raise CliError("program handles are not available") from None
-    progs, rest = parse_prog_handle(args)
-    if len(progs) > 1:
-        for p in progs:
-            p.close()
-        raise CliError("several programs match this handle")
-    p = progs[0]
+    from pybpfobj.cli.prog import parse_one_prog
+
+    p, rest = parse_one_prog(args)
     fd = os.dup(p.fd)
     p.close()
     return fd, rest
@@ -226,7 +216,7 @@ def parse_elem(args: list[str], m: Map, want_key: bool, want_value: bool, want_f
                         raise CliError("value smaller than 4B for map in map?")
                     if len(args) < 2:
                         raise CliError("not enough value arguments for map in map")
-                    inner, args = _one_map(args)
+                    inner, args = parse_one_map(args)
                     e.value_fd = os.dup(inner.fd)
                     inner.close()
                     e.value = struct.pack("<I", e.value_fd)
@@ -672,7 +662,7 @@ def do_dump(ctx: Context, args: list[str]) -> int:
 def do_update(ctx: Context, args: list[str]) -> int:
     if len(args) < 2:
         raise _usage()
-    m, rest = _one_map(args)
+    m, rest = parse_one_map(args)
     e = None
     try:
         e = parse_elem(rest, m, True, True, True)
@@ -695,7 +685,7 @@ def do_update(ctx: Context, args: list[str]) -> int:
 def do_lookup(ctx: Context, args: list[str]) -> int:
     if len(args) < 2:
         raise _usage()
-    m, rest = _one_map(args)
+    m, rest = parse_one_map(args)
     try:
         e = parse_elem(rest, m, True, False, False)
         key = e.key or b""
@@ -717,7 +707,7 @@ def do_lookup(ctx: Context, args: list[str]) -> int:
 def do_getnext(ctx: Context, args: list[str]) -> int:
     if len(args) < 2:
         raise _usage()
-    m, rest = _one_map(args)
+    m, rest = parse_one_map(args)
     try:
         key: bytes | None = None
         if rest:
@@ -739,7 +729,7 @@ def do_getnext(ctx: Context, args: list[str]) -> int:
 def do_delete(ctx: Context, args: list[str]) -> int:
     if len(args) < 2:
         raise _usage()
-    m, rest = _one_map(args)
+    m, rest = parse_one_map(args)
     try:
         e = parse_elem(rest, m, True, False, False)
         r = m._f_delete(m.fd, e.key)
@@ -766,7 +756,7 @@ def _pin_fd(ctx: Context, fd: int, path: str) -> None:
 def do_pin(ctx: Context, args: list[str]) -> int:
     if len(args) < 3:
         raise _usage()
-    m, rest = _one_map(args)
+    m, rest = parse_one_map(args)
     try:
         if len(rest) != 1:
             raise _usage()
@@ -796,7 +786,7 @@ def do_pop(ctx: Context, args: list[str]) -> int:
     """
     if len(args) < 2:
         raise _usage()
-    m, rest = _one_map(args)
+    m, rest = parse_one_map(args)
     try:
         if rest:
             raise _usage()
@@ -819,7 +809,7 @@ def do_pop(ctx: Context, args: list[str]) -> int:
 def do_freeze(ctx: Context, args: list[str]) -> int:
     if len(args) < 2:
         raise _usage()
-    m, rest = _one_map(args)
+    m, rest = parse_one_map(args)
     try:
         if rest:
             raise _usage()
@@ -894,7 +884,7 @@ def do_create(ctx: Context, args: list[str]) -> int:
             elif is_keyword(w, "inner_map"):
                 if inner is not None:
                     raise CliError("inner_map already specified")
-                inner, args = _one_map(args[1:])
+                inner, args = parse_one_map(args[1:])
             else:
                 raise CliError(f"unknown arg {w}")
         if not name:
@@ -934,7 +924,7 @@ def _ifindex(name: str) -> int:
 def do_event_pipe(ctx: Context, args: list[str]) -> int:
     if len(args) < 2:
         raise _usage()
-    m, rest = _one_map(args)
+    m, rest = parse_one_map(args)
     try:
         ringbuf = m.type == C.MAP_TYPE["ringbuf"]
         if not ringbuf and m.type != C.MAP_TYPE["perf_event_array"]:
@@ -1115,4 +1105,5 @@ __all__ = [
     "parse_bytes",
     "parse_elem",
     "parse_map_handle",
+    "parse_one_map",
 ]

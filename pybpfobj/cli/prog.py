@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from pybpfobj.cli.common import CliError, Context, Handler, UsageError, dispatch, is_keyword
+from pybpfobj.cli.common import CliError, Context, Handler, UsageError, dispatch, is_keyword, only_one
 from pybpfobj.errors import BpfError, NotFoundError
 from pybpfobj.programs import Program
 
@@ -112,11 +112,7 @@ def parse_prog_handle(args: list[str]) -> tuple[list[Program], list[str]]:
 def parse_one_prog(args: list[str]) -> tuple[Program, list[str]]:
     """A handle that must match exactly one program (bpftool's prog_parse_fd)."""
     progs, rest = parse_prog_handle(args)
-    if len(progs) > 1:
-        for p in progs:
-            p.close()
-        raise CliError("several programs match this handle")
-    return progs[0], rest
+    return only_one(progs, "programs"), rest
 
 
 def _parse_uint(text: str) -> int:

@@ -12,7 +12,7 @@ import subprocess
 from typing import Any
 
 from pybpfobj.cli.common import CliError, Context, is_keyword
-from pybpfobj.cli.prog import USAGE, header_json, header_line, parse_prog_handle
+from pybpfobj.cli.prog import USAGE, header_json, header_line, parse_one_prog, parse_prog_handle
 from pybpfobj.errors import BpfError
 from pybpfobj.programs import Program
 
@@ -243,10 +243,8 @@ def do_profile(ctx: Context, args: list[str]) -> int:
         from pybpfobj.cli.common import UsageError
 
         raise UsageError("too few parameters", USAGE)
-    progs, rest = parse_prog_handle(args)
+    prog, rest = parse_one_prog(args)
     try:
-        if len(progs) > 1:
-            raise CliError("several programs match this handle")
         duration: int | None = None
         if rest and is_keyword(rest[0], "duration"):
             if len(rest) < 2:
@@ -260,7 +258,7 @@ def do_profile(ctx: Context, args: list[str]) -> int:
             rest = rest[2:]
         try:
             metrics = profiler.parse_metrics(rest)
-            result = profiler.profile(progs[0].fd, metrics, duration)
+            result = profiler.profile(prog.fd, metrics, duration)
         except BpfError as e:
             raise CliError(e.message, e.exit_code) from None
         if ctx.json:
@@ -269,5 +267,4 @@ def do_profile(ctx: Context, args: list[str]) -> int:
             ctx.out.write(result.text())
         return 0
     finally:
-        for p in progs:
-            p.close()
+        prog.close()

@@ -181,67 +181,6 @@ def _print_run(ctx: Context, res: Any, files: dict[str, str | None], repeat: int
 # attach / detach
 
 
-def _parse_map(args: list[str]) -> tuple[Any, list[str]]:
-    try:
-        from pybpfobj.cli.map import parse_map_handle  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        parse_map_handle = _parse_map_fallback
-    maps, rest = parse_map_handle(args)
-    if len(maps) > 1:
-        for m in maps:
-            _close(m)
-        raise CliError("several maps match this handle")
-    return maps[0], rest
-
-
-class _MapFd:
-    """A map fd with a name, for when cli/map.py is not there."""
-
-    def __init__(self, fd: int, name: str) -> None:
-        self.fd = fd
-        self.name = name
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def _parse_map_fallback(args: list[str]) -> tuple[list[Any], list[str]]:
-    from pybpfobj.errors import BpfError
-    from pybpfobj.kernel import info
-
-    word = args[0]
-    try:
-        if is_keyword(word, "id"):
-            fd = info.map_fd_by_id(_strtoul(args[1], "ID"))
-        elif is_keyword(word, "pinned"):
-            fd = info.obj_get(args[1], "map")
-        elif is_keyword(word, "name"):
-            found = []
-            for mid in info.map_ids():
-                try:
-                    fd = info.map_fd_by_id(mid)
-                except BpfError:
-                    continue
-                if info.map_info(fd).name == args[1]:
-                    found.append(_MapFd(fd, args[1]))
-                else:
-                    os.close(fd)
-            if not found:
-                raise CliError(f"no map with name '{args[1]}' found")
-            return found, args[2:]
-        else:
-            raise CliError(f"expected 'id', 'name' or 'pinned', got: '{word}'?")
-    except BpfError as e:
-        raise CliError(e.message) from None
-    return [_MapFd(fd, info.map_info(fd).name)], args[2:]
-
-
-def _close(obj: Any) -> None:
-    close = getattr(obj, "close", None)
-    if close is not None:
-        close()
-
-
 def _attach_detach(ctx: Context, args: list[str], verb: str) -> int:
     from pybpfobj import links
     from pybpfobj.cli.prog import parse_one_prog
@@ -259,7 +198,9 @@ def _attach_detach(ctx: Context, args: list[str], verb: str) -> int:
             raise CliError("invalid attach/detach type", 234)
         if at != ATTACH_TYPE["flow_dissector"]:
             _req(rest[1:], 2, rest[0], 234)
-            target, _ = _parse_map(rest[1:])
+            from pybpfobj.cli.map import parse_one_map
+
+            target, _ = parse_one_map(rest[1:])
         if at not in [ATTACH_TYPE[full] for _, full in links.PROG_ATTACH_KEYWORDS]:
             raise CliError(f"attach type {attach_type_name(at)} is not supported by 'prog {verb}' "
                            "(msg_verdict, skb_verdict, stream_verdict, stream_parser, flow_dissector)", 234)
@@ -277,7 +218,7 @@ def _attach_detach(ctx: Context, args: list[str], verb: str) -> int:
     finally:
         prog.close()
         if target is not None:
-            _close(target)
+            target.close()
 
 
 def do_attach(ctx: Context, args: list[str]) -> int:
