@@ -20,13 +20,17 @@ samples in ``lost`` (and calls ``lost_callback(cpu, count)``).
 from __future__ import annotations
 
 import ctypes
+import mmap as _mmap
+import os
+import select
 import struct
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pybpfobj.errors import BpfError, MapError
+from pybpfobj.errors import BpfError, LibbpfError, MapError
 from pybpfobj.testrun import HasFd
 
 MapLike = int | HasFd
@@ -140,81 +144,347 @@ class _Reader:
             pass
 
 
+# struct bpf_ringbuf_hdr (8 bytes: u32 len, u32 pg_off) and the two flags the kernel keeps in len
+_RB_HDR = 8
+_RB_BUSY = 1 << 31
+_RB_DISCARD = 1 << 30
+_RB_LEN = _RB_DISCARD - 1
+_BULK_MIN = 8  # records in a run worth checking for one common size (see _Ring.read)
+
+
+class _Ring:
+    """One ringbuf map mapped into this process, read without libbpf.
+
+    The layout is the kernel's (Documentation/bpf/ringbuf.rst): page 0
+    holds ``consumer_pos`` and is the only writable one; page 1 holds
+    ``producer_pos``; then come the data pages, mapped twice in a row so
+    that a record crossing the end of the ring reads as one piece.  Each
+    record is an 8-byte header (length, BUSY and DISCARD bits in the first
+    u32) and its data, padded to 8 bytes.  Positions only grow; ``pos &
+    mask`` is the offset in the ring.
+
+    Ordering: ``producer_pos`` is read before the headers below it and a
+    header before its data, and ``consumer_pos`` is written after the data
+    is copied out; x86-64 (total store order) keeps loads in order and
+    stores in order, which is all the acquire/release pairs of libbpf's
+    reader give there.  Positions are read and written as whole aligned
+    8-byte words (memoryview ``Q`` items), never byte by byte.
+    """
+
+    def __init__(self, m: MapLike, callback: Callable[[bytes], Any] | None) -> None:
+        from pybpfobj.kernel import info
+
+        label = _map_label(m)
+        self.label = label
+        self.callback = callback
+        size = int(info.fdinfo(_map_fd(m)).get("max_entries", "0"))
+        page = _mmap.PAGESIZE
+        if size <= 0 or size & (size - 1) or size % page:
+            raise MapError(f"ring buffer map {label} has an unusable size {size}", errno=22, map=label)
+        self.fd = os.dup(_map_fd(m))  # ours: the caller may close its handle while we read
+        try:
+            self._cons_mm = _mmap.mmap(self.fd, page, _mmap.MAP_SHARED, _mmap.PROT_READ | _mmap.PROT_WRITE)
+            self._data_mm = _mmap.mmap(self.fd, page + 2 * size, _mmap.MAP_SHARED, _mmap.PROT_READ,
+                                       offset=page)
+        except OSError as e:
+            self.close()
+            raise MapError(f"mapping ring buffer map {label}: {os.strerror(e.errno or 22)}",
+                           errno=e.errno or 22, map=label) from None
+        self.cons = memoryview(self._cons_mm).cast("Q")
+        self.prod = memoryview(self._data_mm).cast("Q")  # [0] is producer_pos
+        self.words = memoryview(self._data_mm).cast("I")
+        self.mm = self._data_mm
+        self.base = page
+        self.mask = size - 1
+
+    def available(self) -> bool:
+        return bool(self.prod[0] - self.cons[0])
+
+    def read(self, out: Any, limit: int, fmt: struct.Struct | None = None,
+             bulk: dict[tuple[int, int], struct.Struct | None] | None = None,
+             ends: list[int] | None = None) -> int:
+        """Append up to ``limit`` records to ``out`` (bytes, or ``fmt`` tuples); returns how many.
+
+        ``consumer_pos`` is committed at the end of each run of records
+        found below ``producer_pos``, then ``producer_pos`` is read again.
+        A BUSY record (reserved, not yet submitted) ends the read: nothing
+        after it may be consumed before it.  DISCARD records are skipped.
+        ``bulk`` caches the structs that cut same-size runs (None: record by
+        record).  With ``ends``, nothing is committed: the position after
+        each record is appended to it and the caller commits (:meth:`commit`)
+        up to where its records were handled; :attr:`reached` is where the
+        read stopped.
+        """
+        cons_v, prod_v, words, mm, base, mask = self.cons, self.prod, self.words, self.mm, self.base, self.mask
+        append = out.append
+        unpack_from = fmt.unpack_from if fmt is not None else None
+        need = fmt.size if fmt is not None else 0
+        got = 0
+        cons = cons_v[0]
+        try:
+            while got < limit:
+                prod = prod_v[0]
+                if cons >= prod:
+                    break
+                busy = False
+                while cons < prod and got < limit:
+                    off = base + (cons & mask)
+                    hdr = words[off >> 2]
+                    if hdr & _RB_BUSY:
+                        busy = True
+                        break
+                    ln = hdr & _RB_LEN
+                    step = (ln + _RB_HDR + 7) & ~7
+                    # a run of same-size records (fixed-size events, the common case) is taken
+                    # whole: its headers are compared in one go and its records cut out by C code
+                    k = min((prod - cons) // step, limit - got)
+                    if k >= _BULK_MIN and bulk is not None and not hdr & _RB_DISCARD:
+                        key = (ln, step)
+                        st = bulk.get(key, _NO_STRUCT)
+                        if st is _NO_STRUCT:
+                            st = bulk[key] = _bulk_struct(fmt, ln, step)
+                        if st is not None:
+                            w = off >> 2
+                            hb = words[w:w + k * (step >> 2):step >> 2].tobytes()
+                            want = hdr.to_bytes(4, sys.byteorder) * k
+                            if hb != want:  # the run ends earlier: how many headers match
+                                k = _common_prefix(hb, want) >> 2
+                            if k >= _BULK_MIN:
+                                chunk = mm[off:off + k * step]
+                                if fmt is None:
+                                    out.extend(map(_first, st.iter_unpack(chunk)))
+                                else:
+                                    out.extend(st.iter_unpack(chunk))
+                                if ends is not None:
+                                    ends.extend(range(cons + step, cons + k * step + 1, step))
+                                got += k
+                                cons += k * step
+                                continue
+                    if not hdr & _RB_DISCARD:
+                        if unpack_from is None:
+                            append(mm[off + _RB_HDR:off + _RB_HDR + ln])
+                        else:
+                            if ln < need:
+                                raise MapError(f"a {ln}-byte record in ring buffer map {self.label} is "
+                                               f"shorter than the format's {need} bytes", errno=22,
+                                               map=self.label)
+                            append(unpack_from(mm, off + _RB_HDR))
+                        got += 1
+                        if ends is not None:
+                            ends.append(cons + step)
+                    cons += step
+                if ends is None:
+                    cons_v[0] = cons
+                if busy:
+                    break
+        finally:
+            self.reached = cons
+            if ends is None:
+                cons_v[0] = cons
+        return got
+
+    def commit(self, pos: int) -> None:
+        """Give the ring space up to ``pos`` back to the producer."""
+        self.cons[0] = pos
+
+    def close(self) -> None:
+        for v in ("cons", "prod", "words"):
+            mv = self.__dict__.pop(v, None)
+            if mv is not None:
+                mv.release()
+        self.__dict__.pop("mm", None)
+        for name in ("_cons_mm", "_data_mm"):
+            mm = self.__dict__.pop(name, None)
+            if mm is not None:
+                mm.close()
+        fd = self.__dict__.pop("fd", -1)
+        if fd >= 0:
+            os.close(fd)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common prefix of ``a`` and ``b`` (slice compares only: C speed)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) >> 1
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _first(t: tuple[Any, ...]) -> Any:
+    return t[0]
+
+
+def _bulk_struct(fmt: struct.Struct | None, ln: int, step: int) -> struct.Struct | None:
+    """One record of a same-size run as a struct: header skipped, data (or ``fmt``'s fields), padding.
+
+    None when the run cannot be cut that way (records shorter than
+    ``fmt``, or native alignment that would pad differently).
+    """
+    if fmt is None:
+        return struct.Struct(f"={_RB_HDR}x{ln}s{step - _RB_HDR - ln}x")
+    f = fmt.format
+    has_order = f[:1] in ("@", "=", "<", ">", "!")
+    order, body = (f[0], f[1:]) if has_order else ("@", f)
+    if ln < fmt.size:
+        return None
+    st = struct.Struct(f"{order}{_RB_HDR}x{body}{step - _RB_HDR - fmt.size}x")
+    return st if st.size == step else None
+
+
+_NO_STRUCT: Any = object()
+
+
 class RingBuffer(_Reader):
     """A reader of one (or more, see :meth:`add`) ``ringbuf`` maps.
 
-    ``callback(data: bytes)`` is called for each sample during
-    :meth:`poll`/:meth:`consume`; without one, samples queue up for
-    :meth:`events` / iteration.  A callback returning a negative number
-    stops the current poll (libbpf's rule); an exception in it is raised
-    from :meth:`poll`.
+    The ring is mapped into this process and its records are parsed in
+    Python (no libbpf call, no foreign callback per record).  Three ways
+    to read:
+
+    - :meth:`read_batch` returns every record available now as a list of
+      bytes (optionally waiting for the first); :meth:`read_structs`
+      returns them decoded by a :mod:`struct` format (fastest);
+    - ``callback(data: bytes)`` is called for each record during
+      :meth:`poll`/:meth:`consume`: a callback returning a negative number
+      stops the poll, which raises :class:`LibbpfError` with that errno
+      (libbpf's rule); an exception in it propagates from :meth:`poll`,
+      and the records before it (and that one) stay consumed;
+    - without a callback, records queue up for :meth:`events`, iteration
+      and ``async for``.
+
+    Discarded records are skipped; a record still being written (BUSY)
+    stops the read until it is submitted, so records are always read in
+    order.  :attr:`epoll_fd` becomes readable when records are waiting.
+    A reader is not meant to be shared by threads (as libbpf's is not).
     """
 
     def __init__(self, ringbuf: MapLike, callback: Callable[[bytes], Any] | None = None) -> None:
-        from pybpfobj.kernel import attach
-
         super().__init__()
-        _check_type(ringbuf, "ringbuf")
-        self._callbacks: list[Any] = []
+        self._rings: list[_Ring] = []
+        self._ep: select.epoll | None = None
+        self._bulk: dict[Any, dict[tuple[int, int], struct.Struct | None]] = {}
         self._user_cb = callback
-        self._ptr = 0
-        cb = self._make_cb(callback)
-        self._ptr = attach.ring_buffer_new(_map_fd(ringbuf), cb, f"ring buffer on map {_map_label(ringbuf)}")
+        _check_type(ringbuf, "ringbuf")
+        self._ep = select.epoll()
+        self._ptr = 1  # open
+        try:
+            self._add(ringbuf, callback)
+        except BaseException:
+            self.close()
+            raise
 
-    def _make_cb(self, callback: Callable[[bytes], Any] | None) -> Any:
-        from pybpfobj.kernel import attach
-
-        pending = self._pending
-
-        def on_sample(_ctx: int | None, data: int | None, size: int) -> int:
-            try:
-                sample = ctypes.string_at(data, size) if data else b""
-                if callback is None or self._iterating:
-                    pending.append(sample)
-                    return 0
-                r = callback(sample)
-                return r if isinstance(r, int) and r < 0 else 0
-            except BaseException as e:  # noqa: BLE001  # never unwind through C; re-raised after the poll
-                self._error = e
-                return -1
-
-        fn = attach.RING_BUFFER_SAMPLE_FN(on_sample)
-        self._callbacks.append(fn)  # keep alive as long as libbpf may call it
-        return fn
+    def _add(self, ringbuf: MapLike, callback: Callable[[bytes], Any] | None) -> None:
+        ring = _Ring(ringbuf, callback)
+        assert self._ep is not None
+        try:
+            self._ep.register(ring.fd, select.EPOLLIN)
+        except OSError as e:
+            ring.close()
+            raise MapError(f"adding map {_map_label(ringbuf)} to the ring buffer: {os.strerror(e.errno or 22)}",
+                           errno=e.errno or 22, map=_map_label(ringbuf)) from None
+        self._rings.append(ring)
 
     def add(self, ringbuf: MapLike, callback: Callable[[bytes], Any] | None = None) -> None:
         """Also read another ringbuf map through the same poll/epoll fd."""
-        from pybpfobj.kernel import attach
-
+        self._need_open()
         _check_type(ringbuf, "ringbuf")
-        attach.ring_buffer_add(self._ptr, _map_fd(ringbuf), self._make_cb(callback or self._user_cb),
-                               f"adding map {_map_label(ringbuf)} to the ring buffer")
+        self._add(ringbuf, callback or self._user_cb)
+
+    # -- batch reads ---------------------------------------------------------
+
+    def _wait(self, timeout_ms: int) -> None:
+        if timeout_ms == 0 or any(r.available() for r in self._rings):
+            return
+        assert self._ep is not None
+        try:
+            self._ep.poll(-1 if timeout_ms < 0 else timeout_ms / 1000)
+        except InterruptedError:  # pragma: no cover  # PEP 475 retries; a handler's exception propagates
+            pass
+
+    def read_batch(self, timeout_ms: int = 0, *, max_records: int | None = None) -> list[bytes]:
+        """Every record available now (at most ``max_records``), in order, as bytes.
+
+        Waits up to ``timeout_ms`` (-1: forever) when none is available; an
+        empty list means none came.  Records of several rings come ring by
+        ring.  Callbacks are not called.
+        """
+        self._need_open()
+        pending = self._pending
+        if pending:  # records an iterator left queued come first
+            take = len(pending) if max_records is None else min(len(pending), max_records)
+            return [pending.popleft() for _ in range(take)]
+        out: list[Any] = []
+        self._wait(timeout_ms)
+        limit = max_records if max_records is not None else 1 << 62
+        for ring in self._rings:
+            ring.read(out, limit - len(out), None, self._bulk.setdefault(None, {}))
+        return out
+
+    def read_structs(self, fmt: str | struct.Struct, timeout_ms: int = 0, *,
+                     max_records: int | None = None) -> list[tuple[Any, ...]]:
+        """Like :meth:`read_batch`, each record decoded as ``fmt`` (its leading ``calcsize`` bytes).
+
+        The fastest way to read fixed-layout events: a run of same-size
+        records is decoded by :meth:`struct.Struct.iter_unpack` in one
+        call.  A record shorter than the format raises :class:`MapError`
+        (the records before it are consumed, it is not).
+        """
+        self._need_open()
+        st = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        self._wait(timeout_ms)
+        out: list[Any] = []
+        limit = max_records if max_records is not None else 1 << 62
+        bulk = self._bulk.setdefault(st.format, {})
+        for ring in self._rings:
+            ring.read(out, limit - len(out), st, bulk)
+        return out
+
+    # -- callback API ------------------------------------------------------------
+
+    def _dispatch(self) -> int:
+        n = 0
+        bulk = self._bulk.setdefault(None, {})
+        for ring in self._rings:
+            cb = ring.callback
+            if cb is None or self._iterating:
+                n += ring.read(self._pending, 1 << 62, None, bulk)
+                continue
+            while True:
+                # in slices, committed up to the record whose callback returned or raised: a
+                # callback that stops the poll leaves the records after it in the ring (libbpf's rule)
+                batch: list[bytes] = []
+                ends: list[int] = []
+                if not ring.read(batch, 4096, None, bulk, ends):
+                    ring.commit(ring.reached)  # discarded records only
+                    break
+                for i, rec in enumerate(batch):
+                    try:
+                        r = cb(rec)
+                    except BaseException:
+                        ring.commit(ends[i])
+                        raise
+                    if isinstance(r, int) and r < 0:
+                        ring.commit(ends[i])
+                        raise LibbpfError(f"ring buffer callback on map {ring.label} stopped the poll: "
+                                          f"{os.strerror(-r)}", errno=-r, map=ring.label)
+                n += len(batch)
+                ring.commit(ring.reached)
+        return n
 
     def poll(self, timeout_ms: int = 0) -> int:
-        """Wait up to ``timeout_ms`` (-1: forever) for samples and handle them; returns how many."""
-        from pybpfobj.kernel import attach
-
+        """Wait up to ``timeout_ms`` (-1: forever) for records and handle them; returns how many."""
         self._need_open()
-        try:
-            n = attach.ring_buffer_poll(self._ptr, timeout_ms)
-        except BpfError:
-            self._raise_pending_error()
-            raise
-        self._raise_pending_error()
-        return n
+        self._wait(timeout_ms)
+        return self._dispatch()
 
     def consume(self) -> int:
-        """Handle every sample available now, without waiting; returns how many."""
-        from pybpfobj.kernel import attach
-
+        """Handle every record available now, without waiting; returns how many."""
         self._need_open()
-        try:
-            n = attach.ring_buffer_consume(self._ptr)
-        except BpfError:
-            self._raise_pending_error()
-            raise
-        self._raise_pending_error()
-        return n
+        return self._dispatch()
 
     def events(self, timeout: float | None = None, *, max_events: int | None = None) -> Iterator[bytes]:
         self._iterating = True
@@ -225,23 +495,25 @@ class RingBuffer(_Reader):
 
     @property
     def epoll_fd(self) -> int:
-        """An fd that becomes readable when samples are waiting (for select/asyncio)."""
-        from pybpfobj.kernel import attach
-
+        """An fd that becomes readable when records are waiting (for select/asyncio)."""
         self._need_open()
-        return attach.ring_buffer_epoll_fd(self._ptr)
+        assert self._ep is not None
+        return self._ep.fileno()
 
     def _need_open(self) -> None:
         if not self._ptr:
             raise BpfError("the ring buffer reader is closed", errno=9)
 
     def close(self) -> None:
-        """Free libbpf's ring buffer manager (idempotent)."""
-        if getattr(self, "_ptr", 0):
-            from pybpfobj.kernel import attach
-
-            attach.ring_buffer_free(self._ptr)
-            self._ptr = 0
+        """Unmap the rings and close the epoll fd (idempotent)."""
+        for ring in getattr(self, "_rings", ()):
+            ring.close()
+        self._rings = []
+        ep = getattr(self, "_ep", None)
+        if ep is not None:
+            ep.close()
+            self._ep = None
+        self._ptr = 0
 
 
 @dataclass(frozen=True)
