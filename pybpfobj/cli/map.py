@@ -370,36 +370,12 @@ def _errcode(e: BpfError) -> int:
 def _pids_table() -> dict[int, list[tuple[int, str]]]:
     """map id -> [(pid, comm)] for every process but this one, in one /proc walk."""
     me = os.getpid()
-    table: dict[int, set[tuple[int, str]]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        pid = int(entry.name)
-        base = f"/proc/{pid}"
-        try:
-            fds = os.listdir(base + "/fdinfo")
-        except OSError:
-            continue
-        comm: str | None = None
-        for fdn in fds:
-            try:
-                if os.readlink(f"{base}/fd/{fdn}") != "anon_inode:bpf-map":
-                    continue
-                with open(f"{base}/fdinfo/{fdn}", "rb") as f:
-                    text = f.read().decode("ascii", "replace")
-            except OSError:
-                continue
-            for line in text.splitlines():
-                if line.startswith("map_id:"):
-                    if comm is None:
-                        try:
-                            with open(base + "/comm", "rb") as f:
-                                comm = f.read().decode("utf-8", "replace").rstrip("\n")
-                        except OSError:
-                            comm = "?"
-                    table.setdefault(int(line[7:].strip()), set()).add((pid, comm))
-                    break
-    return {k: sorted(v) for k, v in table.items()}
+    table: dict[int, list[tuple[int, str]]] = {}
+    for map_id, holders in kinfo.pids_table("map").items():
+        others = [h for h in holders if h[0] != me]
+        if others:
+            table[map_id] = others
+    return table
 
 
 def _show_one(ctx: Context, m: Map, pinned: dict[int, list[str]], pids: dict[int, list[tuple[int, str]]]) -> Any:
