@@ -635,10 +635,30 @@ def do_dump(ctx: Context, args: list[str]) -> int:
 # ---------------------------------------------------------------------------
 # element verbs
 
-def do_update(ctx: Context, args: list[str]) -> int:
-    if len(args) < 2:
+def _map_operand(args: list[str], least: int = 2) -> tuple[Map, list[str]]:
+    """The one map a verb works on (bpftool's usage error below ``least`` words) and the rest."""
+    if len(args) < least:
         raise _usage()
-    m, rest = parse_one_map(args)
+    return parse_one_map(args)
+
+
+def _print_found(ctx: Context, m: Map, key: bytes, r: int, raw: bytes, verb: str, missing: str) -> int:
+    """Print a lookup/pop result as bpftool: the element, or on ENOENT ``missing`` (JSON
+    ``null``) with exit code ENOENT; other errors are ``VERB failed: ...``."""
+    if r:
+        if -r == _errno.ENOENT:
+            if ctx.json:
+                ctx.out.write("null\n")
+            else:
+                ctx.print(missing)
+            return int(r) & 0xFF
+        raise CliError(f"{verb} failed: {os.strerror(-r)}", r & 0xFF)
+    _print_key_value(ctx, m, key, raw)
+    return 0
+
+
+def do_update(ctx: Context, args: list[str]) -> int:
+    m, rest = _map_operand(args)
     e = None
     try:
         e = parse_elem(rest, m, True, True, True)
@@ -659,32 +679,17 @@ def do_update(ctx: Context, args: list[str]) -> int:
 
 
 def do_lookup(ctx: Context, args: list[str]) -> int:
-    if len(args) < 2:
-        raise _usage()
-    m, rest = parse_one_map(args)
-    try:
+    m, rest = _map_operand(args)
+    with m:
         e = parse_elem(rest, m, True, False, False)
         key = e.key or b""
         r, raw = m._raw_value(key if m.key_size else None)
-        if r:
-            if -r == _errno.ENOENT:
-                if ctx.json:
-                    ctx.out.write("null\n")
-                else:
-                    ctx.print(f"key:\n{fprint_hex(key)}\n\nNot found")
-                return int(r) & 0xFF
-            raise CliError(f"lookup failed: {os.strerror(-r)}", r & 0xFF)
-        _print_key_value(ctx, m, key, raw)
-        return 0
-    finally:
-        m.close()
+        return _print_found(ctx, m, key, r, raw, "lookup", f"key:\n{fprint_hex(key)}\n\nNot found")
 
 
 def do_getnext(ctx: Context, args: list[str]) -> int:
-    if len(args) < 2:
-        raise _usage()
-    m, rest = parse_one_map(args)
-    try:
+    m, rest = _map_operand(args)
+    with m:
         key: bytes | None = None
         if rest:
             e = parse_elem(rest, m, True, False, False)
@@ -698,23 +703,17 @@ def do_getnext(ctx: Context, args: list[str]) -> int:
             ctx.print(("key:\n" + fprint_hex(key) if key is not None else "key: None")
                       + "\nnext key:\n" + fprint_hex(nxt))
         return 0
-    finally:
-        m.close()
 
 
 def do_delete(ctx: Context, args: list[str]) -> int:
-    if len(args) < 2:
-        raise _usage()
-    m, rest = parse_one_map(args)
-    try:
+    m, rest = _map_operand(args)
+    with m:
         e = parse_elem(rest, m, True, False, False)
         r = m._f_delete(m.fd, e.key)
         if r:
             raise CliError(f"delete failed: {os.strerror(-r)}", r & 0xFF)
         ctx.emit_null()
         return 0
-    finally:
-        m.close()
 
 
 def _pin_fd(ctx: Context, fd: int, path: str) -> None:
@@ -730,17 +729,13 @@ def _pin_fd(ctx: Context, fd: int, path: str) -> None:
 
 
 def do_pin(ctx: Context, args: list[str]) -> int:
-    if len(args) < 3:
-        raise _usage()
-    m, rest = parse_one_map(args)
-    try:
+    m, rest = _map_operand(args, 3)
+    with m:
         if len(rest) != 1:
             raise _usage()
         _pin_fd(ctx, m.fd, rest[0])
         ctx.emit_null()
         return 0
-    finally:
-        m.close()
 
 
 def do_push(ctx: Context, args: list[str]) -> int:
@@ -760,33 +755,18 @@ def do_pop(ctx: Context, args: list[str]) -> int:
     and the kernel answers (ENOTSUPP for arrays, ENOENT "empty map" for a
     hash without that key).
     """
-    if len(args) < 2:
-        raise _usage()
-    m, rest = parse_one_map(args)
-    try:
+    m, rest = _map_operand(args)
+    with m:
         if rest:
             raise _usage()
         key = bytes(m.key_size)
         r, raw = m._raw_value(key if m.key_size else None, delete=True)
-        if r:
-            if -r == _errno.ENOENT:
-                if ctx.json:
-                    ctx.out.write("null\n")
-                else:
-                    ctx.print("Error: empty map")
-                return int(r) & 0xFF
-            raise CliError(f"pop failed: {os.strerror(-r)}", r & 0xFF)
-        _print_key_value(ctx, m, key, raw)
-        return 0
-    finally:
-        m.close()
+        return _print_found(ctx, m, key, r, raw, "pop", "Error: empty map")
 
 
 def do_freeze(ctx: Context, args: list[str]) -> int:
-    if len(args) < 2:
-        raise _usage()
-    m, rest = parse_one_map(args)
-    try:
+    m, rest = _map_operand(args)
+    with m:
         if rest:
             raise _usage()
         try:
@@ -795,8 +775,6 @@ def do_freeze(ctx: Context, args: list[str]) -> int:
             raise CliError(f"failed to freeze map: {os.strerror(e.errno or 0)}", _errcode(e)) from None
         ctx.emit_null()
         return 0
-    finally:
-        m.close()
 
 
 # ---------------------------------------------------------------------------
@@ -898,10 +876,8 @@ def _ifindex(name: str) -> int:
 # event_pipe
 
 def do_event_pipe(ctx: Context, args: list[str]) -> int:
-    if len(args) < 2:
-        raise _usage()
-    m, rest = parse_one_map(args)
-    try:
+    m, rest = _map_operand(args)
+    with m:
         ringbuf = m.type == C.MAP_TYPE["ringbuf"]
         if not ringbuf and m.type != C.MAP_TYPE["perf_event_array"]:
             raise CliError("map type must be perf_event_array or ringbuf", 255)
@@ -933,8 +909,6 @@ def do_event_pipe(ctx: Context, args: list[str]) -> int:
         if ringbuf and cpu >= 0:
             raise CliError("cpu and index apply to perf_event_array maps only")
         return _event_pipe(ctx, m, ringbuf, {cpu: index} if cpu >= 0 else None, count)
-    finally:
-        m.close()
 
 
 class _Stop(Exception):
