@@ -1,21 +1,30 @@
 #!/usr/bin/env python3
-"""Ring buffer consumption: pybpfobj.events.RingBuffer (Python callbacks) vs a small C
-consumer (bench/c/ringbuf_consumer.c, libbpf) draining the same producer in the same run.
+"""Ring buffer consumption: pybpfobj.events.RingBuffer vs a small C consumer
+(bench/c/ringbuf_consumer.c, libbpf's ring_buffer__poll) draining the same producer in the
+same run.
 
 The producer is tests/data/runtime_events.bpf.c's emit_ringbuf: one test run of a
 1 KiB packet makes 64 bpf_ringbuf_output calls (one u64 sequence number each), and
 ``repeat`` runs it EVENTS/64 times, so the ring holds EVENTS real records before a
-consumer starts; consumption time alone is measured.  Each consumer reads every
-record's sequence number and reports count, min, max and sum, which must show that
-it consumed exactly the EVENTS consecutive records written for it (checked, not
-assumed).  Rounds alternate Python and C; medians are reported.  Needs root, clang, cc.
+consumer starts; consumption time alone is measured (wall clock, from the first read
+to the last record).  Each consumer reads every record's sequence number and keeps
+count, min, max and sum, which must show that it consumed exactly the EVENTS
+consecutive records written for it (checked, not assumed).  Rounds alternate the
+consumers; medians are reported.  Needs root, clang, cc.
 
-A C consumer with a trivial callback drains a ring at a few ns per record (it is a
-memory scan), so the Python/C ratio is mostly the cost of one ctypes callback.
+Python consumers measured (all public API):
+- ``read_structs("<Q")``: records decoded by struct in whole runs (the fast path);
+- ``read_batch()``: a list of bytes, then the user unpacks each;
+- ``RingBuffer(callback=...)``: a Python call per record, on the same in-process parser;
+- for reference, what RingBuffer did before: libbpf's ring_buffer__poll calling a
+  ctypes callback per record.
+A C consumer with a trivial callback drains a ring at a few ns per record (a memory
+scan), so any per-record Python work dominates the ratio.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import statistics
 import struct
@@ -23,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +42,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from netns import build_runtime_events
 
 from pybpfobj.events import RingBuffer
+from pybpfobj.kernel import attach
 from pybpfobj.loader import BpfObject
 
 EVENTS = 64 * 3000  # fits the 4 MiB ring (16 bytes per record)
@@ -60,9 +71,46 @@ def main() -> int:
             pin = os.path.join(bpffs, "rb")
             rb_map.pin(pin)
             packet = bytes(16 * 64)
-            py_rates, c_rates = [], []
             unpack = struct.Struct("<Q").unpack_from
-            for _ in range(ROUNDS):
+
+            def produce() -> None:
+                emit.test_run(packet, data_size_out=0, repeat=EVENTS // 64)
+
+            def py_structs() -> tuple[int, float, int, int, int]:
+                count = total = 0
+                lo, hi = 1 << 64, -1
+                with RingBuffer(rb_map) as rb:
+                    produce()
+                    t = time.perf_counter()
+                    while count < EVENTS:
+                        recs = rb.read_structs("<Q", 1000)
+                        if not recs:
+                            break
+                        vals = [r[0] for r in recs]
+                        count += len(vals)
+                        total += sum(vals)
+                        lo, hi = min(lo, min(vals)), max(hi, max(vals))
+                    return count, time.perf_counter() - t, lo, hi, total
+
+            def py_batch() -> tuple[int, float, int, int, int]:
+                count = total = 0
+                lo, hi = 1 << 64, -1
+                with RingBuffer(rb_map) as rb:
+                    produce()
+                    t = time.perf_counter()
+                    while count < EVENTS:
+                        recs = rb.read_batch(1000)
+                        if not recs:
+                            break
+                        for data in recs:
+                            v = unpack(data)[0]
+                            count += 1
+                            total += v
+                            lo = min(lo, v)
+                            hi = max(hi, v)
+                    return count, time.perf_counter() - t, lo, hi, total
+
+            def py_callback() -> tuple[int, float, int, int, int]:
                 count = total = 0
                 lo, hi = 1 << 64, -1
 
@@ -75,27 +123,68 @@ def main() -> int:
                     hi = max(hi, v)
 
                 with RingBuffer(rb_map, callback=on_sample) as rb:
-                    emit.test_run(packet, data_size_out=0, repeat=EVENTS // 64)
+                    produce()
                     t = time.perf_counter()
                     while count < EVENTS:
                         if rb.poll(1000) <= 0:
                             break
-                    py_rates.append(count / (time.perf_counter() - t))
-                _check("Python", count, lo, hi, total)
+                    return count, time.perf_counter() - t, lo, hi, total
 
-                emit.test_run(packet, data_size_out=0, repeat=EVENTS // 64)
+            def py_libbpf_callback() -> tuple[int, float, int, int, int]:
+                count = total = 0
+                lo, hi = 1 << 64, -1
+
+                def on_sample(_ctx: int | None, data: int | None, size: int) -> int:
+                    nonlocal count, total, lo, hi
+                    v = unpack(ctypes.string_at(data, size))[0]
+                    count += 1
+                    total += v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+                    return 0
+
+                fn = attach.RING_BUFFER_SAMPLE_FN(on_sample)
+                ptr = attach.ring_buffer_new(rb_map.fd, fn, "reference reader")
+                try:
+                    produce()
+                    t = time.perf_counter()
+                    while count < EVENTS:
+                        if attach.ring_buffer_poll(ptr, 1000) <= 0:
+                            break
+                    return count, time.perf_counter() - t, lo, hi, total
+                finally:
+                    attach.ring_buffer_free(ptr)
+
+            def c_consumer() -> tuple[int, float, int, int, int]:
+                produce()
                 out = subprocess.run([consumer, pin, str(EVENTS)], check=True, capture_output=True,
                                      text=True).stdout.split()
-                c_count, c_secs, c_lo, c_hi, c_sum = int(out[0]), float(out[1]), *map(int, out[2:])
-                _check("C", c_count, c_lo, c_hi, c_sum)
-                c_rates.append(c_count / c_secs)
+                return int(out[0]), float(out[1]), int(out[2]), int(out[3]), int(out[4])
+
+            consumers: list[tuple[str, Callable[[], tuple[int, float, int, int, int]]]] = [
+                ("C consumer (libbpf ring_buffer__poll)", c_consumer),
+                ("RingBuffer.read_structs('<Q')", py_structs),
+                ("RingBuffer.read_batch() + unpack", py_batch),
+                ("RingBuffer(callback=...)", py_callback),
+                ("before: libbpf + ctypes callback", py_libbpf_callback),
+            ]
+            rates: dict[str, list[float]] = {name: [] for name, _ in consumers}
+            for rnd in range(ROUNDS):
+                order = consumers if rnd % 2 == 0 else consumers[::-1]
+                for name, fn in order:
+                    count, secs, lo, hi, total = fn()
+                    _check(name, count, lo, hi, total)
+                    rates[name].append(count / secs)
             os.unlink(pin)
-        py, c = statistics.median(py_rates), statistics.median(c_rates)
-        print(f"ring buffer consumption, {EVENTS} records of 8 bytes each side (verified), "
-              f"median of {ROUNDS}:")
-        print(f"  pybpfobj RingBuffer (Python callback): {py:14,.0f} events/s")
-        print(f"  C consumer (libbpf ring_buffer__poll):  {c:14,.0f} events/s")
-        print(f"  ratio Python/C throughput: {py / c:.4f}  (C is {c / py:.0f}x faster)")
+        med = {name: statistics.median(r) for name, r in rates.items()}
+        c = med[consumers[0][0]]
+        print(f"ring buffer consumption, {EVENTS} records of 8 bytes each (verified), median of {ROUNDS}:")
+        print(f"{'consumer':40s} {'events/s':>14s} {'ratio vs C':>11s}")
+        for name, _ in consumers:
+            print(f"{name:40s} {med[name]:14,.0f} {med[name] / c:11.4f}")
+        for name, _ in consumers[1:]:
+            key = name.split("(")[0].replace("RingBuffer.", "").replace(" ", "_").replace(":", "").strip("_")
+            print(f"RATIO ringbuf_{key}_throughput_vs_C {med[name] / c:.4f} -")
     finally:
         subprocess.run(["umount", bpffs], check=False)
         subprocess.run(["rm", "-rf", tmp], check=False)

@@ -461,16 +461,17 @@ class RingBuffer(_Reader):
                 if not ring.read(batch, 4096, None, bulk, ends):
                     ring.commit(ring.reached)  # discarded records only
                     break
-                for i, rec in enumerate(batch):
-                    try:
+                i = 0
+                try:
+                    for rec in batch:
                         r = cb(rec)
-                    except BaseException:
-                        ring.commit(ends[i])
-                        raise
-                    if isinstance(r, int) and r < 0:
-                        ring.commit(ends[i])
-                        raise LibbpfError(f"ring buffer callback on map {ring.label} stopped the poll: "
-                                          f"{os.strerror(-r)}", errno=-r, map=ring.label)
+                        if r is not None and isinstance(r, int) and r < 0:
+                            raise LibbpfError(f"ring buffer callback on map {ring.label} stopped the poll: "
+                                              f"{os.strerror(-r)}", errno=-r, map=ring.label)
+                        i += 1
+                except BaseException:
+                    ring.commit(ends[i])
+                    raise
                 n += len(batch)
                 ring.commit(ring.reached)
         return n
