@@ -17,8 +17,9 @@ import errno as _errno
 import os
 from typing import Any
 
-from pybpfobj.errors import BpfError, BpffsError, NotFoundError, PinError, ProgramError
+from pybpfobj.errors import BpfError, NotFoundError, PinError, ProgramError
 from pybpfobj.kernel import info as _info
+from pybpfobj.kernel.bpffs import check_pin_path
 
 
 class Program:
@@ -243,25 +244,6 @@ class Program:
             return f"<Program id={self.id} type={self.type} name={self.name!r} fd={self._fd}>"
         except BpfError:
             return f"<Program fd={self._fd}>"
-
-
-def check_pin_path(path: str) -> None:
-    """Refuse pin paths bpffs would reject, with a message naming the path, before
-    touching the kernel: a ``.`` in the name, a missing parent, a parent not on
-    a bpffs, an existing path."""
-    from pybpfobj.kernel import bpffs
-
-    bpffs.check_pin_name(path)
-    parent = os.path.dirname(os.path.abspath(path)) or "/"
-    if not os.path.isdir(parent):
-        raise PinError(f"can't pin at '{path}': directory '{parent}' does not exist",
-                       errno=_errno.ENOENT, path=path)
-    if not bpffs.is_bpffs(parent):
-        raise BpffsError(f"can't pin at '{path}': '{parent}' is not on a BPF file system",
-                         errno=_errno.EINVAL, path=path)
-    if os.path.lexists(path):
-        raise PinError(f"can't pin BPF object: path '{path}' already exists", errno=_errno.EEXIST,
-                       path=path)
 
 
 __all__ = ["Program", "check_pin_path"]

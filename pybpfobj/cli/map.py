@@ -719,13 +719,7 @@ def do_delete(ctx: Context, args: list[str]) -> int:
 def _pin_fd(ctx: Context, fd: int, path: str) -> None:
     from pybpfobj.kernel import bpffs
 
-    mounted = bpffs.ensure_bpffs_for_pin(path, nomount=ctx.nomount)
-    try:
-        kinfo.obj_pin(fd, path)
-    except BpfError:
-        if mounted is not None:
-            mounted.undo()
-        raise
+    bpffs.pin_mounting(fd, path, nomount=ctx.nomount)
 
 
 def do_pin(ctx: Context, args: list[str]) -> int:

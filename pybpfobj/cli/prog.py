@@ -338,22 +338,13 @@ def do_pin(ctx: Context, args: list[str]) -> int:
         if len(rest) != 1:
             raise CliError(f"what is '{rest[1] if len(rest) > 1 else args[0]}'?")
         path = rest[0]
-        from pybpfobj.errors import PinError
         from pybpfobj.kernel import bpffs
 
         bpffs.check_pin_name(path)
         if os.path.lexists(path):
             raise CliError(f"can't pin the object ({path}): {os.strerror(_errno.EEXIST)}",
                            (-_errno.EEXIST) & 0xFF)
-        mounted = bpffs.ensure_bpffs_for_pin(path, nomount=ctx.nomount)
-        try:
-            from pybpfobj.kernel import info as kinfo
-
-            kinfo.obj_pin(prog.fd, path)
-        except PinError:
-            if mounted is not None:
-                mounted.undo()
-            raise
+        bpffs.pin_mounting(prog.fd, path, nomount=ctx.nomount)
     ctx.emit_null()
     return 0
 

@@ -92,6 +92,27 @@ def check_pin_name(path: str, what: str = "pin") -> None:
             errno=1, path=path)
 
 
+def check_pin_free(path: str, what: str = "BPF object") -> None:
+    """Refuse to pin over an existing ``path`` (the kernel's EEXIST, named)."""
+    if os.path.lexists(path):
+        raise PinError(f"can't pin {what}: path '{path}' already exists", errno=17, path=path)
+
+
+def check_pin_path(path: str) -> None:
+    """Refuse pin paths bpffs would reject, with a message naming the path, before
+    touching the kernel: a ``.`` in the name, a missing parent, a parent not on
+    a bpffs, an existing path."""
+    check_pin_name(path)
+    parent = os.path.dirname(os.path.abspath(path)) or "/"
+    if not os.path.isdir(parent):
+        raise PinError(f"can't pin at '{path}': directory '{parent}' does not exist",
+                       errno=2, path=path)
+    if not is_bpffs(parent):
+        raise BpffsError(f"can't pin at '{path}': '{parent}' is not on a BPF file system",
+                         errno=22, path=path)
+    check_pin_free(path)
+
+
 class Mounted:
     """A bpffs this process mounted (so a failed command can take it away again).
 
@@ -171,12 +192,31 @@ def pin_fd(fd: int, path: str, what: str = "object") -> None:
     Refuses dotted names and an existing ``path`` before the syscall;
     failures raise :class:`PinError` naming ``what`` and the path.
     """
+    from pybpfobj.kernel import info
+
     check_pin_name(path, what)
-    if os.path.lexists(path):
-        raise PinError(f"can't pin {what}: path '{path}' already exists", errno=17, path=path)
-    ret = libbpf.lib().bpf_obj_pin(fd, os.fsencode(path))
-    if ret < 0:
-        raise PinError(f"failed to pin {what} at '{path}': {os.strerror(-ret)}", errno=-ret, path=path)
+    check_pin_free(path, what)
+    try:
+        info.obj_pin(fd, path)
+    except PinError as e:
+        err = e.errno or 0
+        raise PinError(f"failed to pin {what} at '{path}': {os.strerror(err)}", errno=err,
+                       path=path) from None
+
+
+def pin_mounting(fd: int, path: str, *, nomount: bool = False) -> None:
+    """Pin ``fd`` at ``path`` as bpftool's ``pin`` verbs do: a bpffs is mounted on the
+    parent directory first when it is not on one (unless ``nomount``), and taken
+    away again if the pin then fails."""
+    from pybpfobj.kernel import info
+
+    mounted = ensure_bpffs_for_pin(path, nomount=nomount)
+    try:
+        info.obj_pin(fd, path)
+    except PinError:
+        if mounted is not None:
+            mounted.undo()
+        raise
 
 
 def make_pin_dir(path: str) -> bool:
@@ -198,7 +238,9 @@ def make_pin_dir(path: str) -> bool:
 __all__ = [
     "BPF_FS_MAGIC",
     "Mounted",
+    "check_pin_free",
     "check_pin_name",
+    "check_pin_path",
     "ensure_bpffs_for_pin",
     "find_bpffs",
     "fs_magic",
@@ -206,4 +248,5 @@ __all__ = [
     "make_pin_dir",
     "mount_bpffs",
     "pin_fd",
+    "pin_mounting",
 ]
