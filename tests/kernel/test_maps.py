@@ -266,3 +266,24 @@ def test_closed_map_refuses_operations(hmap: Map) -> None:
     hmap.close()
     with pytest.raises(ValueError, match="closed"):
         hmap.lookup(1)
+
+
+def test_update_batch_takes_keys_and_values_positionally_from_sequences_and_buffers(hmap: Map) -> None:
+    from array import array
+
+    assert hmap.update_batch(array("I", [1, 2]), array("Q", [10, 20])) == 2
+    assert hmap.update_batch(bytes(array("I", [3])), bytearray(array("Q", [30]))) == 1
+    assert hmap.update_batch([4], [40]) == 1
+    assert sorted(hmap.items()) == [(1, 10), (2, 20), (3, 30), (4, 40)]
+    with pytest.raises(MapError, match="give items or keys and values, not both"):
+        hmap.update_batch({5: 50}, keys=[5], values=[50])
+    with pytest.raises(MapError, match="12 key bytes and 8 value bytes are not a whole number"):
+        hmap.update_batch(array("I", [5, 6, 7]), array("Q", [1]))
+
+
+def test_whole_map_reads_reuse_their_buffers_and_stay_correct(hmap: Map) -> None:
+    hmap.update_batch([0, 1, 2], [5, 6, 7])
+    assert sorted(hmap.items()) == [(0, 5), (1, 6), (2, 7)]
+    hmap.delete(1)
+    assert sorted(hmap.items()) == [(0, 5), (2, 7)]  # nothing stale from the previous read
+    assert sorted(hmap.lookup_and_delete_batch()) == [(0, 5), (2, 7)] and hmap.items() == []
