@@ -3,7 +3,6 @@ xlated against bpftool in every form, jited against the kernel's image."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -16,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from clirun import ours as cli
+from clirun import theirs as tool
 
-from pybpfobj.cli.common import Context
-from pybpfobj.cli.main import run
 from pybpfobj.kernel.info import prog_full_name
 from pybpfobj.programs import Program
 
@@ -30,18 +29,6 @@ OBJECTS = ["xdp_counter", "progs_all", "maps_all", "globals", "tailcall", "mapin
 TOOL_TEXT_FORMS: list[list[str]] = [["opcodes"], ["linum"], ["visual"]]
 TOOL_JSON_FORMS: list[list[str]] = [["opcodes"], ["linum"]]
 _LINUM_SUFFIX = re.compile(r" \[file:[^\n]* line_num:\d+ line_col:\d+\]$", re.MULTILINE)
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Our CLI in-process (no interpreter start-up per call)."""
-    out, err = io.StringIO(), io.StringIO()
-    rc = run(list(argv), Context(out=out, err=err))
-    return rc, out.getvalue(), err.getvalue()
-
-
-def tool(bpftool: str, *argv: str) -> tuple[int, str, str]:
-    p = subprocess.run([bpftool, *argv], capture_output=True, text=True, check=False)
-    return p.returncode, p.stdout, p.stderr
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -10,20 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pybpfobj.cli.common import Context
-from pybpfobj.cli.main import run
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rc = run(list(argv), Context(out=out, err=err))
-    return rc, out.getvalue(), err.getvalue()
-
-
-def tool(bpftool: str, *argv: str) -> tuple[int, str, str]:
-    p = subprocess.run([bpftool, *argv], capture_output=True, text=True, check=False)
-    return p.returncode, p.stdout, p.stderr
+from clirun import ours as cli
+from clirun import theirs as tool
 
 
 def drop_loaded_at(text: str) -> str:

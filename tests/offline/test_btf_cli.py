@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -10,23 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from pybpfobj.cli.common import Context
-from pybpfobj.cli.main import run
+from clirun import ours, theirs
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "btf"
 VMLINUX = "/sys/kernel/btf/vmlinux"
-
-
-def ours(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rc = run(list(argv), Context(out=out, err=err))
-    return rc, out.getvalue(), err.getvalue()
-
-
-def theirs(bpftool: str, *argv: str) -> tuple[int, str, str]:
-    p = subprocess.run([bpftool, *argv], capture_output=True, text=True, check=False)
-    return p.returncode, p.stdout, p.stderr
 
 
 @pytest.fixture(scope="module")

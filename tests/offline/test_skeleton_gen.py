@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import ctypes
 import importlib.util
-import io
 import os
 import struct
 import subprocess
@@ -19,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import ours as cli
 
-from pybpfobj.cli.common import Context
-from pybpfobj.cli.main import run
 from pybpfobj.skeleton import generator
 from pybpfobj.skeleton.naming import MAX_LEN, Scope, identifier, pystr
 from pybpfobj.spec.btf import BTF, BtfKind
@@ -369,12 +367,6 @@ def test_value_type_cannot_contain_itself() -> None:
 
 # ---------------------------------------------------------------------------
 # CLI
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rc = run(list(args), Context(out=out, err=err))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def test_cli_gen_skeleton_to_stdout_and_file(objs: Path, tmp_path: Path) -> None:
