@@ -30,7 +30,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _bpffs import drop_scratch_bpffs, scratch_bpffs
 from netns import build_runtime_events
 
 from pybpfobj.events import RingBuffer
@@ -56,10 +56,7 @@ def _check(who: str, count: int, lo: int, hi: int, total: int) -> None:
 
 
 def main() -> int:
-    tmp = tempfile.mkdtemp(prefix="bench-events-")
-    bpffs = os.path.join(tmp, "bpffs")
-    os.mkdir(bpffs)
-    subprocess.run(["mount", "-t", "bpf", "bpf", bpffs], check=True)
+    tmp, bpffs = scratch_bpffs("bench-events-")
     try:
         obj_path = build_runtime_events(tmp)
         consumer = os.path.join(tmp, "ringbuf_consumer")
@@ -186,8 +183,7 @@ def main() -> int:
             key = name.split("(")[0].replace("RingBuffer.", "").replace(" ", "_").replace(":", "").strip("_")
             print(f"RATIO ringbuf_{key}_throughput_vs_C {med[name] / c:.4f} -")
     finally:
-        subprocess.run(["umount", bpffs], check=False)
-        subprocess.run(["rm", "-rf", tmp], check=False)
+        drop_scratch_bpffs(tmp)
     return 0
 
 

@@ -10,12 +10,13 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _bpffs import drop_scratch_bpffs, scratch_bpffs
 
 from pybpfobj.loader import BpfObject
 
@@ -23,10 +24,7 @@ N = 20000
 
 
 def main() -> int:
-    tmp = tempfile.mkdtemp(prefix="bench-testrun-")
-    bpffs = os.path.join(tmp, "bpffs")
-    os.mkdir(bpffs)
-    subprocess.run(["mount", "-t", "bpf", "bpf", bpffs], check=True)
+    tmp, bpffs = scratch_bpffs("bench-testrun-")
     try:
         pkt = os.path.join(tmp, "pkt")
         Path(pkt).write_bytes(bytes(64))
@@ -53,8 +51,7 @@ def main() -> int:
         print(f"  Python test_run(repeat=N) (average):   {1e9 / max(py_rep, 1):12,.0f} runs/s ({py_rep} ns)")
         print(f"  ratio Python round trip / bpftool repeat average: {py_rate / bt_rate:.3f}")
     finally:
-        subprocess.run(["umount", bpffs], check=False)
-        subprocess.run(["rm", "-rf", tmp], check=False)
+        drop_scratch_bpffs(tmp)
     return 0
 
 
