@@ -20,32 +20,10 @@ defaults to this checkout's bpf_progs/build.
 from __future__ import annotations
 
 import argparse
-import atexit
-import importlib
-import shutil
 import sys
-import tempfile
 from pathlib import Path
-from types import ModuleType
 
-
-def load_skeleton(obj: Path, skel_dir: Path, module: str) -> ModuleType:
-    """Write ``skel_dir/module.py`` for ``obj`` if missing or stale, then import it.
-
-    A real application runs ``pybpfobj gen skeleton OBJ output app_skel.py`` at
-    build time and just imports it; the example does that step at run time so
-    it always matches the objects in bpf_progs/build.
-    """
-    from pybpfobj.skeleton.generator import generate
-
-    skel_dir.mkdir(parents=True, exist_ok=True)
-    path = skel_dir / f"{module}.py"
-    text = generate(obj)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    if str(skel_dir) not in sys.path:
-        sys.path.insert(0, str(skel_dir))
-    return importlib.import_module(module)
+from pybpfobj.skeleton.generator import import_skeleton
 
 
 def main() -> int:
@@ -55,11 +33,9 @@ def main() -> int:
     ap.add_argument("--pin-root", default=None)
     ap.add_argument("--skel-dir", default=None, type=Path)
     args = ap.parse_args()
-    skel_dir = args.skel_dir
-    if skel_dir is None:
-        skel_dir = Path(tempfile.mkdtemp(prefix="mim-skel-"))
-        atexit.register(shutil.rmtree, skel_dir, True)
-    mod = load_skeleton(args.objs / "mapinmap.o", skel_dir, "mapinmap_skel")
+    # An application imports the module `pybpfobj gen skeleton` wrote at build time;
+    # the example makes it now, so it always matches the objects in bpf_progs/build.
+    mod = import_skeleton(args.objs / "mapinmap.o", "mapinmap_skel", args.skel_dir)
 
     with mod.Mapinmap.open_and_load(pin_root=args.pin_root) as skel:
         outer = skel.maps.outer_array

@@ -35,7 +35,7 @@ from pybpfobj.errors import BTFError, ObjectFormatError
 from pybpfobj.skeleton.naming import Scope, identifier, pystr, to_class_name
 from pybpfobj.skeleton.pyfmt import WIDTH, Cat, Expr, Group, Opt, Str, finish, parse_type_expr, stmt
 
-__all__ = ["SkeletonError", "generate", "generate_file"]
+__all__ = ["SkeletonError", "generate", "generate_file", "import_skeleton"]
 
 # BTF kinds (numbers, so this module does not need the BTF module at import)
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
@@ -774,3 +774,33 @@ def generate_file(obj: str | os.PathLike[str], out: str | os.PathLike[str], *,
         except OSError:
             pass
         raise
+
+
+def import_skeleton(obj: str | os.PathLike[str], module: str,
+                    directory: str | os.PathLike[str] | None = None) -> Any:
+    """Generate the skeleton of ``obj`` as ``directory/module.py`` and import it.
+
+    For scripts that make their skeleton at run time (the examples, notebooks):
+    an application runs ``pybpfobj gen skeleton OBJ output app_skel.py`` at
+    build time and just imports the module.  The file is rewritten only when
+    its text changes; ``directory`` is put on ``sys.path``.  Without a
+    ``directory`` the module goes to a temporary one, removed at exit.
+    """
+    import atexit
+    import importlib
+    import shutil
+    import sys
+    import tempfile
+
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix=f"{module}-")
+        atexit.register(shutil.rmtree, directory, True)
+    where = Path(directory)
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"{module}.py"
+    text = generate(obj)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    if str(where) not in sys.path:
+        sys.path.insert(0, str(where))
+    return importlib.import_module(module)
