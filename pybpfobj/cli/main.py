@@ -85,11 +85,12 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
             words.append(_PASSTHROUGH[tok])
             continue
         if tok.startswith("--"):
-            name = tok.split("=", 1)[0]
+            # none of the global options takes a value: '--json=1' is refused, as bpftool does
+            name = tok
             matches = [k for k in _LONG if k.startswith(name)]
             if name in _LONG:
                 matches = [name]
-            if len(matches) != 1:
+            if len(matches) != 1 or "=" in tok:
                 raise OptionError(f"unrecognized option '{tok}'", bool(opts & {"j", "p"}))
             opts.add(_LONG[matches[0]])
         elif tok.startswith("-") and len(tok) > 1 and not tok[1:2].isdigit():

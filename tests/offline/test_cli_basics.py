@@ -66,3 +66,8 @@ def test_gen_output_option_passes_through_with_its_value() -> None:
 def test_output_option_without_value_is_a_usage_error() -> None:
     rc, _out, err = _run("gen", "skeleton", "x.o", "-o")
     assert rc == 255 and "Error: option '-o' requires an argument" in err
+
+
+def test_a_value_on_a_global_option_is_refused() -> None:
+    rc, out, err = _run("--json=1", "version")
+    assert rc == 255 and "Error: unrecognized option '--json=1'" in err and out == ""
