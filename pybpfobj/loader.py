@@ -24,6 +24,8 @@ from __future__ import annotations
 import _thread
 import errno as _errno
 import os
+from stat import S_ISDIR, S_ISREG
+from types import MappingProxyType
 
 from pybpfobj import constants
 from pybpfobj.errors import (
@@ -45,7 +47,8 @@ from pybpfobj.kernel import objects as _o
 # re, threading and the info/spec layers are imported where they are used.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
+    from collections.abc import Set as AbstractSet
     from typing import Any, Literal, Self, Union
 
     from pybpfobj.links import LibbpfLink
@@ -145,46 +148,75 @@ class BpfObject:
 
     def __init__(self, source: PathLike | bytes, *, name: str | None = None,
                  pin_root: str = "/sys/fs/bpf", mapcompat: bool = False, log_level: int = 0) -> None:
-        _check_u32(log_level, "verifier log level")
+        if log_level.__class__ is not int or log_level:  # 0, the default, needs no check
+            _check_u32(log_level, "verifier log level")
         self.log_level = log_level
         self._path: str | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
             src: str | bytes = bytes(source)
             self.source = name or "<bytes>"
         else:
-            self._path = os.fspath(source)
-            src = self._path
-            self.source = self._path
-            if os.path.exists(self._path) and not os.path.isfile(self._path):
-                # libbpf 1.1 leaks its fd when elf_begin fails on a directory: refuse first
-                isdir = os.path.isdir(self._path)
-                raise ObjectOpenError(
-                    f"failed to open object file '{self._path}': "
-                    f"{'is a directory' if isdir else 'not a regular file'}",
-                    errno=_errno.EISDIR if isdir else _errno.EINVAL, obj=self._path, path=self._path)
+            src = self._path = self.source = os.fspath(source)
+            try:
+                mode = os.stat(src).st_mode
+            except (OSError, ValueError):
+                pass  # missing and such: libbpf says so in its own words
+            else:
+                if not S_ISREG(mode):
+                    # libbpf 1.1 leaks its fd when elf_begin fails on a directory: refuse first
+                    isdir = S_ISDIR(mode)
+                    raise ObjectOpenError(
+                        f"failed to open object file '{src}': "
+                        f"{'is a directory' if isdir else 'not a regular file'}",
+                        errno=_errno.EISDIR if isdir else _errno.EINVAL, obj=src, path=src)
         self.pin_root = pin_root
         self._state = "opened"
-        self._log_buf: Any = None
-        with libbpf.capture_output() as lines:
-            try:
-                self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat,
-                                           log_level=log_level)
-            except LibbpfError as e:
-                detail = _last_warning(lines)
-                raise type(e)(f"failed to open object file '{self.source}': "
-                              f"{detail or os.strerror(e.errno or _errno.EINVAL)}",
-                              errno=e.errno or 0, obj=self.source, path=self._path) from None
+        # The verifier log buffer goes in the open options (no per-program call);
+        # with a log level libbpf keeps its own buffer and prints each log itself.
+        self._log_buf: _o.LogBuffer | None = None if log_level else _thread_log_buffer()
+        self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat,
+                                   log_level=log_level, log_buf=self._log_buf)
         self.name = _o.object_name(self._obj)
-        self._progs: dict[str, int] = _o.program_names(self._obj)
-        self._maps: dict[str, int] = _o.map_names(self._obj)
-        self._type_set: set[str] = set()
-        self._from_table: set[str] = set()
-        self._reused: dict[str, str] = {}
-        self._prog_handles: dict[str, Any] = {}
-        self._map_handles: dict[str, Any] = {}
-        self._pins = _Pins()
-        self._btf: BTF | None = None
-        self._pin_paths: dict[str, str | None] = {}  # LIBBPF_PIN_BY_NAME paths, set at load
+
+    # The rest of the state starts as these class-level values (immutable, so a
+    # stray in-place update fails loudly) and gets its own object on first
+    # change: a plain open+load makes none of it.  Program and map names are
+    # read from libbpf on first use.
+    _prog_names: dict[str, int] | None = None
+    _map_names: dict[str, int] | None = None
+    _type_set: AbstractSet[str] = frozenset()  # programs given a type by the caller
+    _from_table: AbstractSet[str] = frozenset()  # ... by our section table
+    _reused: Mapping[str, str] = MappingProxyType({})  # map name -> what replaces it
+    _pin_paths: Mapping[str, str] = MappingProxyType({})  # LIBBPF_PIN_BY_NAME paths, set at load
+    _prog_handles: dict[str, Any] | None = None
+    _map_handles: dict[str, Any] | None = None
+    _pins: _Pins | None = None  # every pin and directory this object made
+    _btf: BTF | None = None
+
+    def _own_pins(self) -> _Pins:
+        if self._pins is None:
+            self._pins = _Pins()
+        return self._pins
+
+    @property
+    def _progs(self) -> dict[str, int]:
+        """Program name -> ``struct bpf_program *`` (libbpf's order), read on first use.
+
+        A closed object keeps the names read before :meth:`close`, and has
+        none otherwise.
+        """
+        d = self._prog_names
+        if d is None:
+            d = self._prog_names = _o.program_names(self._obj) if self._obj else {}
+        return d
+
+    @property
+    def _maps(self) -> dict[str, int]:
+        """Map name -> ``struct bpf_map *`` (``map idx`` order), read on first use."""
+        d = self._map_names
+        if d is None:
+            d = self._map_names = _o.map_names(self._obj) if self._obj else {}
+        return d
 
     # -- introspection -----------------------------------------------------
 
@@ -248,7 +280,7 @@ class BpfObject:
         targets = [prog] if prog is not None else list(self._progs)
         for name in targets:
             _o.prog_set_type(self._prog(name), pt, at)
-            self._type_set.add(name)
+            self._type_set = self._type_set | {name}
 
     def set_ifindex(self, ifindex: int | str) -> None:
         """Offload to a device (bpftool's ``dev NAME``): programs and maps get its ifindex."""
@@ -319,7 +351,7 @@ class BpfObject:
             _o.map_reuse_fd(m, own_fd)  # libbpf dups the fd
         finally:
             os.close(own_fd)
-        self._reused[mname] = desc
+        self._reused = {**self._reused, mname: desc}
 
     @staticmethod
     def _open_reuse_source(source: Any, fd: int | None, map_id: int | None,
@@ -535,34 +567,40 @@ class BpfObject:
         kernel lacks a program type, :class:`MapError` for a map the kernel
         refuses.  A failed load closes the object.
         """
-        self._check_open("load")
+        if self._state != "opened":
+            self._check_open("load")
         root_existed = True
         try:
-            self._prepare_types()
-            self._check_sizes()
-            before = self._pin_paths
-            existed = {p for p in before.values() if p and os.path.exists(p)}
-            if any(before.values()):  # only by-name pins can create the pin root
+            untyped, pinned, unsized = _o.scan_for_load(self._obj)
+            if untyped:
+                self._prepare_types(untyped)
+            if pinned or unsized:
+                self._check_maps(pinned, unsized)
+            pins = self._pin_paths
+            existed: set[str] = set()
+            if pins:  # only by-name pins can create the pin root
+                existed = {p for p in pins.values() if os.path.exists(p)}
                 root_existed = os.path.isdir(self.pin_root)
-            log_buf = None
-            if not self.log_level:
-                # One buffer for every program: libbpf requests a log only when a
-                # load fails, and stops at the first failure, so it holds that log.
-                # (With a log level, libbpf keeps its own growing buffer and
-                # prints every log itself.)
-                log_buf = _log_buffer()
-                _o.set_log_bufs(self._progs, log_buf)
-            with libbpf.capture_output() as lines:
-                ret = _o.load_object(self._obj)
+            # One log buffer for every program, given at open: libbpf requests a log
+            # only when a load fails, and stops at the first failure, so it holds
+            # that log.  (With a log level, libbpf keeps its own buffer and prints
+            # every log itself.)
+            log_buf = self._log_buf
+            if log_buf is not None and log_buf is not getattr(_tls, "log", None):
+                # opened on another thread, whose loads use that buffer: use this thread's
+                log_buf = _thread_log_buffer()
+                _o.set_log_bufs(self._obj, log_buf)
+            ret, lines = _o.load_object(self._obj)
+            log = None
+            if log_buf is not None and (lines or ret < 0):
+                # Something went wrong (libbpf warned): whatever the kernel wrote is
+                # read now, and the buffer left empty for this thread's next load.
+                log = log_buf.text()
+                log_buf.reset()
             if ret < 0:
-                self._raise_load_error(-ret, lines, log_buf.text() if log_buf is not None else None)
-            # by-name pins libbpf just created are ours to take back
-            for pin in before.values():
-                if pin and pin not in existed and os.path.exists(pin):
-                    if (not root_existed and os.path.dirname(pin) == self.pin_root.rstrip("/")
-                            and self.pin_root not in self._pins.dirs):
-                        self._pins.dirs.append(self.pin_root)
-                    self._pins.pins.append(pin)
+                self._raise_load_error(-ret, lines, log)
+            if pins:
+                self._record_pins(pins, existed, root_existed)
         except BaseException:
             if not root_existed:
                 try:
@@ -573,12 +611,23 @@ class BpfObject:
             raise
         self._state = "loaded"
 
-    def _prepare_types(self) -> None:
+    def _record_pins(self, pins: Mapping[str, str], existed: set[str], root_existed: bool) -> None:
+        """By-name pins libbpf just created (and the pin root, if it made it) are ours
+        to take back."""
+        for pin in pins.values():
+            if pin not in existed and os.path.exists(pin):
+                made = self._own_pins()
+                if (not root_existed and os.path.dirname(pin) == self.pin_root.rstrip("/")
+                        and self.pin_root not in made.dirs):
+                    made.dirs.append(self.pin_root)
+                made.pins.append(pin)
+
+    def _prepare_types(self, untyped: list[int]) -> None:
         """Give a type to programs whose section libbpf 1.1 cannot place."""
-        for name in _o.untyped_programs(self._progs):
+        for p in untyped:
+            name = _o.prog_name(p)
             if name in self._type_set:
                 continue
-            p = self._progs[name]
             sec = _o.prog_section(p)
             resolved = _resolve_section(sec)
             if resolved is None:
@@ -593,24 +642,28 @@ class BpfObject:
                     f"{constants.prog_type_name(pt)}, which this kernel does not support",
                     prog=name, obj=self.name, errno=_errno.EOPNOTSUPP)
             _o.prog_set_type(p, pt, at)
-            self._from_table.add(name)
+            self._from_table = self._from_table | {name}
 
-    def _check_sizes(self) -> None:
-        self._pin_paths = _o.map_pin_paths(self._maps)
-        sizes = _o.map_sizes(self._maps)
-        for name, m in self._maps.items():
-            pin = self._pin_paths[name]
-            if pin and name not in self._reused:
-                root = os.path.dirname(pin) or "/"
-                probe = root
-                while not os.path.exists(probe) and probe not in ("/", ""):
-                    probe = os.path.dirname(probe)
-                if not bpffs.is_bpffs(probe):
-                    raise PinError(
-                        f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
-                        f"which is not on a BPF file system (give pin_root, or 'pinroot DIR')",
-                        map=name, obj=self.name, path=root, errno=_errno.EINVAL)
-            mtype, max_entries, value_size = sizes[name]
+    def _check_maps(self, pinned: list[int], unsized: list[int]) -> None:
+        """Before load: by-name pins need a BPF file system; maps the kernel would refuse
+        unsized need a size from the user (clearer than the kernel's EINVAL)."""
+        ptrs = {m: n for n, m in self._maps.items()}
+        self._pin_paths = pins = {ptrs[m]: path for m in pinned if (path := _o.map_pin_path(m))}
+        for name, pin in pins.items():
+            if name in self._reused:
+                continue
+            root = os.path.dirname(pin) or "/"
+            probe = root
+            while not os.path.exists(probe) and probe not in ("/", ""):
+                probe = os.path.dirname(probe)
+            if not bpffs.is_bpffs(probe):
+                raise PinError(
+                    f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
+                    f"which is not on a BPF file system (give pin_root, or 'pinroot DIR')",
+                    map=name, obj=self.name, path=root, errno=_errno.EINVAL)
+        for m in unsized:
+            name = ptrs[m]
+            mtype, max_entries, value_size = _o.map_type(m), _o.map_max_entries(m), _o.map_value_size(m)
             no_max = mtype in _NEED_MAX_ENTRIES and max_entries == 0
             no_value = mtype == _STACK_TRACE and value_size == 0
             if not (no_max or no_value) or name in self._reused or not _o.map_autocreate(m):
@@ -736,19 +789,25 @@ class BpfObject:
         either order.
         """
         self._check_loaded("programs")
+        if self._prog_handles is None:
+            self._prog_handles = {}
+        handles = self._prog_handles
         for name, p in self._progs.items():
-            if name not in self._prog_handles and _o.prog_fd(p) >= 0:
-                self._prog_handles[name] = _make_prog_handle(os.dup(_o.prog_fd(p)), name)
-        return {n: self._prog_handles[n] for n in self._progs if n in self._prog_handles}
+            if name not in handles and _o.prog_fd(p) >= 0:
+                handles[name] = _make_prog_handle(os.dup(_o.prog_fd(p)), name)
+        return {n: handles[n] for n in self._progs if n in handles}
 
     @property
     def maps(self) -> dict[str, Any]:
         """Created maps, name -> :class:`pybpfobj.maps.Map` (``map idx`` order)."""
         self._check_loaded("maps")
+        if self._map_handles is None:
+            self._map_handles = {}
+        handles = self._map_handles
         for name, m in self._maps.items():
-            if name not in self._map_handles and _o.map_fd(m) >= 0:
-                self._map_handles[name] = _make_map_handle(os.dup(_o.map_fd(m)), name)
-        return {n: self._map_handles[n] for n in self._maps if n in self._map_handles}
+            if name not in handles and _o.map_fd(m) >= 0:
+                handles[name] = _make_map_handle(os.dup(_o.map_fd(m)), name)
+        return {n: handles[n] for n in self._maps if n in handles}
 
     def prog_fd(self, name: str) -> int:
         """The object's own fd of program ``name`` (valid until :meth:`close`)."""
@@ -825,7 +884,7 @@ class BpfObject:
         except BaseException:
             txn.undo()
             raise
-        self._pins.extend(txn)
+        self._own_pins().extend(txn)
         return p
 
     def pin_programs(self, directory: PathLike) -> list[str]:
@@ -852,12 +911,12 @@ class BpfObject:
         d = os.fspath(directory)
         return self._pin_many(d, [(n.replace(".", "_"), _o.map_fd(m), f"map '{n}'")
                                   for n, m in self._maps.items()
-                                  if _o.map_fd(m) >= 0 and not self._pin_paths.get(n)])
+                                  if _o.map_fd(m) >= 0 and n not in self._pin_paths])
 
     @property
     def pinned_by_name(self) -> dict[str, str]:
         """Maps with ``LIBBPF_PIN_BY_NAME``: name -> the path libbpf pinned (or reused) them at."""
-        return {n: p for n, p in self._pin_paths.items() if p}
+        return dict(self._pin_paths)
 
     def _pin_many(self, d: str, items: list[tuple[str, int, str]]) -> list[str]:
         txn = _Pins()
@@ -874,7 +933,7 @@ class BpfObject:
         except BaseException:
             txn.undo()
             raise
-        self._pins.extend(txn)
+        self._own_pins().extend(txn)
         return done
 
     @staticmethod
@@ -885,11 +944,12 @@ class BpfObject:
     @property
     def pinned(self) -> list[str]:
         """Every pin this object made (including libbpf's by-name map pins), in order."""
-        return list(self._pins.pins)
+        return list(self._pins.pins) if self._pins is not None else []
 
     def unpin_all(self) -> None:
         """Remove every pin and directory this object created (newest first)."""
-        self._pins.undo()
+        if self._pins is not None:
+            self._pins.undo()
 
     # -- lifetime ----------------------------------------------------------
 
@@ -921,13 +981,11 @@ class BpfObject:
 # ---------------------------------------------------------------------------
 # helpers
 
-def _log_buffer() -> _o.LogBuffer:
-    """This thread's verifier log buffer (made once per thread, reset per load)."""
+def _thread_log_buffer() -> _o.LogBuffer:
+    """This thread's verifier log buffer (made once per thread, empty between loads)."""
     buf: _o.LogBuffer | None = getattr(_tls, "log", None)
     if buf is None:
         buf = _tls.log = _o.LogBuffer(_LOG_SIZE)
-    else:
-        buf.reset()
     return buf
 
 

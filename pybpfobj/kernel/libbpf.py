@@ -50,13 +50,17 @@ _libc: ctypes.CDLL | None = None
 # libbpf_print_level, and the logging levels they map to
 LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
 _PYLEVEL = {LIBBPF_WARN: 30, LIBBPF_INFO: 20, LIBBPF_DEBUG: 10}
-# fmt as a plain pointer: most lines are skipped unformatted, so no bytes object is made for them
-_PRINT_FN = CFUNCTYPE(c_int, c_int, c_void_p, c_void_p)
+# fmt as a plain pointer: most lines are skipped unformatted, so no bytes object is made for
+# them; no return value to convert (libbpf ignores what its print function returns).
+_PRINT_FN = CFUNCTYPE(None, c_int, c_void_p, c_void_p)
 _print_cb: Any = None  # keep the callback alive for the process's lifetime
 # Optional per-thread capture of libbpf's warnings and info lines (load errors are read from them).
 _capture = _thread._local()
 _log: Logger | None = None
 _log_setup: list[Callable[[], None]] = []
+# True while a captured() call runs whose start found no listener for debug lines
+_debug_off = False
+_modules = sys.modules
 
 
 def on_first_log(fn: Callable[[], None]) -> None:
@@ -115,19 +119,45 @@ def _format(fmt: int, va: int) -> str:
         _libc.free(out)
 
 
-def _on_print(level: int, fmt: int, va: int) -> int:
-    if level == LIBBPF_DEBUG and _log is None and "logging" not in sys.modules:
-        return 0  # the common case, kept short: a debug line nobody can be listening to
+def _on_print(level: int, fmt: int, va: int) -> None:
+    # libbpf calls this for every line, two dozen debug lines per small object
+    # at open; the first test drops those at the cost of one global lookup.
+    if level == 2 and (_debug_off or (_log is None and "logging" not in _modules)):
+        return  # a debug line nobody can be listening to, left unformatted
     sink = getattr(_capture, "lines", None)
     log_it = _wanted(level)
     if not log_it and (sink is None or level == LIBBPF_DEBUG):
-        return 0  # the common case: a debug line nobody reads, left unformatted
+        return  # a debug line nobody reads, left unformatted
     text = _format(fmt, va)
     if sink is not None and level != LIBBPF_DEBUG:
         sink.append(text)
     if log_it:
         logger().log(_PYLEVEL.get(level, 10), "%s", text.rstrip("\n"))
-    return 0
+
+
+def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
+    """Call the libbpf function ``fn(*args)``; return its result and the warning and
+    info lines libbpf printed meanwhile on this thread (they are logged as well).
+
+    For the loader's hot calls (open, load): whether anyone listens to debug
+    lines is asked of :mod:`logging` once here, not once per line.  The
+    answer holds until the call returns; a logging level changed meanwhile
+    by another thread applies from the next call.
+    """
+    global _debug_off
+    local = _capture
+    prev = getattr(local, "lines", None)
+    lines: list[str] = []
+    local.lines = lines
+    # _wanted(LIBBPF_DEBUG), inlined: this runs twice per object
+    _debug_off = "logging" not in _modules or not logger().isEnabledFor(10)
+    try:
+        return fn(*args), lines
+    finally:
+        # back to the per-line check (right whatever other threads set meanwhile:
+        # False only makes their lines take the longer path)
+        _debug_off = False
+        local.lines = prev
 
 
 class capture_output:
@@ -300,6 +330,7 @@ __all__ = [
     "c_uint",
     "c_uint64",
     "capture_output",
+    "captured",
     "check",
     "check_ptr",
     "declares",

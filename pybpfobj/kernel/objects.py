@@ -10,6 +10,8 @@ wrapper that can fail returns a checked value or raises a
 from __future__ import annotations
 
 import ctypes
+import errno as _errno
+import os
 from ctypes import (
     POINTER,
     Structure,
@@ -21,6 +23,7 @@ from ctypes import (
     c_void_p,
 )
 
+from pybpfobj.errors import LibbpfError
 from pybpfobj.kernel import libbpf
 from pybpfobj.kernel.libbpf import _proto, check, check_ptr
 
@@ -47,9 +50,39 @@ class BpfObjectOpenOpts(Structure):
     ]
 
 
+class _held:
+    """Getters of the load path called without releasing the GIL (``PYFUNCTYPE``).
+
+    They only read libbpf's structures, so releasing and retaking the GIL
+    (what plain ctypes calls do, for calls that may block) would cost more
+    than the call itself.  Set when libbpf is loaded.
+    """
+
+    next_program: Any = None
+    next_map: Any = None
+    object_name: Any = None
+    program_name: Any = None
+    program_type: Any = None
+    map_name: Any = None
+    map_pin_path: Any = None
+    map_max_entries: Any = None
+    map_value_size: Any = None
+
+
 @libbpf.declares
 def _objects(lb: ctypes.CDLL) -> None:
     vp, ip = c_void_p, c_int
+    for attr, sym, restype, *argtypes in (
+            ("next_program", "bpf_object__next_program", vp, vp, vp),
+            ("next_map", "bpf_object__next_map", vp, vp, vp),
+            ("object_name", "bpf_object__name", c_char_p, vp),
+            ("program_name", "bpf_program__name", c_char_p, vp),
+            ("program_type", "bpf_program__type", ip, vp),
+            ("map_name", "bpf_map__name", c_char_p, vp),
+            ("map_pin_path", "bpf_map__pin_path", c_char_p, vp),
+            ("map_max_entries", "bpf_map__max_entries", c_uint32, vp),
+            ("map_value_size", "bpf_map__value_size", c_uint32, vp)):
+        setattr(_held, attr, ctypes.PYFUNCTYPE(restype, *argtypes)((sym, lb)))
     _proto(lb, "bpf_object__open_file", vp, c_char_p, POINTER(BpfObjectOpenOpts))
     _proto(lb, "bpf_object__open_mem", vp, c_void_p, c_size_t, POINTER(BpfObjectOpenOpts))
     _proto(lb, "bpf_object__load", ip, vp)
@@ -113,41 +146,96 @@ def _s(b: bytes | None) -> str:
 # ---------------------------------------------------------------------------
 # objects
 
+# Open options by (name, pin root, relaxed maps, log level, log buffer address):
+# libbpf only reads them during the open (it copies the strings it keeps), so
+# one struct per configuration serves every open, from any thread.
+_OPTS: dict[tuple[Any, ...], Any] = {}
+_ERR_PTR_MIN = (1 << 64) - 4095  # an ERR_PTR from a non-strict libbpf build
+
+
+def _open_opts(name: str | None, pin_root: str | None, relaxed_maps: bool, log_level: int,
+               log_buf: LogBuffer | None) -> Any:
+    key = (name, pin_root, relaxed_maps, log_level, log_buf.addr if log_buf is not None else 0)
+    ref = _OPTS.get(key)
+    if ref is None:
+        opts = BpfObjectOpenOpts()
+        opts.sz = ctypes.sizeof(BpfObjectOpenOpts)
+        if name is not None:
+            opts.object_name = name.encode()
+        if pin_root is not None:
+            opts.pin_root_path = pin_root.encode()
+        opts.relaxed_maps = relaxed_maps
+        opts.kernel_log_level = log_level
+        if log_buf is not None:
+            opts.kernel_log_buf = log_buf.addr
+            opts.kernel_log_size = log_buf.size
+        ref = ctypes.byref(opts)  # holds the struct, which holds its strings
+        if len(_OPTS) >= 64:  # thread churn (one log buffer per thread): start afresh
+            _OPTS.clear()
+        _OPTS[key] = ref
+    return ref
+
+
 def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
-                relaxed_maps: bool, log_level: int = 0) -> int:
+                relaxed_maps: bool, log_level: int = 0, log_buf: LogBuffer | None = None) -> int:
     """``bpf_object__open_file`` / ``open_mem``; returns the ``struct bpf_object *``.
 
-    ``source`` is a path (str) or the object's bytes.  Open failures raise
-    :class:`LibbpfError` naming the object.
+    ``source`` is a path (str) or the object's bytes.  ``log_buf`` becomes
+    the object's verifier log buffer (libbpf writes a program's log there
+    when its load fails): it must outlive the load.  Open failures raise
+    :class:`LibbpfError` naming the object, with libbpf's last warning.
     """
     lb = libbpf.lib()
-    opts = BpfObjectOpenOpts()
-    opts.sz = ctypes.sizeof(BpfObjectOpenOpts)
-    keep: list[Any] = []
-    if name is not None:
-        opts.object_name = name.encode()
-    if pin_root is not None:
-        opts.pin_root_path = pin_root.encode()
-    opts.relaxed_maps = relaxed_maps
-    opts.kernel_log_level = log_level
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        buf = ctypes.create_string_buffer(bytes(source), len(source))
-        keep.append(buf)
-        what = name or "<bytes>"
-        ctypes.set_errno(0)
-        ptr = lb.bpf_object__open_mem(buf, len(source), ctypes.byref(opts))
+    opts = _open_opts(name, pin_root, relaxed_maps, log_level, log_buf)
+    ctypes.set_errno(0)
+    if isinstance(source, str):
+        ptr, lines = libbpf.captured(lb.bpf_object__open_file, source.encode(), opts)
+        if ptr and ptr < _ERR_PTR_MIN:
+            return int(ptr)
+        what, path = source, source
     else:
-        what = source
-        ctypes.set_errno(0)
-        ptr = lb.bpf_object__open_file(source.encode(), ctypes.byref(opts))
-    # libbpf copies the buffer while opening; ``keep`` only needs to live until here
-    return check_ptr(ptr, f"failed to open object file {what!r}", obj=what,
-                     path=None if isinstance(source, (bytes, bytearray, memoryview)) else source)
+        # libbpf copies the buffer while opening: it only needs to live until the call returns
+        buf = ctypes.create_string_buffer(bytes(source), len(source))
+        ptr, lines = libbpf.captured(lb.bpf_object__open_mem, buf, len(source), opts)
+        if ptr and ptr < _ERR_PTR_MIN:
+            return int(ptr)
+        what, path = name or "<bytes>", None
+    err = ((1 << 64) - ptr) if ptr else (ctypes.get_errno() or _errno.EINVAL)
+    detail = next((s for s in map(str.strip, reversed(lines)) if s), "") or os.strerror(err)
+    raise LibbpfError(f"failed to open object file '{what}': {detail}", errno=err, obj=what, path=path)
 
 
-def load_object(obj: int) -> int:
-    """``bpf_object__load``: returns 0 or the negative errno (the caller explains it)."""
-    return int(libbpf.lib().bpf_object__load(obj))
+def load_object(obj: int) -> tuple[int, list[str]]:
+    """``bpf_object__load``: returns 0 or the negative errno (the caller explains it), and
+    the warning and info lines libbpf printed meanwhile."""
+    ret, lines = libbpf.captured(libbpf.lib().bpf_object__load, obj)
+    return int(ret), lines
+
+
+def scan_for_load(obj: int) -> tuple[list[int], list[int], list[int]]:
+    """One pass over the object before load, pointers only (names cost a call each):
+    programs without a type (``BPF_PROG_TYPE_UNSPEC``), maps with a
+    ``LIBBPF_PIN_BY_NAME`` path, and maps with a zero max_entries or value_size
+    (the caller tells which of those the kernel would refuse)."""
+    h = _held
+    nxt, ptype = h.next_program, h.program_type
+    untyped: list[int] = []
+    p = nxt(obj, None)
+    while p:
+        if not ptype(p):
+            untyped.append(p)
+        p = nxt(obj, p)
+    nxt, pin, maxe, vsize = h.next_map, h.map_pin_path, h.map_max_entries, h.map_value_size
+    pinned: list[int] = []
+    unsized: list[int] = []
+    m = nxt(obj, None)
+    while m:
+        if pin(m):
+            pinned.append(m)
+        if not maxe(m) or not vsize(m):
+            unsized.append(m)
+        m = nxt(obj, m)
+    return untyped, pinned, unsized
 
 
 def close_object(obj: int) -> None:
@@ -155,7 +243,7 @@ def close_object(obj: int) -> None:
 
 
 def object_name(obj: int) -> str:
-    return _s(libbpf.lib().bpf_object__name(obj))
+    return _s(_held.object_name(obj))
 
 
 def object_btf_raw(obj: int) -> bytes | None:
@@ -195,8 +283,7 @@ def maps(obj: int) -> Iterator[int]:
 
 def program_names(obj: int) -> dict[str, int]:
     """Program name -> ``struct bpf_program *``, in libbpf's order."""
-    lb = libbpf.lib()
-    nxt, name = lb.bpf_object__next_program, lb.bpf_program__name
+    nxt, name = _held.next_program, _held.program_name
     out: dict[str, int] = {}
     p = nxt(obj, None)
     while p:
@@ -207,8 +294,7 @@ def program_names(obj: int) -> dict[str, int]:
 
 def map_names(obj: int) -> dict[str, int]:
     """Map name -> ``struct bpf_map *``, in libbpf's (``map idx``) order."""
-    lb = libbpf.lib()
-    nxt, name = lb.bpf_object__next_map, lb.bpf_map__name
+    nxt, name = _held.next_map, _held.map_name
     out: dict[str, int] = {}
     m = nxt(obj, None)
     while m:
@@ -240,11 +326,14 @@ def map_sizes(maps: dict[str, int]) -> dict[str, tuple[int, int, int]]:
     return {n: (mtype(m), maxe(m), vsize(m)) for n, m in maps.items()}
 
 
-def set_log_bufs(progs: dict[str, int], log: LogBuffer) -> None:
-    """Give every program the same verifier log buffer."""
-    setbuf = libbpf.lib().bpf_program__set_log_buf
-    for p in progs.values():
-        setbuf(p, log.buf, log.size)
+def set_log_bufs(obj: int, log: LogBuffer) -> None:
+    """Give every program of ``obj`` the same verifier log buffer (over the object's own)."""
+    lb = libbpf.lib()
+    nxt, setbuf = lb.bpf_object__next_program, lb.bpf_program__set_log_buf
+    p = nxt(obj, None)
+    while p:
+        setbuf(p, log.addr, log.size)
+        p = nxt(obj, p)
 
 
 def prog_type_by_name(section: str) -> tuple[int, int] | None:
@@ -350,6 +439,7 @@ class LogBuffer:
 
         self._mem = mmap.mmap(-1, size)
         self.buf = (ctypes.c_char * size).from_buffer(self._mem)
+        self.addr = ctypes.addressof(self.buf)
         self.size = size
 
     def reset(self) -> None:
@@ -470,6 +560,7 @@ def write_memory(addr: int, offset: int, data: bytes) -> None:
 
 __all__ = [
     "BpfObjectOpenOpts",
+    "LogBuffer",
     "close_object",
     "link_destroy",
     "link_fd",
@@ -515,6 +606,7 @@ __all__ = [
     "program_names",
     "programs",
     "read_memory",
+    "scan_for_load",
     "set_log_bufs",
     "untyped_programs",
     "write_memory",
