@@ -25,11 +25,7 @@ def listing_for(prog: Program) -> tuple[Any, Any]:
 
     pi = prog.info(xlated=True, func_info=True, line_info=True, jited_ksyms=True)
     pi.name = kinfo.prog_full_name(prog.fd, pi)
-    btf = None
-    if pi.btf_id:
-        from pybpfobj.spec.btf import BTF
-
-        btf = BTF.from_bytes(kinfo.btf_data(pi.btf_id), source=f"BTF id {pi.btf_id}")
+    btf = _prog_btf(pi)
     symbols = None
     if _needs_symbols(pi.xlated or b""):
         base, names = disasm.kallsyms()
@@ -37,6 +33,16 @@ def listing_for(prog: Program) -> tuple[Any, Any]:
     listing = disasm.listing_from_info(pi.xlated or b"", btf=btf, func_info=pi.func_info or (),
                                        line_info=pi.line_info or (), symbols=symbols)
     return pi, listing
+
+
+def _prog_btf(pi: Any) -> Any:
+    """The program's BTF (function prototypes, source lines), or None when it has none."""
+    if not pi.btf_id:
+        return None
+    from pybpfobj.kernel import info as kinfo
+    from pybpfobj.spec.btf import BTF
+
+    return BTF.from_bytes(kinfo.btf_data(pi.btf_id), source=f"BTF id {pi.btf_id}")
 
 
 def _needs_symbols(xlated: bytes) -> bool:
@@ -109,8 +115,7 @@ def do_dump(ctx: Context, args: list[str]) -> int:
             raise CliError("'visual' is not compatible with JSON output")
         if kind == "jited":
             return _dump_jited(ctx, progs, opts)
-        results: list[Any] = []
-        texts: list[str] = []
+        dumps: list[Any] = []
         for prog in progs:
             pi, listing = listing_for(prog)
             if opts["file"]:
@@ -127,27 +132,12 @@ def do_dump(ctx: Context, args: list[str]) -> int:
                 else:
                     ctx.out.write(disasm.dump_dot(listing))
                 return 0
-            if ctx.json:
-                from pybpfobj import disasm
+            from pybpfobj import disasm
 
-                insns = disasm.dump_json(listing, opcodes=opts["opcodes"], linum=opts["linum"])
-                if len(progs) > 1:
-                    d = header_json(pi)
-                    d["insns"] = insns
-                    results.append(d)
-                else:
-                    results = insns
-            else:
-                from pybpfobj import disasm
-
-                text = disasm.dump_text(listing, opcodes=opts["opcodes"], linum=opts["linum"])
-                if len(progs) > 1:
-                    text = header_line(pi) + "\n" + text
-                texts.append(text)
-        if ctx.json:
-            ctx.emit_json(results)
-        else:
-            ctx.out.write("\n".join(texts))
+            dump = disasm.dump_json if ctx.json else disasm.dump_text
+            dumps.append(_headed(ctx, pi, dump(listing, opcodes=opts["opcodes"], linum=opts["linum"]),
+                                 len(progs) > 1))
+        _emit_dumps(ctx, dumps, len(progs) > 1)
         return 0
     finally:
         for p in progs:
@@ -199,36 +189,37 @@ def _dump_jited(ctx: Context, progs: list[Program], opts: dict[str, Any]) -> int
         infos.append(pi)
     from pybpfobj import jitdisasm
 
-    results: list[Any] = []
-    texts: list[str] = []
+    dumps: list[Any] = []
     try:
         for pi in infos:
-            btf = None
-            if pi.btf_id:
-                from pybpfobj.spec.btf import BTF
-
-                btf = BTF.from_bytes(kinfo.btf_data(pi.btf_id), source=f"BTF id {pi.btf_id}")
-            funcs = jitdisasm.functions_from_info(pi, btf)
-            if ctx.json:
-                js = jitdisasm.dump_json(funcs, opcodes=opts["opcodes"], linum=opts["linum"])
-                if len(infos) > 1:
-                    d = header_json(pi)
-                    d["insns"] = js
-                    results.append(d)
-                else:
-                    results = js
-            else:
-                text = jitdisasm.dump_text(funcs, opcodes=opts["opcodes"], linum=opts["linum"])
-                if len(infos) > 1:
-                    text = header_line(pi) + "\n" + text
-                texts.append(text)
+            funcs = jitdisasm.functions_from_info(pi, _prog_btf(pi))
+            dump = jitdisasm.dump_json if ctx.json else jitdisasm.dump_text
+            dumps.append(_headed(ctx, pi, dump(funcs, opcodes=opts["opcodes"], linum=opts["linum"]),
+                                 len(infos) > 1))
     except BpfError as e:   # capstone missing, or an architecture we cannot decode
         raise CliError(e.message, e.exit_code) from None
-    if ctx.json:
-        ctx.emit_json(results)
-    else:
-        ctx.out.write("\n".join(texts))
+    _emit_dumps(ctx, dumps, len(infos) > 1)
     return 0
+
+
+def _headed(ctx: Context, pi: Any, body: Any, several: bool) -> Any:
+    """One program's dump; when several programs matched, headed by its ``prog show``
+    line (text) or keys (JSON, the instructions under ``insns``)."""
+    if not several:
+        return body
+    if ctx.json:
+        d = header_json(pi)
+        d["insns"] = body
+        return d
+    return header_line(pi) + "\n" + body
+
+
+def _emit_dumps(ctx: Context, dumps: list[Any], several: bool) -> None:
+    """Print the dumps: JSON, one program's instructions or an array of headed dumps; text, joined."""
+    if ctx.json:
+        ctx.emit_json(dumps if several or not dumps else dumps[0])
+    else:
+        ctx.out.write("\n".join(dumps))
 
 
 def do_profile(ctx: Context, args: list[str]) -> int:
