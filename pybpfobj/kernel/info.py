@@ -351,6 +351,17 @@ def _require_kind(fd: int, kind: str, what: str) -> None:
         raise BpfError(f"{what}: fd {fd} is a BPF {actual}, not a {kind}", errno=_errno.EINVAL)
 
 
+def _ask(info: Structure, bufs: dict[str, object], key: str, nbytes: int, ptr_field: str,
+         **counts: int) -> None:
+    """Point ``info.ptr_field`` at a new ``nbytes`` buffer (kept in ``bufs[key]``) and set
+    the count/record-size fields that go with it, for a second get-info call."""
+    b = ctypes.create_string_buffer(nbytes)
+    bufs[key] = b
+    for name, value in counts.items():
+        setattr(info, name, value)
+    setattr(info, ptr_field, ctypes.addressof(b))
+
+
 # ---------------------------------------------------------------------------
 # programs
 
@@ -375,36 +386,23 @@ def prog_info(fd: int, *, xlated: bool = False, jited: bool = False, func_info: 
         info.nr_map_ids = nr_maps
         info.map_ids = ctypes.addressof(map_buf)
         if xlated and first.xlated_prog_len:
-            b = ctypes.create_string_buffer(first.xlated_prog_len)
-            bufs["xlated"] = b
-            info.xlated_prog_len = first.xlated_prog_len
-            info.xlated_prog_insns = ctypes.addressof(b)
+            _ask(info, bufs, "xlated", first.xlated_prog_len, "xlated_prog_insns",
+                 xlated_prog_len=first.xlated_prog_len)
         if jited and first.jited_prog_len:
-            b = ctypes.create_string_buffer(first.jited_prog_len)
-            bufs["jited"] = b
-            info.jited_prog_len = first.jited_prog_len
-            info.jited_prog_insns = ctypes.addressof(b)
+            _ask(info, bufs, "jited", first.jited_prog_len, "jited_prog_insns",
+                 jited_prog_len=first.jited_prog_len)
         if func_info and first.nr_func_info:
             rec = first.func_info_rec_size or sizeof(bpf_func_info)
-            b = ctypes.create_string_buffer(rec * first.nr_func_info)
-            bufs["func_info"] = b
-            info.nr_func_info = first.nr_func_info
-            info.func_info_rec_size = rec
-            info.func_info = ctypes.addressof(b)
+            _ask(info, bufs, "func_info", rec * first.nr_func_info, "func_info",
+                 nr_func_info=first.nr_func_info, func_info_rec_size=rec)
         if line_info and first.nr_line_info:
             rec = first.line_info_rec_size or sizeof(bpf_line_info)
-            b = ctypes.create_string_buffer(rec * first.nr_line_info)
-            bufs["line_info"] = b
-            info.nr_line_info = first.nr_line_info
-            info.line_info_rec_size = rec
-            info.line_info = ctypes.addressof(b)
+            _ask(info, bufs, "line_info", rec * first.nr_line_info, "line_info",
+                 nr_line_info=first.nr_line_info, line_info_rec_size=rec)
             if jited and first.nr_jited_line_info:
                 jrec = first.jited_line_info_rec_size or 8
-                jb = ctypes.create_string_buffer(jrec * first.nr_jited_line_info)
-                bufs["jited_line_info"] = jb
-                info.nr_jited_line_info = first.nr_jited_line_info
-                info.jited_line_info_rec_size = jrec
-                info.jited_line_info = ctypes.addressof(jb)
+                _ask(info, bufs, "jited_line_info", jrec * first.nr_jited_line_info, "jited_line_info",
+                     nr_jited_line_info=first.nr_jited_line_info, jited_line_info_rec_size=jrec)
         if jited_ksyms and first.nr_jited_ksyms:
             ks = (c_uint64 * first.nr_jited_ksyms)()
             fl = (c_uint32 * first.nr_jited_func_lens)()
