@@ -19,7 +19,6 @@ from typing import Any
 
 from pybpfobj.errors import BpfError, NotFoundError, PinError, ProgramError
 from pybpfobj.kernel import info as _info
-from pybpfobj.kernel.bpffs import check_pin_path
 
 
 class Program:
@@ -244,6 +243,14 @@ class Program:
             return f"<Program id={self.id} type={self.type} name={self.name!r} fd={self._fd}>"
         except BpfError:
             return f"<Program fd={self._fd}>"
+
+
+def check_pin_path(path: str) -> None:
+    """:func:`pybpfobj.kernel.bpffs.check_pin_path` (imported when first used: ``prog show``
+    does not pay for the bpffs module)."""
+    from pybpfobj.kernel import bpffs
+
+    bpffs.check_pin_path(path)
 
 
 __all__ = ["Program", "check_pin_path"]
