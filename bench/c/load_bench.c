@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: MIT
-/* Reference for bench_load.py: open + load a BPF object N times with libbpf
- * and print the median time of one open+load in seconds. */
+/* Reference for bench_load.py: open + load a BPF object with libbpf and
+ * print the median time of one open+load in seconds (close not timed).
+ *
+ *   load_bench OBJ N    N loads, one median
+ *   load_bench OBJ -    a batch per line read from stdin ("N"), one median
+ *                       printed (and flushed) per batch, until EOF: the
+ *                       benchmark interleaves these batches with its own
+ *
+ * A plain libbpf user: libbpf's default print function stays (warnings and
+ * info lines to stderr, debug lines dropped), as pybpfobj sends the same
+ * lines to logging. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <bpf/libbpf.h>
-
-static int quiet(enum libbpf_print_level l, const char *f, va_list a) { return 0; }
 
 static int cmp(const void *a, const void *b)
 {
@@ -14,18 +22,13 @@ static int cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int main(int argc, char **argv)
+static int batch(const char *path, int n, double *t)
 {
-	int n = argc > 2 ? atoi(argv[2]) : 20;
-	double *t = calloc(n, sizeof(*t));
 	struct timespec a, b;
 
-	if (argc < 2 || !t)
-		return 2;
-	libbpf_set_print(quiet);
 	for (int i = 0; i < n; i++) {
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
+		struct bpf_object *obj = bpf_object__open_file(path, NULL);
 		if (!obj || bpf_object__load(obj)) {
 			fprintf(stderr, "load failed\n");
 			return 1;
@@ -36,5 +39,31 @@ int main(int argc, char **argv)
 	}
 	qsort(t, n, sizeof(*t), cmp);
 	printf("%.9f\n", t[n / 2]);
+	fflush(stdout);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char line[64];
+	double *t;
+	int n;
+
+	if (argc < 2)
+		return 2;
+	if (argc > 2 && strcmp(argv[2], "-") == 0) {
+		while (fgets(line, sizeof(line), stdin)) {
+			n = atoi(line);
+			if (n <= 0 || !(t = calloc(n, sizeof(*t))))
+				return 2;
+			if (batch(argv[1], n, t))
+				return 1;
+			free(t);
+		}
+		return 0;
+	}
+	n = argc > 2 ? atoi(argv[2]) : 20;
+	if (n <= 0 || !(t = calloc(n, sizeof(*t))))
+		return 2;
+	return batch(argv[1], n, t);
 }
