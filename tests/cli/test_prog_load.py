@@ -304,3 +304,25 @@ def test_failed_map_pinning_takes_back_program_and_by_name_pins(objs: Path, bpff
     rc, _, err = ours("loadall", o, str(bpffs / "p"), "pinmaps", str(bpffs / "m"), "pinroot", str(bpffs / "r"))
     assert rc == 255 and err.startswith("Error: failed to pin all maps: ") and "already exists" in err
     assert tree(bpffs) == before  # no program dir, no by-name pin, no pin root
+
+
+_HEAVY_IMPORTS = ("dataclasses", "inspect", "typing", "logging", "re", "elftools", "jinja2",
+                  "pybpfobj.kernel.info", "pybpfobj.spec")
+
+
+def test_loadall_process_imports_nothing_heavy(objs: Path, bpffs: Path) -> None:
+    # The whole-process benchmark's budget (40 ms over bpftool, interpreter start-up
+    # included) leaves no room for these: none is needed to load and pin.
+    # (what the interpreter's own start-up imported, site's .pth files included, is not ours)
+    code = ("import sys; before = set(sys.modules); from pybpfobj.cli.main import entry\n"
+            "sys.argv = ['pybpfobj', *sys.argv[1:]]\n"
+            "try:\n    entry()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    p = subprocess.run([sys.executable, "-c", code, "loadall", str(objs / "tailcall.o"), str(bpffs / "p"),
+                        "pinmaps", str(bpffs / "m")], capture_output=True, text=True, check=False,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    assert os.listdir(bpffs / "p") and os.listdir(bpffs / "m")
+    loaded = set(p.stdout.split())
+    assert "pybpfobj.loader" in loaded
+    assert [m for m in _HEAVY_IMPORTS if m in loaded] == []
