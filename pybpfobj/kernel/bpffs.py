@@ -192,27 +192,37 @@ def pin_fd(fd: int, path: str, what: str = "object") -> None:
     Refuses dotted names and an existing ``path`` before the syscall;
     failures raise :class:`PinError` naming ``what`` and the path.
     """
-    from pybpfobj.kernel import info
-
     check_pin_name(path, what)
     check_pin_free(path, what)
-    try:
-        info.obj_pin(fd, path)
-    except PinError as e:
-        err = e.errno or 0
-        raise PinError(f"failed to pin {what} at '{path}': {os.strerror(err)}", errno=err,
-                       path=path) from None
+    err = pin_errno(fd, path)
+    if err:
+        raise PinError(f"failed to pin {what} at '{path}': {os.strerror(err)}", errno=err, path=path)
+
+
+def pin_errno(fd: int, path: str) -> int:
+    """BPF_OBJ_PIN ``fd`` at ``path``: 0, or the errno (the caller names what failed).
+
+    The one place the pin call is made; it lives here, in a module with no
+    heavy imports, so loading and pinning objects stays light.
+    """
+    ret = int(libbpf.lib().bpf_obj_pin(fd, os.fsencode(path)))
+    return -ret if ret < 0 else 0
+
+
+def obj_pin(fd: int, path: str) -> None:
+    """Pin the object behind ``fd`` at ``path`` (BPF_OBJ_PIN); errors name the path as bpftool's."""
+    err = pin_errno(fd, path)
+    if err:
+        raise PinError(f"can't pin the object ({path}): {os.strerror(err)}", errno=err, path=path)
 
 
 def pin_mounting(fd: int, path: str, *, nomount: bool = False) -> None:
     """Pin ``fd`` at ``path`` as bpftool's ``pin`` verbs do: a bpffs is mounted on the
     parent directory first when it is not on one (unless ``nomount``), and taken
     away again if the pin then fails."""
-    from pybpfobj.kernel import info
-
     mounted = ensure_bpffs_for_pin(path, nomount=nomount)
     try:
-        info.obj_pin(fd, path)
+        obj_pin(fd, path)
     except PinError:
         if mounted is not None:
             mounted.undo()
@@ -247,6 +257,8 @@ __all__ = [
     "is_bpffs",
     "make_pin_dir",
     "mount_bpffs",
+    "obj_pin",
+    "pin_errno",
     "pin_fd",
     "pin_mounting",
 ]

@@ -701,11 +701,11 @@ def obj_get(path: str, kind: str | None = None) -> int:
 
 
 def obj_pin(fd: int, path: str) -> None:
-    """Pin the object behind ``fd`` at ``path`` (BPF_OBJ_PIN); errors name the path."""
-    ret = libbpf.lib().bpf_obj_pin(fd, os.fsencode(path))
-    if ret < 0:
-        err = -ret
-        raise PinError(f"can't pin the object ({path}): {os.strerror(err)}", errno=err, path=path)
+    """Pin the object behind ``fd`` at ``path`` (BPF_OBJ_PIN); errors name the path
+    (:func:`pybpfobj.kernel.bpffs.obj_pin`, imported on first use)."""
+    from pybpfobj.kernel import bpffs
+
+    bpffs.obj_pin(fd, path)
 
 
 # ---------------------------------------------------------------------------
