@@ -647,22 +647,24 @@ class BpfObject:
     def _check_maps(self, pinned: list[int], unsized: list[int]) -> None:
         """Before load: by-name pins need a BPF file system; maps the kernel would refuse
         unsized need a size from the user (clearer than the kernel's EINVAL)."""
-        ptrs = {m: n for n, m in self._maps.items()}
-        self._pin_paths = pins = {ptrs[m]: path for m in pinned if (path := _o.map_pin_path(m))}
-        for name, pin in pins.items():
-            if name in self._reused:
+        pins: dict[str, str] = {}
+        self._pin_paths = pins
+        for name, m in self._maps.items():  # in map order, as errors come
+            pin = _o.map_pin_path(m) if m in pinned else None
+            if pin:
+                pins[name] = pin
+                if name not in self._reused:
+                    root = os.path.dirname(pin) or "/"
+                    probe = root
+                    while not os.path.exists(probe) and probe not in ("/", ""):
+                        probe = os.path.dirname(probe)
+                    if not bpffs.is_bpffs(probe):
+                        raise PinError(
+                            f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
+                            f"which is not on a BPF file system (give pin_root, or 'pinroot DIR')",
+                            map=name, obj=self.name, path=root, errno=_errno.EINVAL)
+            if m not in unsized:
                 continue
-            root = os.path.dirname(pin) or "/"
-            probe = root
-            while not os.path.exists(probe) and probe not in ("/", ""):
-                probe = os.path.dirname(probe)
-            if not bpffs.is_bpffs(probe):
-                raise PinError(
-                    f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
-                    f"which is not on a BPF file system (give pin_root, or 'pinroot DIR')",
-                    map=name, obj=self.name, path=root, errno=_errno.EINVAL)
-        for m in unsized:
-            name = ptrs[m]
             mtype, max_entries, value_size = _o.map_type(m), _o.map_max_entries(m), _o.map_value_size(m)
             no_max = mtype in _NEED_MAX_ENTRIES and max_entries == 0
             no_value = mtype == _STACK_TRACE and value_size == 0
@@ -961,7 +963,11 @@ class BpfObject:
     # -- lifetime ----------------------------------------------------------
 
     def close(self) -> None:
-        """Release every fd and libbpf's object; handles already given out stay valid."""
+        """Release every fd and libbpf's object; handles already given out stay valid.
+
+        Program and map names come from libbpf's object: a closed object still
+        lists those read while it was open, and no others.
+        """
         if self._state == "closed":
             return
         _o.close_object(self._obj)

@@ -303,29 +303,6 @@ def map_names(obj: int) -> dict[str, int]:
     return out
 
 
-def untyped_programs(progs: dict[str, int]) -> list[str]:
-    """Names of the programs libbpf could not give a type (``BPF_PROG_TYPE_UNSPEC``)."""
-    ptype = libbpf.lib().bpf_program__type
-    return [n for n, p in progs.items() if ptype(p) == 0]
-
-
-def map_pin_paths(maps: dict[str, int]) -> dict[str, str | None]:
-    """Map name -> its ``LIBBPF_PIN_BY_NAME`` path (None for maps without one)."""
-    path = libbpf.lib().bpf_map__pin_path
-    out: dict[str, str | None] = {}
-    for n, m in maps.items():
-        p = path(m)
-        out[n] = _s(p) if p else None
-    return out
-
-
-def map_sizes(maps: dict[str, int]) -> dict[str, tuple[int, int, int]]:
-    """Map name -> ``(type, max_entries, value_size)`` as libbpf holds them now."""
-    lb = libbpf.lib()
-    mtype, maxe, vsize = lb.bpf_map__type, lb.bpf_map__max_entries, lb.bpf_map__value_size
-    return {n: (mtype(m), maxe(m), vsize(m)) for n, m in maps.items()}
-
-
 def set_log_bufs(obj: int, log: LogBuffer) -> None:
     """Give every program of ``obj`` the same verifier log buffer (over the object's own)."""
     lb = libbpf.lib()
@@ -585,13 +562,11 @@ __all__ = [
     "map_name",
     "map_names",
     "map_pin_path",
-    "map_pin_paths",
     "map_reuse_fd",
     "map_set_ifindex",
     "map_set_initial_value",
     "map_set_max_entries",
     "map_set_value_size",
-    "map_sizes",
     "map_type",
     "map_unpin",
     "map_value_size",
@@ -619,6 +594,5 @@ __all__ = [
     "read_memory",
     "scan_for_load",
     "set_log_bufs",
-    "untyped_programs",
     "write_memory",
 ]
