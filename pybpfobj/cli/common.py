@@ -146,3 +146,32 @@ def only_one(handles: list[_H], what: str) -> _H:
         raise CliError(f"several {what} match this handle")
     return handles[0]
 
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_OCT = frozenset("01234567")
+
+
+def parse_ulong(text: str, limit: int = 0xFFFFFFFF) -> int:
+    """A number as bpftool reads one with ``strtoul(text, &end, 0)`` and ``*end == 0``.
+
+    Leading white space and a ``+`` are allowed, then ``0x`` hex, a leading-0
+    octal, or decimal; the whole word must be consumed.  Unlike strtoul, a
+    negative number or one above ``limit`` raises ValueError instead of
+    wrapping.
+    """
+    s = text.lstrip(" \t\n\v\f\r")
+    s = s.removeprefix("+")
+    if s[:2] in ("0x", "0X") and len(s) > 2 and all(c in _HEX for c in s[2:]):
+        value = int(s, 16)
+    elif s.startswith("0"):
+        if not all(c in _OCT for c in s):  # strtoul stops at the first non-octal digit
+            raise ValueError(f"not a number: {text!r}")
+        value = int(s, 8)
+    elif s.isascii() and s.isdigit():
+        value = int(s, 10)
+    else:
+        raise ValueError(f"not a number: {text!r}")
+    if value > limit:
+        raise ValueError(f"{text!r} is out of range (at most {limit})")
+    return value

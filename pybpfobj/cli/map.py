@@ -17,7 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 from pybpfobj import constants as C
-from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, hexbytes, is_keyword, only_one
+from pybpfobj.cli.common import (
+    CliError,
+    Context,
+    UsageError,
+    dispatch,
+    hexbytes,
+    is_keyword,
+    only_one,
+    parse_ulong,
+)
 from pybpfobj.errors import BpfError, map_error
 from pybpfobj.kernel import info as kinfo
 from pybpfobj.maps import Map, check_map_name, possible_cpus
@@ -72,13 +81,6 @@ def _usage(msg: str = "too few parameters") -> UsageError:
 # ---------------------------------------------------------------------------
 # handles
 
-def _parse_uint(s: str) -> int:
-    v = int(s, 0) if not (len(s) > 1 and s[0] == "0" and s[1].isdigit()) else int(s, 8)
-    if v < 0 or v > 0xFFFFFFFF:
-        raise ValueError(s)
-    return v
-
-
 def _open_id(map_id: int) -> Map:
     try:
         return Map.from_id(map_id, **_RAW)
@@ -101,7 +103,7 @@ def parse_map_handle(args: list[str]) -> tuple[list[Map], list[str]]:
         if len(args) < 2:
             raise _usage()
         try:
-            map_id = _parse_uint(args[1])
+            map_id = parse_ulong(args[1])
         except ValueError:
             raise CliError(f"can't parse {args[1]} as ID") from None
         return [_open_id(map_id)], args[2:]
@@ -809,7 +811,7 @@ def do_create(ctx: Context, args: list[str]) -> int:
                 if w[0] != "f" and {"k": key, "v": value, "e": entries}[w[0]]:
                     raise CliError(f"{what} already specified")
                 try:
-                    n = _parse_uint(arg)
+                    n = parse_ulong(arg)
                 except ValueError:
                     raise CliError(f"can't parse {arg} as {what}") from None
                 if w[0] == "k":

@@ -13,7 +13,16 @@ import os
 import time
 from typing import Any
 
-from pybpfobj.cli.common import CliError, Context, Handler, UsageError, dispatch, is_keyword, only_one
+from pybpfobj.cli.common import (
+    CliError,
+    Context,
+    Handler,
+    UsageError,
+    dispatch,
+    is_keyword,
+    only_one,
+    parse_ulong,
+)
 from pybpfobj.errors import BpfError, NotFoundError
 from pybpfobj.programs import Program
 
@@ -68,7 +77,7 @@ def parse_prog_handle(args: list[str]) -> tuple[list[Program], list[str]]:
         if len(args) < 2:
             raise CliError("expected PROG_ID")
         try:
-            prog_id = _parse_uint(args[1])
+            prog_id = parse_ulong(args[1])
         except ValueError:
             raise CliError(f"can't parse {args[1]} as ID") from None
         try:
@@ -113,21 +122,6 @@ def parse_one_prog(args: list[str]) -> tuple[Program, list[str]]:
     """A handle that must match exactly one program (bpftool's prog_parse_fd)."""
     progs, rest = parse_prog_handle(args)
     return only_one(progs, "programs"), rest
-
-
-def _parse_uint(text: str) -> int:
-    # strtoul(..., 0): decimal, 0x hex, leading-0 octal; the whole word must parse.
-    if text.startswith(("-", "+")) or not text:
-        raise ValueError(text)
-    if text.lower().startswith("0x"):
-        v = int(text, 16)
-    elif len(text) > 1 and text.startswith("0"):
-        v = int(text[1:], 8)
-    else:
-        v = int(text, 10)
-    if v > 0xFFFFFFFF:
-        raise ValueError(text)
-    return v
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from pybpfobj.cli.common import CliError, Context, is_keyword
+from pybpfobj.cli.common import CliError, Context, is_keyword, parse_ulong
 
 RUN_KEYWORDS = ("data_in", "data_out", "data_size_out", "ctx_in", "ctx_out", "ctx_size_out", "repeat")
 DEFAULT_SIZE_OUT = 32 * 1024
@@ -25,21 +25,10 @@ def _req(args: list[str], n: int, verb: str, code: int = 255) -> None:
 
 
 def _strtoul(text: str, what: str) -> int:
-    # strtoul(text, &end, 0) with the whole word consumed; bpftool's message on failure
     try:
-        if text.lower().startswith("0x"):
-            v = int(text, 0)
-        elif len(text) > 1 and text.startswith("0"):
-            v = int(text[1:], 8)
-        else:
-            if not text.isdigit():
-                raise ValueError(text)
-            v = int(text)
+        return parse_ulong(text)
     except ValueError:
         raise CliError(f"can't parse {text} as {what}") from None
-    if v > 0xFFFFFFFF:
-        raise CliError(f"can't parse {text} as {what}")
-    return v
 
 
 def _ambiguous(word: str, group: tuple[str, ...]) -> None:

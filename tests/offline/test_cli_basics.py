@@ -71,3 +71,15 @@ def test_output_option_without_value_is_a_usage_error() -> None:
 def test_a_value_on_a_global_option_is_refused() -> None:
     rc, out, err = _run("--json=1", "version")
     assert rc == 255 and "Error: unrecognized option '--json=1'" in err and out == ""
+
+
+def test_numbers_are_read_as_strtoul_reads_them_but_never_wrap() -> None:
+    from pybpfobj.cli.common import parse_ulong
+
+    assert [parse_ulong(s) for s in ("10", "0x1f", "0X1F", "010", "0", " +7")] == [10, 31, 31, 8, 0, 7]
+    for bad in ("", "-1", "0b1", "1_0", "08", "0x", "1a", "x", "4294967296", "١"):
+        try:
+            parse_ulong(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was accepted")
