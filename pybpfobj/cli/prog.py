@@ -33,7 +33,9 @@ USAGE = """Usage: pybpfobj prog { show | list } [PROG]
        pybpfobj prog { load | loadall } OBJ  PATH \\
                          [type TYPE] [dev NAME] \\
                          [map { idx IDX | name NAME } MAP]\\
-                         [pinmaps MAP_DIR]
+                         [pinmaps MAP_DIR] \\
+                         [size NAME N]... [value_size NAME N]... \\
+                         [var NAME VALUE]... [force] [pinroot DIR]
        pybpfobj prog attach PROG ATTACH_TYPE [MAP]
        pybpfobj prog detach PROG ATTACH_TYPE [MAP]
        pybpfobj prog run PROG \\
@@ -42,16 +44,20 @@ USAGE = """Usage: pybpfobj prog { show | list } [PROG]
                          [ctx_in FILE [ctx_out FILE [ctx_size_out M]]] \\
                          [repeat N]
        pybpfobj prog profile PROG [duration DURATION] METRICs
-       pybpfobj prog tracelog
+       pybpfobj prog tracelog [count N] [timeout S]
        pybpfobj prog help
 
        MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
        PROG := { id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }
+       ATTACH_TYPE := { msg_verdict | skb_verdict | stream_verdict |
+                        stream_parser | flow_dissector }
        METRIC := { cycles | instructions | l1d_loads | llc_misses | itlb_misses | dtlb_misses }
        OPTIONS := { {-j|--json} [{-p|--pretty}] | {-d|--debug} |
                     {-f|--bpffs} | {-m|--mapcompat} | {-n|--nomount} }
 
-       dump xlated ... visual FILE.svg|FILE.png renders the graph with Graphviz.
+       dump xlated ... visual FILE.svg|FILE.png|FILE.pdf renders the graph with
+       Graphviz; visual FILE.dot writes the DOT text.  `pybpfobj load help` explains
+       load's extra keywords (size, value_size, var, force, pinroot).
        show lists 'pids' from /proc/*/fdinfo (bpftool needs a BPF iterator).
 """
 

@@ -194,10 +194,7 @@ def test_readme_section_examples_run_as_written(section: str, bpffs: Path,
 GROUPS = ("prog", "map", "gen", "btf", "inspect", "load", "loadall")
 # words the README shows that the help texts do not list yet (owner: cli/prog.py);
 # test_known_help_gaps_are_still_gaps fails once one is fixed, to keep this list honest
-KNOWN_HELP_GAPS = {
-    ("prog", "count"), ("prog", "timeout"),  # prog tracelog [count N] [timeout S]
-    ("prog", "msg_verdict"), ("prog", "skb_verdict"), ("prog", "stream_verdict"), ("prog", "stream_parser"),
-}
+KNOWN_HELP_GAPS: set[tuple[str, str]] = set()
 
 
 def _help(group: str | None) -> str:
@@ -262,8 +259,6 @@ def test_help_texts_list_every_command_and_keyword_the_readme_shows() -> None:
     assert not new_gaps, f"README words missing from `pybpfobj GROUP help`: {sorted(new_gaps)}"
 
 
-@pytest.mark.xfail(strict=True, reason="prog help lacks tracelog's count/timeout and the attach types "
-                                       "(cli/prog.py); remove from KNOWN_HELP_GAPS when fixed")
 def test_known_help_gaps_are_fixed() -> None:
     assert not (_missing_from_help() & KNOWN_HELP_GAPS)
 
