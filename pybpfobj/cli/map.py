@@ -725,6 +725,8 @@ def _pin_fd(ctx: Context, fd: int, path: str) -> None:
 
 
 def do_pin(ctx: Context, args: list[str]) -> int:
+    if len(args) < 3:  # bpftool's REQ_ARGS(3): its message and -EINVAL
+        raise CliError(f"'pin' needs at least 3 arguments, {len(args)} found", (-_errno.EINVAL) & 0xFF)
     m, rest = _map_operand(args, 3)
     with m:
         if len(rest) != 1:

@@ -174,6 +174,9 @@ CORPUS: list[Case] = [
     _c("prog load {objs}/xdp_counter.o {fs}/m/flows"),     # exists
     _c("prog loadall {objs}/xdp_counter.o {fs}/m/flows"),  # exists, and is a pin
     _c(f"map pin pinned {M}/plain_array {{fs}}/no/such/dir/pin"),
+    _c(f"map pin pinned {M}/plain_array"),
+    _c("map pin"),
+    _c("map pin pinned"),
     _c("prog load {objs}/xdp_counter.o {fs}/no/such/dir/pin"),
     # -- bad loads: verifier, sections, map replacement -------------------------------
     _c("prog load {objs}/bad_verifier.o {fs}/stray"),
