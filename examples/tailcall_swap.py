@@ -5,7 +5,10 @@ Loads bpf_progs/build/tailcall.o, pins its jmp_table under a bpffs
 directory, and swaps bpf_func_process (XDP_PASS) and bpf_func_debug
 (XDP_TX) into slot 0 while main_func keeps being test-run.
 
-    sudo python3 examples/tailcall_swap.py [BPFFS_DIR]   (default /sys/fs/bpf)
+As root, from the checkout, after ``bash scripts/setup.sh`` (which builds
+bpf_progs/ and installs pybpfobj into .venv)::
+
+    .venv/bin/python examples/tailcall_swap.py [BPFFS_DIR]   (default /sys/fs/bpf)
 """
 
 from __future__ import annotations

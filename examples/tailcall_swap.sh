@@ -1,11 +1,14 @@
 #!/bin/sh
 # Tail-call swapping with the pybpfobj CLI only (bpftool-map(8)'s example).
-#   sudo examples/tailcall_swap.sh [BPFFS_DIR]     (default /sys/fs/bpf)
-# PYBPFOBJ may name the command (default: python3 -m pybpfobj).
+#   examples/tailcall_swap.sh [BPFFS_DIR]     (as root; default /sys/fs/bpf)
+# PYBPFOBJ may name the command; the default is the checkout's .venv/bin/pybpfobj
+# (made by scripts/setup.sh), else `pybpfobj` on PATH.
 set -eu
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 BPFFS=${1:-/sys/fs/bpf}
-PYBPFOBJ=${PYBPFOBJ:-"python3 -m pybpfobj"}
+if [ -z "${PYBPFOBJ:-}" ]; then
+    if [ -x "$HERE/.venv/bin/pybpfobj" ]; then PYBPFOBJ="$HERE/.venv/bin/pybpfobj"; else PYBPFOBJ=pybpfobj; fi
+fi
 PROGS=$BPFFS/tailcall_progs
 MAPS=$BPFFS/tailcall_maps
 PKT=$(mktemp)

@@ -19,6 +19,8 @@ USAGE = """Usage: pybpfobj gen skeleton FILE [name OBJECT_NAME] [path] [output F
        pybpfobj gen help
 
        path: reference FILE by its absolute path instead of embedding it
+       output FILE (or -o FILE, --output FILE): write the module to FILE
+       (atomically) instead of standard output; --no-embed is the same as path
 """
 
 

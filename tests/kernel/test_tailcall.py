@@ -122,8 +122,9 @@ def test_python_example_runs(need_root: None, objs: Path, bpffs: Path) -> None:
 
 
 def test_shell_example_swaps_with_cli_only(need_root: None, objs: Path, bpffs: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYBPFOBJ": f"{sys.executable} -m pybpfobj"}
     r = subprocess.run(["sh", str(ROOT / "examples" / "tailcall_swap.sh"), str(bpffs)],
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+                       capture_output=True, text=True, env=env, check=False)
     assert r.returncode == 0, r.stderr
     rets = [line.split(",")[0] for line in r.stdout.splitlines() if line.startswith("Return value")]
     assert rets == ["Return value: 1", "Return value: 2", "Return value: 3"]
