@@ -25,7 +25,6 @@ import _thread
 import errno as _errno
 import os
 from stat import S_ISDIR, S_ISREG
-from types import MappingProxyType
 
 from pybpfobj import constants
 from pybpfobj.errors import (
@@ -67,6 +66,8 @@ _NEED_MAX_ENTRIES = frozenset(constants.MAP_TYPE[n] for n in (
 _RINGBUFS = frozenset((constants.MAP_TYPE["ringbuf"], constants.MAP_TYPE["user_ringbuf"]))
 _DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_hash"]))
 _STACK_TRACE = constants.MAP_TYPE["stack_trace"]
+# types.MappingProxyType without importing types (not loaded at start-up otherwise)
+_mappingproxy = type(type.__dict__)
 _LOG_SIZE = 1 << 24  # libbpf's own first size (BPF_LOG_BUF_SIZE); untouched pages cost nothing
 _tls = _thread._local()
 
@@ -186,8 +187,8 @@ class BpfObject:
     _map_names: dict[str, int] | None = None
     _type_set: AbstractSet[str] = frozenset()  # programs given a type by the caller
     _from_table: AbstractSet[str] = frozenset()  # ... by our section table
-    _reused: Mapping[str, str] = MappingProxyType({})  # map name -> what replaces it
-    _pin_paths: Mapping[str, str] = MappingProxyType({})  # LIBBPF_PIN_BY_NAME paths, set at load
+    _reused: Mapping[str, str] = _mappingproxy({})  # map name -> what replaces it
+    _pin_paths: Mapping[str, str] = _mappingproxy({})  # LIBBPF_PIN_BY_NAME paths, set at load
     _prog_handles: dict[str, Any] | None = None
     _map_handles: dict[str, Any] | None = None
     _pins: _Pins | None = None  # every pin and directory this object made
