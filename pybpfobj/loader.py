@@ -941,14 +941,7 @@ class BpfObject:
 
     @staticmethod
     def _pin_fd(txn: _Pins, fd: int, path: str, what: str) -> None:
-        # bpffs.pin_fd's checks and message, pinned through kernel/objects: bpffs.pin_fd
-        # pins through kernel/info, whose import (dataclasses, inspect) would cost a
-        # loadall process ~15 ms of its 40 ms budget.
-        bpffs.check_pin_name(path, what)
-        bpffs.check_pin_free(path, what)
-        err = _o.obj_pin(fd, path)
-        if err:
-            raise PinError(f"failed to pin {what} at '{path}': {os.strerror(err)}", errno=err, path=path)
+        bpffs.pin_fd(fd, path, what)
         txn.pins.append(path)
 
     @property

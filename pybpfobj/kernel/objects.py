@@ -527,16 +527,6 @@ def map_set_initial_value(m: int, data: bytes) -> None:
           f"map '{name}': cannot set initial value", map=name)
 
 
-def obj_pin(fd: int, path: str) -> int:
-    """``bpf_obj_pin`` (BPF_OBJ_PIN): 0, or the errno (the caller names what failed).
-
-    The loader's pins go through here rather than :func:`pybpfobj.kernel.info.obj_pin`
-    (the same call), which would bring kernel/info's imports into every load.
-    """
-    ret = int(libbpf.lib().bpf_obj_pin(fd, os.fsencode(path)))
-    return -ret if ret < 0 else 0
-
-
 def read_memory(addr: int, size: int) -> bytes:
     return ctypes.string_at(addr, size)
 
@@ -571,7 +561,6 @@ __all__ = [
     "map_unpin",
     "map_value_size",
     "maps",
-    "obj_pin",
     "object_btf_raw",
     "object_name",
     "open_object",
