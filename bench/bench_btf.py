@@ -8,7 +8,8 @@
 - also the whole ``python3 -m pybpfobj btf dump file vmlinux`` process for reference.
 
 Prints medians of several runs and the ratios (targets: full parse <= 10x,
-named lookup <= 2x).  Usage: python3 bench/bench_btf.py [--runs N] [--file PATH]
+named lookup <= 2x), then the same as ``RATIO <name> <value> <target|->``
+lines for bench/run_all.py.  Usage: python3 bench/bench_btf.py [--runs N] [--file PATH]
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ def main() -> int:
     print("CPU time (user+sys), robust when the machine is busy:")
     print(f"  bpftool {ref_cpu * 1000:.1f} ms; full parse {full_cpu * 1000:.1f} ms ratio {full_cpu / ref_cpu:.2f}x; "
           f"open+find {look_cpu * 1000:.1f} ms ratio {look_cpu / ref_cpu:.2f}x")
+    # for bench/run_all.py: RATIO <name> <value> <target|-> (issue 2's targets)
+    print(f"RATIO btf_full_parse_vs_bpftool {full / ref:.4f} 10")
+    print(f"RATIO btf_named_lookup_vs_bpftool {look / ref:.4f} 2")
+    print(f"RATIO btf_dump_process_vs_bpftool {cli / ref:.4f} -")
+    print(f"RATIO btf_full_parse_cpu_vs_bpftool {full_cpu / ref_cpu:.4f} -")
+    print(f"RATIO btf_named_lookup_cpu_vs_bpftool {look_cpu / ref_cpu:.4f} -")
     return 0
 
 

@@ -18,6 +18,11 @@
    printed is the median of the rounds' ratios, "(rounds)" their
    interquartile range.  Target <= 1.1.
 
+Both print a table for people, then ``RATIO <name> <value> <target|->``
+lines for bench/run_all.py: ``loadall_<obj>_difference_ms`` (target 40),
+``loadall_<obj>_vs_bpftool`` (1.15 for heavy), ``open_load_<obj>_vs_C``
+(1.1), and informative ones (ctypes floor, interpreter start-up).
+
    Configured alike: the C program is a plain libbpf user, so it keeps
    libbpf's default print function (warnings and info lines to stderr,
    debug lines dropped); ours routes the same lines to the
@@ -44,6 +49,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "bpf_progs" / "build"
+# issue 3's targets: whole process at most 40 ms over bpftool for every object, and at most
+# 1.15x bpftool where a load is heavy enough for the ratio to mean something; in process
+# BpfObject open+load at most 1.1x C's
+DIFF_TARGET_MS = 40
+RATIO_TARGETS = {"heavy": 1.15}
+IN_PROCESS_TARGET = 1.1
 DEFAULT = ["xdp_counter", "globals", "maps_all", "progs_all", "tailcall", "mapinmap", "heavy"]
 
 
@@ -56,7 +67,8 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return dt
 
 
-def whole_process(objs: list[str], n: int, fs: Path) -> None:
+def whole_process(objs: list[str], n: int, fs: Path) -> list[str]:
+    """Print the whole-process table; return its ``RATIO`` lines."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     venv = ROOT / ".venv" / "bin"
@@ -67,6 +79,8 @@ def whole_process(objs: list[str], n: int, fs: Path) -> None:
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
     timed([*ours_cmd, "loadall", str(BUILD / f"{objs[0]}.o"), str(fs / "warm")], env)  # byte code caches
     print(f"ours: {' '.join(ours_cmd)}")
+    out: list[str] = []
+    floors: list[float] = []
     print(f"{'object':<14} {'bpftool ms':>10} {'pybpfobj ms':>12} {'ratio':>6} {'diff ms':>8} "
           f"{'python -c pass':>15}")
     k = 0
@@ -87,9 +101,15 @@ def whole_process(objs: list[str], n: int, fs: Path) -> None:
         r, u, f = statistics.median(ref), statistics.median(us), statistics.median(floor)
         print(f"{name:<14} {r * 1e3:10.1f} {u * 1e3:12.1f} {u / r:6.2f} {(u - r) * 1e3:8.1f} "
               f"{f * 1e3:15.1f}")
+        floors.extend(floor)
+        out.append(f"RATIO loadall_{name}_difference_ms {(u - r) * 1e3:.2f} {DIFF_TARGET_MS:g}")
+        out.append(f"RATIO loadall_{name}_vs_bpftool {u / r:.4f} {RATIO_TARGETS.get(name, '-')}")
+    out.append(f"RATIO loadall_python_startup_floor_ms {statistics.median(floors) * 1e3:.2f} -")
+    return out
 
 
-def in_process(objs: list[str], n: int) -> None:
+def in_process(objs: list[str], n: int) -> list[str]:
+    """Print the in-process table; return its ``RATIO`` lines."""
     sys.path.insert(0, str(ROOT))
     from pybpfobj.kernel import libbpf
     from pybpfobj.kernel import objects as _objects  # noqa: F401 - declares the prototypes used below
@@ -123,6 +143,7 @@ def in_process(objs: list[str], n: int) -> None:
             o.close()
         return statistics.median(ts) / 1e9
 
+    out: list[str] = []
     print(f"\n{'object':<14} {'C libbpf ms':>11} {'BpfObject ms':>12} {'ratio':>6} {'(rounds)':>11} "
           f"{'ctypes ms':>9} {'ctypes/C':>8}")
     for name in objs:
@@ -156,7 +177,10 @@ def in_process(objs: list[str], n: int) -> None:
         print(f"{name:<14} {statistics.median(cs) * 1e3:11.3f} {statistics.median(pys) * 1e3:12.3f} "
               f"{statistics.median(ratios):6.2f} {spread:>11} {statistics.median(raws) * 1e3:9.3f} "
               f"{statistics.median(floors):8.2f}")
+        out.append(f"RATIO open_load_{name}_vs_C {statistics.median(ratios):.4f} {IN_PROCESS_TARGET:g}")
+        out.append(f"RATIO open_load_{name}_ctypes_floor_vs_C {statistics.median(floors):.4f} -")
     shutil.rmtree(exe.parent, ignore_errors=True)
+    return out
 
 
 def main() -> None:
@@ -166,16 +190,20 @@ def main() -> None:
                     help="run one of the two benchmarks (default: both)")
     ap.add_argument("objects", nargs="*", default=DEFAULT)
     a = ap.parse_args()
+    ratio_lines: list[str] = []
     if a.only != "in-process":
         fs = Path(tempfile.mkdtemp(prefix="bench-load-"))
         subprocess.run(["mount", "-t", "bpf", "bpf", str(fs)], check=True)
         try:
-            whole_process(a.objects, a.n, fs)
+            ratio_lines += whole_process(a.objects, a.n, fs)
         finally:
             subprocess.run(["umount", "-l", str(fs)], check=False)
             shutil.rmtree(fs, ignore_errors=True)
     if a.only != "process":
-        in_process(a.objects, a.n)
+        ratio_lines += in_process(a.objects, a.n)
+    # for bench/run_all.py: RATIO <name> <value> <target|-> (issue 3's targets)
+    print()
+    print("\n".join(ratio_lines))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ checks, buffer export, count and opts, error check).  Both sides' buffers
 are allocated and written once before any timing, so neither page-faults or
 first-touches them inside a timed region; every key already exists on both
 sides.  Per-element loops update keys that exist; the dump reads the whole
-map in batches of the map's size on both sides.  Prints every ratio.
+map in batches of the map's size on both sides.  Prints every ratio, as a
+table and as ``RATIO <name> <value> <target|->`` lines for bench/run_all.py;
+exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -207,22 +209,32 @@ def main() -> int:
             t_bt_l.append(child_cpu_ns(cmd_bt))
         t_ours, t_bt = statistics.median(t_ours_l), statistics.median(t_bt_l)
 
-        rows = [
-            ("per-element update (typed)", py_update, c["update"], 1.9),
-            ("per-element lookup (typed)", py_lookup, c["lookup"], 1.9),
-            ("items() vs C batch dump", py_items, c["dump"], 1.6),
-            ("batch update (array.array keys/values)", py_bupd, c["bupd"], 1.0),
-            ("batch update (lists of ints, info)", py_bupd_lists, c["bupd"], 9.9),
-            ("mmap array element read vs C array lookup", py_mmap, c["alookup"], 0.5),
-            ("global variable read vs C array lookup", py_global, c["alookup"], 0.5),
-            ("map dump -j process vs bpftool", t_ours, t_bt, 1.0),
+        # (what, RATIO name, Python ns, reference ns, issue 4's target or None)
+        rows: list[tuple[str, str, float, float, float | None]] = [
+            ("per-element update (typed)", "maps_update_vs_C", py_update, c["update"], 1.9),
+            ("per-element lookup (typed)", "maps_lookup_vs_C", py_lookup, c["lookup"], 1.9),
+            ("items() vs C batch dump", "maps_items_vs_C_batch_dump", py_items, c["dump"], 1.6),
+            ("batch update (array.array keys/values)", "maps_batch_update_vs_C", py_bupd, c["bupd"], 1.0),
+            ("batch update (lists of ints, info)", "maps_batch_update_lists_vs_C", py_bupd_lists, c["bupd"],
+             None),
+            ("mmap array element read vs C array lookup", "maps_mmap_read_vs_C_lookup", py_mmap, c["alookup"],
+             0.5),
+            ("global variable read vs C array lookup", "maps_global_read_vs_C_lookup", py_global, c["alookup"],
+             0.5),
+            ("map dump -j process vs bpftool", "maps_dump_json_process_vs_bpftool", t_ours, t_bt, 1.0),
         ]
         ok = True
         print(f"{'operation':45s} {'python':>12s} {'reference':>12s} {'ratio':>7s} {'target':>7s}")
-        for name, py, ref, target in rows:
+        for what, _, py, ref, target in rows:
             ratio = py / ref
-            ok &= ratio <= target
-            print(f"{name:45s} {py:12.1f} {ref:12.1f} {ratio:7.2f} {target:7.2f}{'' if ratio <= target else '  MISSED'}")
+            met = target is None or ratio <= target
+            ok &= met
+            shown = "-" if target is None else f"{target:.2f}"
+            print(f"{what:45s} {py:12.1f} {ref:12.1f} {ratio:7.2f} {shown:>7s}{'' if met else '  MISSED'}")
+        # for bench/run_all.py: RATIO <name> <value> <target|->
+        print()
+        for _, key, py, ref, target in rows:
+            print(f"RATIO {key} {py / ref:.4f} {'-' if target is None else f'{target:g}'}")
         return 0 if ok else 1
     finally:
         subprocess.run(["umount", "-l", str(fs)], check=False)

@@ -8,6 +8,10 @@
    statement alone, median), against importing ctypes + enum + typing (what
    any such module pays anyway).
 
+Prints for people, then ``RATIO <name> <value> <target|->`` lines for
+bench/run_all.py: ``skeleton_generation_<obj>_process_s`` (target 0.5),
+``skeleton_import_ms`` (target 50) and the informative ratios.
+
 Both run as installed code does: with the project's ``.venv`` interpreter
 when it exists (``bash scripts/setup.sh``), and with byte code caches
 (``PYTHONDONTWRITEBYTECODE`` is dropped; a warm-up run writes the caches of
@@ -63,6 +67,7 @@ def main() -> int:
     venv_python = ROOT / ".venv" / "bin" / "python"
     python = str(venv_python) if venv_python.exists() else sys.executable
     print(f"interpreter: {python}")
+    ratio_lines: list[str] = []  # for bench/run_all.py: RATIO <name> <value> <target|->
     tmp = Path(tempfile.mkdtemp(prefix="bench-skel-"))
     try:
         # the largest object the skeleton generator accepts
@@ -83,12 +88,15 @@ def main() -> int:
         print(f"generation (whole process): {gen * 1000:7.1f} ms   target <= 500 ms   "
               f"{'OK' if gen <= 0.5 else 'SLOW'}")
         print(f"  reference python3 -c pass: {bare * 1000:7.1f} ms   ratio {gen / bare:5.1f}x")
+        ratio_lines.append(f"RATIO skeleton_generation_{obj.stem}_process_s {gen:.4f} 0.5")
+        ratio_lines.append(f"RATIO skeleton_generation_vs_python_startup {gen / bare:.4f} -")
         bpftool = shutil.which("bpftool") or ("/usr/sbin/bpftool" if os.path.exists("/usr/sbin/bpftool")
                                               else None)
         if bpftool:
             try:
                 ref = wall([bpftool, "gen", "skeleton", str(obj)], args.runs, env)
                 print(f"  reference bpftool gen skeleton (C): {ref * 1000:7.1f} ms   ratio {gen / ref:5.1f}x")
+                ratio_lines.append(f"RATIO skeleton_generation_vs_bpftool_gen {gen / ref:.4f} -")
             except subprocess.CalledProcessError:
                 print("  reference bpftool gen skeleton: refused this object")
 
@@ -98,6 +106,10 @@ def main() -> int:
         print(f"import of the generated module: {imp * 1000:7.2f} ms   target <= 50 ms   "
               f"{'OK' if imp <= 0.05 else 'SLOW'}")
         print(f"  reference import ctypes, enum, typing: {base * 1000:7.2f} ms   ratio {imp / base:5.1f}x")
+        ratio_lines.append(f"RATIO skeleton_import_ms {imp * 1000:.3f} 50")
+        ratio_lines.append(f"RATIO skeleton_import_vs_ctypes_enum_typing {imp / base:.4f} -")
+        print()
+        print("\n".join(ratio_lines))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -2,6 +2,7 @@
 """Test-run round trips per second: Program.test_run() from Python (one syscall per run)
 against bpftool's ``prog run ... repeat N`` average (N runs inside one syscall), and
 Python's own ``repeat N`` for the in-kernel cost.  Needs root and bpftool.
+Also prints ``RATIO <name> <value> -`` lines (time per run over bpftool's) for bench/run_all.py.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def main() -> int:
         print(f"  bpftool prog run repeat N (average):   {bt_rate:12,.0f} runs/s ({avg} ns)")
         print(f"  Python test_run(repeat=N) (average):   {1e9 / max(py_rep, 1):12,.0f} runs/s ({py_rep} ns)")
         print(f"  ratio Python round trip / bpftool repeat average: {py_rate / bt_rate:.3f}")
+        # for bench/run_all.py: RATIO <name> <value> <target|->; time per run over time per run
+        # (a cost, like the other benchmarks' ratios); issue 6 sets no target
+        print(f"RATIO testrun_roundtrip_time_vs_bpftool_repeat_avg {bt_rate / py_rate:.4f} -")
+        print(f"RATIO testrun_repeat_avg_time_vs_bpftool_repeat_avg {py_rep / max(avg, 1):.4f} -")
     finally:
         drop_scratch_bpffs(tmp)
     return 0

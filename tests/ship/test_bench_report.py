@@ -110,8 +110,8 @@ def test_runs_every_bench_script_and_writes_the_report(run_all: ModuleType, tmp_
     rc = run_all.main(["--quick", "--bench-dir", str(bench), "--out", str(out)])
     assert rc == 1  # bench_broken failed
     report = (out / "REPORT.md").read_text()
-    assert "| bench_quick | quick_mode | 1 | 1.5 | ok |" in report
-    assert "| bench_maps | items() vs C batch dump (python vs reference) | 2.25 | 1.6 | MISSED |" in report
+    assert "| bench_quick | quick_mode | 1 | ratio | 1.5 | ok |" in report
+    assert "| bench_maps | items() vs C batch dump (python vs reference) | 2.25 | ratio | 1.6 | MISSED |" in report
     assert "### bench_broken" in report and "no kernel here" in report
     assert "helper" not in report
     png = out / "report.png"
@@ -130,4 +130,35 @@ def test_only_selects_benchmarks_by_short_name(run_all: ModuleType, tmp_path: Pa
     (bench / "bench_b.py").write_text("print('RATIO b 2 -')\n")
     assert run_all.main(["--only", "b", "--bench-dir", str(bench), "--out", str(tmp_path), "--no-png"]) == 0
     report = (tmp_path / "REPORT.md").read_text()
-    assert "| bench_b | b | 2 | - | - |" in report and "bench_a" not in report
+    assert "| bench_b | b | 2 | ratio | - | - |" in report and "bench_a" not in report
+
+
+def test_names_ending_in_a_time_unit_are_absolute_values_not_ratios(run_all: ModuleType) -> None:
+    out = ("RATIO loadall_heavy_difference_ms 35.5 40\nRATIO skeleton_generation_process_s 0.62 0.5\n"
+           "RATIO loadall_heavy_vs_bpftool 1.1 1.15\nRATIO ringbuf_read_batch_throughput_vs_C 0.2 -\n")
+    got = run_all.parse_output("bench_x", out)
+    assert [(r.name, r.unit, r.verdict) for r in got] == [
+        ("loadall_heavy_difference_ms", "ms", "ok"),
+        ("skeleton_generation_process_s", "s", "MISSED"),
+        ("loadall_heavy_vs_bpftool", "ratio", "ok"),
+        ("ringbuf_read_batch_throughput_vs_C", "ratio", "-"),
+    ]
+
+
+def test_report_table_has_value_and_unit_columns_and_lists_missed_targets(
+        run_all: ModuleType, tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "bench_load.py").write_text(
+        "print('RATIO loadall_heavy_difference_ms 55.25 40')\nprint('RATIO loadall_heavy_vs_bpftool 1.1 1.15')\n"
+        "print('RATIO loadall_python_startup_floor_ms 9.5 -')\n")
+    assert run_all.main(["--bench-dir", str(bench), "--out", str(tmp_path)]) == 0  # a miss is not a failure
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| benchmark | measurement | value | unit | target | verdict |" in report
+    assert "| bench_load | loadall_heavy_difference_ms | 55.2 | ms | 40 | MISSED |" in report
+    assert "| bench_load | loadall_heavy_vs_bpftool | 1.1 | ratio | 1.15 | ok |" in report
+    assert "| bench_load | loadall_python_startup_floor_ms | 9.5 | ms | - | - |" in report
+    assert "Targets met: 1 of 2; missed: bench_load loadall_heavy_difference_ms." in report
+    png = tmp_path / "report.png"
+    if png.exists():  # with matplotlib: the ms budget is drawn too, on its own panel
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
