@@ -340,14 +340,16 @@ def render_png(runs: list[BenchRun], path: Path) -> bool:
             for y, x in zip(ys, items):
                 if x.target is not None:
                     ax.plot([x.target, x.target], [y - 0.42, y + 0.42], color="black", linewidth=2.5)
-                ax.annotate(_fmt(x.value), (x.value, y), xytext=(3, 0), textcoords="offset points",
-                            va="center", fontsize=6.5)
+                # right of the bar or of its target tick, whichever is further right
+                ax.annotate(_fmt(x.value), (max(x.value, x.target or 0.0), y), xytext=(4, 0),
+                            textcoords="offset points", va="center", fontsize=6.5)
             ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
             ax.set_xscale("log")
             lo = min([x.value for x in items] + [x.target for x in items if x.target])
             hi = max([x.value for x in items] + [x.target for x in items if x.target])
             ax.set_xlim(lo / 2, hi * 3)  # room for the value labels right of the bars
-            ax.set_xlabel("ratio to the reference measured in the same run (log scale; 1 = as fast); "
+            ax.set_xlabel("ratio to the reference measured in the same run (log scale; 1 = as fast; time over "
+                          "time, but rate over rate for names with 'throughput')\n"
                           "black tick: target; green ok, red missed, blue no target", fontsize=8)
             ax.set_title("pybpfobj benchmarks: ratios", fontsize=10)
         else:
