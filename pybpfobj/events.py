@@ -28,7 +28,7 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pybpfobj.errors import BpfError, LibbpfError, MapError
 from pybpfobj.testrun import HasFd
@@ -58,8 +58,11 @@ def _check_type(m: MapLike, want: str) -> None:
                        map=_map_label(m))
 
 
-class _Reader:
-    """Common part: the pending-events queue, iteration and asyncio glue."""
+_E = TypeVar("_E")
+
+
+class _Reader(Generic[_E]):
+    """Common part: the pending-events queue, iteration and asyncio glue (events of type ``_E``)."""
 
     _ptr: int
 
@@ -83,7 +86,7 @@ class _Reader:
     def epoll_fd(self) -> int:
         raise NotImplementedError
 
-    def events(self, timeout: float | None = None, *, max_events: int | None = None) -> Iterator[Any]:
+    def events(self, timeout: float | None = None, *, max_events: int | None = None) -> Iterator[_E]:
         """Yield events as they come; stops after ``timeout`` seconds without any, or ``max_events``.
 
         ``timeout=None`` waits forever.  Events go to the iterator instead
@@ -91,17 +94,21 @@ class _Reader:
         """
         seen = 0
         wait_ms = -1 if timeout is None else int(timeout * 1000)
-        while max_events is None or seen < max_events:
-            if not self._pending:
-                self.poll(wait_ms)
+        self._iterating = True
+        try:
+            while max_events is None or seen < max_events:
                 if not self._pending:
-                    if timeout is not None:
-                        return
-                    continue
-            seen += 1
-            yield self._pending.popleft()
+                    self.poll(wait_ms)
+                    if not self._pending:
+                        if timeout is not None:
+                            return
+                        continue
+                seen += 1
+                yield self._pending.popleft()
+        finally:
+            self._iterating = False
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_E]:
         return self.events()
 
     async def _aiter(self) -> AsyncIterator[Any]:
@@ -128,7 +135,7 @@ class _Reader:
         """``async for event in reader``: waits on :attr:`epoll_fd` in the running event loop."""
         return self._aiter()
 
-    def __enter__(self) -> _Reader:  # noqa: PYI034
+    def __enter__(self) -> _Reader[_E]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -338,7 +345,7 @@ def _bulk_struct(fmt: struct.Struct | None, ln: int, step: int) -> struct.Struct
 _NO_STRUCT: Any = object()
 
 
-class RingBuffer(_Reader):
+class RingBuffer(_Reader[bytes]):
     """A reader of one (or more, see :meth:`add`) ``ringbuf`` maps.
 
     The ring is mapped into this process and its records are parsed in
@@ -487,13 +494,6 @@ class RingBuffer(_Reader):
         self._need_open()
         return self._dispatch()
 
-    def events(self, timeout: float | None = None, *, max_events: int | None = None) -> Iterator[bytes]:
-        self._iterating = True
-        try:
-            yield from super().events(timeout, max_events=max_events)
-        finally:
-            self._iterating = False
-
     @property
     def epoll_fd(self) -> int:
         """An fd that becomes readable when records are waiting (for select/asyncio)."""
@@ -548,7 +548,7 @@ _SAMPLE = struct.Struct("<QI")  # PERF_SAMPLE_TIME, then the raw size
 _LOST = struct.Struct("<QQ")
 
 
-class PerfBuffer(_Reader):
+class PerfBuffer(_Reader[PerfEvent]):
     """A reader of a ``perf_event_array`` map (one ring per CPU, ``page_cnt`` pages each).
 
     ``callback(cpu, data)`` runs per sample (or samples queue for
@@ -636,13 +636,6 @@ class PerfBuffer(_Reader):
             raise
         self._raise_pending_error()
         return n
-
-    def events(self, timeout: float | None = None, *, max_events: int | None = None) -> Iterator[PerfEvent]:
-        self._iterating = True
-        try:
-            yield from super().events(timeout, max_events=max_events)
-        finally:
-            self._iterating = False
 
     @property
     def epoll_fd(self) -> int:

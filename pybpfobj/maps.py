@@ -261,29 +261,20 @@ def _f_update_batch() -> Any:
 # info
 
 @dataclass
-class MapInfo:
-    """What the kernel says about a map (``bpf_map_info`` and fdinfo)."""
+class MapInfo(kinfo.MapInfo):
+    """What the kernel says about a map: ``bpf_map_info`` (:class:`kernel.info.MapInfo`) and fdinfo."""
 
-    id: int
-    type: int
-    type_name: str
-    name: str
-    key_size: int
-    value_size: int
-    max_entries: int
-    flags: int
-    btf_id: int
-    btf_key_type_id: int
-    btf_value_type_id: int
-    btf_vmlinux_value_type_id: int
-    map_extra: int
-    ifindex: int
-    frozen: bool
-    memlock: int | None
+    frozen: bool = False
+    memlock: int | None = None
     owner_prog_type: int | None = None
     owner_jited: bool | None = None
     pinned: list[str] = field(default_factory=list)
     pids: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def flags(self) -> int:
+        """``map_flags`` (BPF_F_*), under the name :class:`Map` uses."""
+        return self.map_flags
 
 
 # ---------------------------------------------------------------------------
@@ -542,11 +533,7 @@ class Map:
         ki = kinfo.map_info(self.fd)
         fdi = kinfo.fdinfo(self.fd)
         mi = MapInfo(
-            id=ki.id, type=ki.type, type_name=ki.type_name, name=ki.name, key_size=ki.key_size,
-            value_size=ki.value_size, max_entries=ki.max_entries, flags=ki.map_flags, btf_id=ki.btf_id,
-            btf_key_type_id=ki.btf_key_type_id, btf_value_type_id=ki.btf_value_type_id,
-            btf_vmlinux_value_type_id=ki.btf_vmlinux_value_type_id, map_extra=ki.map_extra,
-            ifindex=ki.ifindex, frozen=fdi.get("frozen", "0") not in ("0", ""),
+            **vars(ki), frozen=fdi.get("frozen", "0") not in ("0", ""),
             memlock=int(fdi["memlock"]) if fdi.get("memlock", "").isdigit() else None,
         )
         if "owner_prog_type" in fdi:
