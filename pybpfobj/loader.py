@@ -46,7 +46,7 @@ from pybpfobj.kernel import objects as _o
 # re, threading and the info/spec layers are imported where they are used.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from collections.abc import Set as AbstractSet
     from typing import Any, Literal, Self, Union
 
@@ -302,19 +302,20 @@ class BpfObject:
 
     def set_max_entries(self, name: str, n: int) -> None:
         """Size map ``name`` (``max_entries``) before load."""
-        self._check_open("set_max_entries")
-        mname, m = self._map(name)
-        self._not_reused(mname, "set_max_entries")
-        _check_u32(n, f"max_entries of map '{mname}'")
-        _o.map_set_max_entries(m, n)
+        self._set_map_u32(name, "max_entries", n, _o.map_set_max_entries)
 
     def set_value_size(self, name: str, n: int) -> None:
         """Set map ``name``'s value size before load (a stack_trace map's depth, ...)."""
-        self._check_open("set_value_size")
+        self._set_map_u32(name, "value_size", n, _o.map_set_value_size)
+
+    def _set_map_u32(self, name: str, field: str, n: int, setter: Callable[[Any, int], None]) -> None:
+        """The checks every pre-load map-definition setter makes, then ``setter(map, n)``."""
+        what = "set_" + field
+        self._check_open(what)
         mname, m = self._map(name)
-        self._not_reused(mname, "set_value_size")
-        _check_u32(n, f"value_size of map '{mname}'")
-        _o.map_set_value_size(m, n)
+        self._not_reused(mname, what)
+        _check_u32(n, f"{field} of map '{mname}'")
+        setter(m, n)
 
     def _not_reused(self, name: str, what: str) -> None:
         if name in self._reused:

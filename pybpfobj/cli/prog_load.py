@@ -88,6 +88,14 @@ def _need(args: list[str], i: int, n: int, word: str) -> None:
         raise CliError(f"'{word}' needs at least {n} arguments, {left} found")
 
 
+def _once(args: list[str], i: int, word: str, current: str | None, dup: str) -> tuple[str, int]:
+    """The one argument of keyword ``word`` at ``args[i]`` and the next index; ``dup`` if given twice."""
+    if current is not None:
+        raise CliError(dup)
+    _need(args, i, 1, word)
+    return args[i], i + 1
+
+
 def _parse_u32(text: str, what: str) -> int:
     try:
         v = int(text, 0)
@@ -156,12 +164,7 @@ def parse_load_args(args: list[str]) -> _Args:
         while i < len(args):
             w = args[i]
             if is_keyword(w, "type"):
-                i += 1
-                if a.prog_type is not None:
-                    raise CliError("program type already specified")
-                _need(args, i, 1, "type")
-                a.prog_type = args[i]
-                i += 1
+                a.prog_type, i = _once(args, i + 1, "type", a.prog_type, "program type already specified")
             elif is_keyword(w, "map"):
                 i += 1
                 _need(args, i, 4, "map")
@@ -177,17 +180,9 @@ def parse_load_args(args: list[str]) -> _Args:
                 a.replaces.append(_Replace(idx, name, fd, order, desc))
                 order += 1
             elif is_keyword(w, "dev"):
-                i += 1
-                if a.dev is not None:
-                    raise CliError("offload device already specified")
-                _need(args, i, 1, "dev")
-                a.dev = args[i]
-                i += 1
+                a.dev, i = _once(args, i + 1, "dev", a.dev, "offload device already specified")
             elif is_keyword(w, "pinmaps"):
-                i += 1
-                _need(args, i, 1, "pinmaps")
-                a.pinmaps = args[i]
-                i += 1
+                a.pinmaps, i = _once(args, i + 1, "pinmaps", None, "")
             elif is_keyword(w, "size") or is_keyword(w, "value_size"):
                 kw = "size" if is_keyword(w, "size") else "value_size"
                 i += 1

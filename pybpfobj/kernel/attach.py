@@ -396,12 +396,16 @@ def ring_buffer_add(rb: int, map_fd: int, cb: Any, what: str) -> None:
     check(lib().ring_buffer__add(rb, map_fd, cb, None), what)
 
 
+def _polled(ret: int, what: str) -> int:
+    """A ``*__poll`` result: EINTR (a signal) counts as nothing polled so Python's handlers run."""
+    if ret == -4:  # -EINTR
+        return 0
+    return check(ret, what)
+
+
 def ring_buffer_poll(rb: int, timeout_ms: int) -> int:
     """Events consumed (callbacks run); negative errno from a callback passes through as error."""
-    ret: int = lib().ring_buffer__poll(rb, timeout_ms)
-    if ret == -4:  # EINTR: a signal; let Python's handlers run
-        return 0
-    return check(ret, "ring_buffer__poll")
+    return _polled(lib().ring_buffer__poll(rb, timeout_ms), "ring_buffer__poll")
 
 
 def ring_buffer_consume(rb: int) -> int:
@@ -450,10 +454,7 @@ def perf_buffer_new_raw(map_fd: int, page_cnt: int, event_cb: Any, cpus: dict[in
 
 
 def perf_buffer_poll(pb: int, timeout_ms: int) -> int:
-    ret: int = lib().perf_buffer__poll(pb, timeout_ms)
-    if ret == -4:
-        return 0
-    return check(ret, "perf_buffer__poll")
+    return _polled(lib().perf_buffer__poll(pb, timeout_ms), "perf_buffer__poll")
 
 
 def perf_buffer_consume(pb: int) -> int:
