@@ -157,11 +157,11 @@ def obj_get(path: str) -> int:
 
 
 def obj_pin(fd: int, path: str) -> None:
-    """BPF_OBJ_PIN ``fd`` at ``path``."""
-    ret = libbpf.lib().bpf_obj_pin(fd, os.fsencode(path))
-    if ret < 0:
-        err = -ret
-        raise PinError(f"can't pin the object ({path}): {os.strerror(err)}", errno=err, path=path)
+    """BPF_OBJ_PIN ``fd`` at ``path`` (:func:`pybpfobj.kernel.bpffs.obj_pin`, imported on first
+    use so ``map`` commands that never pin do not load it)."""
+    from pybpfobj.kernel import bpffs
+
+    bpffs.obj_pin(fd, path)
 
 
 def freeze(fd: int, name: str | None = None) -> None:
