@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from loader_testutil import build_bpf, libbpf_records
 
 from pybpfobj.errors import (
     BpfError,
@@ -269,27 +270,11 @@ def test_pin_maps_leaves_by_name_maps_at_their_one_pin(objs: Path, bpffs: Path) 
         assert sorted(os.listdir(root)) == ["pinned_hash"]
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def test_log_level_logs_every_programs_verifier_log(objs: Path) -> None:
-    # a handler on the logger itself: the CLI's tests may have stopped propagation to the root
-    logger = logging.getLogger("pybpfobj.libbpf")
-    handler, level = _Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with libbpf_records() as (logger, handler):
+        logger.setLevel(logging.DEBUG)
         with BpfObject(objs / "tailcall.o", log_level=1) as obj:
             obj.load()
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     logs = [r for r in handler.records if "BEGIN PROG LOAD LOG" in r.getMessage()]
     assert sorted(r.getMessage().split("'")[1] for r in logs) == ["bpf_func_debug", "bpf_func_process",
                                                                    "main_func"]
@@ -326,15 +311,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 def test_reuse_check_ignores_the_kernels_devmap_flag_and_ringbuf_rounding(tmp_path: Path, bpffs: Path) -> None:
-    import platform
-    import shutil
-
-    cc = shutil.which("clang-19") or shutil.which("clang")
-    assert cc is not None, "clang is needed to build the test object"
-    (tmp_path / "norm.bpf.c").write_text(_NORMALISED_SRC)
-    o = tmp_path / "norm.o"
-    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(tmp_path / "norm.bpf.c"), "-o", str(o)], check=True)
+    o = build_bpf(tmp_path, "norm", _NORMALISED_SRC)
     with BpfObject(o) as first:
         first.load()
         info = {n: m.info() for n, m in first.maps.items()}

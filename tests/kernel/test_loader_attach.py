@@ -8,12 +8,10 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
-import platform
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from loader_testutil import build_bpf
 
 from pybpfobj.errors import BpfError, MapError, NotFoundError, ProgramError
 from pybpfobj.kernel import info
@@ -165,13 +163,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 def test_attach_all_failure_rolls_back_every_link_it_made(need_root: None, tmp_path: Path) -> None:
-    cc = shutil.which("clang-19") or shutil.which("clang")
-    assert cc is not None, "clang is needed to build the test object"
-    src = tmp_path / "rollback.bpf.c"
-    src.write_text(_ROLLBACK_SRC)
-    o = tmp_path / "rollback.o"
-    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(src), "-o", str(o)], check=True)
+    o = build_bpf(tmp_path, "rollback", _ROLLBACK_SRC)
     before = fds()
     with BpfObject(o) as obj:
         obj.load()

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import errno
 import logging
-import platform
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loader_testutil import Records, build_bpf, libbpf_records
 
 from pybpfobj.errors import LibbpfError, UnsupportedError, VerifierError
 from pybpfobj.loader import BpfObject
@@ -23,26 +21,10 @@ from pybpfobj.loader import BpfObject
 pytestmark = pytest.mark.kernel
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def libbpf_log() -> Iterator[tuple[logging.Logger, _Records]]:
-    # a handler on the logger itself: the CLI's tests may have stopped propagation to the root
-    logger = logging.getLogger("pybpfobj.libbpf")
-    handler, level = _Records(), logger.level
-    logger.addHandler(handler)
-    try:
-        yield logger, handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+def libbpf_log() -> Iterator[tuple[logging.Logger, Records]]:
+    with libbpf_records() as got:
+        yield got
 
 
 _INFO_SRC = """
@@ -54,19 +36,10 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
-def _build(tmp_path: Path, name: str, src: str) -> Path:
-    cc = shutil.which("clang-19") or shutil.which("clang")
-    assert cc is not None, "clang is needed to build the test object"
-    c = tmp_path / f"{name}.bpf.c"
-    c.write_text(src)
-    o = tmp_path / f"{name}.o"
-    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(c), "-o", str(o)], check=True)
-    return o
 
 
 def test_debug_lines_reach_the_logger_only_while_it_is_enabled_for_debug(
-        objs: Path, libbpf_log: tuple[logging.Logger, _Records]) -> None:
+        objs: Path, libbpf_log: tuple[logging.Logger, Records]) -> None:
     logger, handler = libbpf_log
     logger.setLevel(logging.DEBUG)
     with BpfObject(objs / "xdp_counter.o") as obj:
@@ -87,10 +60,10 @@ def test_debug_lines_reach_the_logger_only_while_it_is_enabled_for_debug(
 
 
 def test_info_lines_of_a_successful_open_reach_the_logger(
-        tmp_path: Path, need_root: None, libbpf_log: tuple[logging.Logger, _Records]) -> None:
+        tmp_path: Path, need_root: None, libbpf_log: tuple[logging.Logger, Records]) -> None:
     logger, handler = libbpf_log
     logger.setLevel(logging.INFO)
-    o = _build(tmp_path, "info", _INFO_SRC)
+    o = build_bpf(tmp_path, "info", _INFO_SRC)
     with BpfObject(o) as obj:
         obj.load()
     infos = [r.getMessage() for r in handler.records if r.levelno == logging.INFO]
@@ -99,7 +72,7 @@ def test_info_lines_of_a_successful_open_reach_the_logger(
 
 
 def test_open_failure_warnings_reach_the_logger_and_name_the_object(
-        tmp_path: Path, need_root: None, libbpf_log: tuple[logging.Logger, _Records]) -> None:
+        tmp_path: Path, need_root: None, libbpf_log: tuple[logging.Logger, Records]) -> None:
     logger, handler = libbpf_log
     logger.setLevel(logging.WARNING)
     junk = tmp_path / "junk.o"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loader_testutil import build_bpf
 
 from pybpfobj.errors import BpfError, KeyNotFoundError, MapError, MapFrozenError, ProgramError
 from pybpfobj.skeleton.generator import generate_file
@@ -250,15 +251,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 def test_attach_failure_rolls_back_every_link(need_root: None, tmp_path: Path) -> None:
-    import platform
-    import shutil
-
-    cc = shutil.which("clang-19") or shutil.which("clang")
-    assert cc is not None, "clang is needed to build the test object"
-    (tmp_path / "rollback.bpf.c").write_text(_ROLLBACK_SRC)
-    o = tmp_path / "rollback.o"
-    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(tmp_path / "rollback.bpf.c"), "-o", str(o)], check=True)
+    o = build_bpf(tmp_path, "rollback", _ROLLBACK_SRC)
     generate_file(o, tmp_path / "rollback_skel.py")
     spec = importlib.util.spec_from_file_location("rollback_skel", tmp_path / "rollback_skel.py")
     assert spec is not None and spec.loader is not None
