@@ -13,7 +13,6 @@ touches these prototypes.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -142,10 +141,6 @@ PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
 LIBBPF_PERF_EVENT_CONT = -2
 LIBBPF_PERF_EVENT_ERROR = -1
-
-
-class _sz_only_opts(Structure):
-    _fields_ = [("sz", c_size_t)]
 
 
 def _opts(cls: type[Structure]) -> Any:
@@ -467,11 +462,6 @@ def perf_buffer_epoll_fd(pb: int) -> int:
 
 def perf_buffer_free(pb: int) -> None:
     lib().perf_buffer__free(pb)
-
-
-def keep_callback(fn: Callable[..., Any], proto: Any) -> Any:
-    """Wrap ``fn`` in the ctypes function type ``proto`` (the caller keeps it alive)."""
-    return proto(fn)
 
 
 __all__ = [

@@ -248,10 +248,6 @@ class ProgInfo:
     jited_func_lens: list[int] | None = None
     jited_line_info: list[int] | None = None
 
-    @property
-    def jited_flag(self) -> bool:
-        return self.jited_prog_len > 0
-
     def load_time_epoch(self) -> int:
         """Load time as Unix epoch seconds (bpftool's ``loaded_at``)."""
         return boot_time_to_epoch(self.load_time)

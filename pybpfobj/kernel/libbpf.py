@@ -294,12 +294,6 @@ def _core(lb: ctypes.CDLL) -> None:
     _proto(lb, "libbpf_strerror", c_int, c_int, c_char_p, c_size_t)
     _proto(lb, "libbpf_num_possible_cpus", c_int)
     _proto(lb, "libbpf_probe_bpf_prog_type", c_int, c_int, c_void_p)
-    _proto(lb, "libbpf_probe_bpf_map_type", c_int, c_int, c_void_p)
-    _proto(lb, "libbpf_probe_bpf_helper", c_int, c_int, c_int, c_void_p)
-    _proto(lb, "libbpf_bpf_prog_type_str", c_char_p, c_int)
-    _proto(lb, "libbpf_bpf_map_type_str", c_char_p, c_int)
-    _proto(lb, "libbpf_bpf_attach_type_str", c_char_p, c_int)
-    _proto(lb, "libbpf_bpf_link_type_str", c_char_p, c_int)
 
 
 @declares

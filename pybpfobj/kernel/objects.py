@@ -87,12 +87,9 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_object__open_mem", vp, c_void_p, c_size_t, POINTER(BpfObjectOpenOpts))
     _proto(lb, "bpf_object__load", ip, vp)
     _proto(lb, "bpf_object__close", None, vp)
-    _proto(lb, "bpf_object__name", c_char_p, vp)
     _proto(lb, "bpf_object__btf", vp, vp)
     _proto(lb, "bpf_object__next_program", vp, vp, vp)
     _proto(lb, "bpf_object__next_map", vp, vp, vp)
-    _proto(lb, "bpf_object__find_map_by_name", vp, vp, c_char_p)
-    _proto(lb, "bpf_object__find_program_by_name", vp, vp, c_char_p)
     _proto(lb, "btf__raw_data", vp, vp, POINTER(c_uint32))
     _proto(lb, "libbpf_prog_type_by_name", ip, c_char_p, POINTER(c_int), POINTER(c_int))
 
@@ -104,9 +101,6 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_program__expected_attach_type", ip, vp)
     _proto(lb, "bpf_program__set_expected_attach_type", ip, vp, ip)
     _proto(lb, "bpf_program__set_ifindex", None, vp, c_uint32)
-    _proto(lb, "bpf_program__autoload", c_bool, vp)
-    _proto(lb, "bpf_program__set_autoload", ip, vp, c_bool)
-    _proto(lb, "bpf_program__set_log_level", ip, vp, c_uint32)
     _proto(lb, "bpf_program__set_log_buf", ip, vp, c_void_p, c_size_t)
     _proto(lb, "bpf_program__insn_cnt", c_size_t, vp)
     _proto(lb, "bpf_program__set_attach_target", ip, vp, ip, c_char_p)
@@ -136,7 +130,6 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_map__set_ifindex", ip, vp, c_uint32)
     _proto(lb, "bpf_map__initial_value", vp, vp, POINTER(c_size_t))
     _proto(lb, "bpf_map__set_initial_value", ip, vp, c_void_p, c_size_t)
-    _proto(lb, "bpf_map__inner_map", vp, vp)
 
 
 def _s(b: bytes | None) -> str:
@@ -425,11 +418,6 @@ class LogBuffer:
 
     def text(self) -> str:
         return self.buf.value.decode("utf-8", "replace")
-
-
-def prog_set_log_buf(p: int, log: LogBuffer) -> None:
-    """Give program ``p`` a verifier log buffer; libbpf fills it only when a load fails."""
-    libbpf.lib().bpf_program__set_log_buf(p, log.buf, log.size)
 
 
 def prog_set_ifindex(p: int, ifindex: int) -> None:
