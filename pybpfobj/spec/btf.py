@@ -929,15 +929,6 @@ def read_elf_btf(path: str | os.PathLike[str]) -> tuple[BTF, BTFExt | None]:
     return btf, ext
 
 
-def is_elf(path: str | os.PathLike[str]) -> bool:
-    """True when the file starts with the ELF magic."""
-    try:
-        with open(os.fspath(path), "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
 __all__ = [
     "BTF",
     "BTF_MAGIC",
@@ -952,6 +943,5 @@ __all__ = [
     "BtfType",
     "BtfVarSecinfo",
     "LineInfo",
-    "is_elf",
     "read_elf_btf",
 ]
