@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pybpfobj.cli.common import Context, UsageError
+from pybpfobj.cli.common import Context, UsageError, hexbytes
 
 if TYPE_CHECKING:
     from pybpfobj.spec.btf import BTF
@@ -71,7 +71,7 @@ def _value(btf: BTF | None, var: VarSpec) -> Any:
             return format_value(btf, var.type_id, var.initial)
         except BpfError:
             pass
-    return [f"0x{b:02x}" for b in var.initial]
+    return hexbytes(var.initial)
 
 
 def _program(p: ProgramSpec) -> dict[str, Any]:
