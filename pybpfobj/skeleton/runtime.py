@@ -448,14 +448,10 @@ def _short(name: str) -> str:
 
 def _owner_prog_type(fd: int) -> int | None:
     """The program type the kernel bound a prog_array to (fdinfo ``owner_prog_type``), if any."""
-    try:
-        with open(f"/proc/self/fdinfo/{fd}") as f:
-            for line in f:
-                if line.startswith("owner_prog_type:"):
-                    return int(line.split(":", 1)[1])
-    except OSError:
-        pass
-    return None
+    from pybpfobj.kernel.info import fdinfo
+
+    owner = fdinfo(fd).get("owner_prog_type")
+    return int(owner) if owner else None
 
 
 class ProgArray(_MapBase):
