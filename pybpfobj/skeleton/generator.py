@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pybpfobj import constants
 from pybpfobj.errors import BTFError, ObjectFormatError
 from pybpfobj.skeleton.naming import Scope, identifier, pystr, to_class_name
 from pybpfobj.skeleton.pyfmt import WIDTH, Cat, Expr, Group, Opt, Str, finish, parse_type_expr, stmt
@@ -441,25 +440,6 @@ class SectionModel:
     writable_after_load: bool
 
 
-def _prog_type_name(p: Any) -> str:
-    pt = getattr(p, "prog_type", "")
-    if isinstance(pt, int):
-        return constants.PROG_TYPES[pt] if 0 <= pt < len(constants.PROG_TYPES) else str(pt)
-    if isinstance(pt, enum.Enum):
-        pt = pt.name
-    return str(pt).lower().replace("bpf_prog_type_", "")
-
-
-def _map_type_name(m: Any) -> str:
-    tn = getattr(m, "type_name", None)
-    if tn:
-        return str(tn).lower().replace("bpf_map_type_", "")
-    t = getattr(m, "type", 0)
-    if isinstance(t, int) and 0 <= t < len(constants.MAP_TYPES):
-        return constants.MAP_TYPES[t]
-    return str(t).lower()
-
-
 _PLAIN_TYPES = {"hash", "array", "lru_hash", "lpm_trie"}
 _PERCPU_TYPES = {"percpu_hash", "percpu_array", "lru_percpu_hash"}
 _QUEUE_TYPES = {"queue", "stack", "bloom_filter"}
@@ -515,10 +495,10 @@ def build_model(data: bytes, *, name: str | None = None, source: str = "<bytes>"
     maps: list[MapModel] = []
     sections: list[SectionModel] = []
     skel_scope = Scope(_SKEL_RESERVED)
-    prog_types = {p.name: _prog_type_name(p) for p in spec.programs}
+    prog_types = {p.name: p.prog_type or "" for p in spec.programs}
 
     def map_model(m: Any, attr: str, hint: str) -> MapModel:
-        tname = _map_type_name(m)
+        tname = m.type_name
         key = value = None
         if getattr(m, "key_type_id", 0):
             key = types.ref(m.key_type_id, f"{hint}_key")
