@@ -399,6 +399,10 @@ def test_cli_gen_errors(objs: Path, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("out.py.tmp*"))
     rc, _, err = cli("gen", "frobnicate")
     assert rc == 255 and "unknown command" in err
+    rc, _, err = cli("gen", "skeleton", str(objs / "xdp_counter.o"), "output")
+    assert rc == 255 and err.startswith("Error: expected a file after 'output'")
+    rc, _, err = cli("gen", "skeleton", str(tmp_path / "nope.o"))
+    assert rc == 254 and err.startswith("Error: failed to open BPF object file: ")
 
 
 def test_gen_keeps_jinja2_out_of_cli_startup() -> None:
