@@ -332,7 +332,9 @@ def fd_kind(fd: int) -> str | None:
     for kind, anon in _ANON_NAMES.items():
         if target == anon:
             return kind
-    return None
+    # a link fd from BPF_OBJ_GET / BPF_LINK_GET_FD_BY_ID is named "bpf-link"
+    # (bpf_link_new_fd), unlike the "bpf_link" of the fd made at attach time
+    return "link" if target == "anon_inode:bpf-link" else None
 
 
 def _require_kind(fd: int, kind: str, what: str) -> None:
