@@ -220,11 +220,8 @@ class Link:
         """Open a link pinned on a bpffs."""
         from pybpfobj.kernel import info
 
-        fd = info.obj_get(path)
+        fd = info.obj_get(path, "link")
         fi = info.fdinfo(fd)
-        if "link_id" not in fi:
-            os.close(fd)
-            raise BpfError(f"incorrect object type: {path} is not a link", errno=E.EINVAL, path=path)
         link = cls(fd, fi.get("link_type", "link"), prog_id=int(fi.get("prog_id", "0") or 0))
         link.pin_path = path
         return link

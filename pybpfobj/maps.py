@@ -412,7 +412,7 @@ class Map:
     @classmethod
     def from_pinned(cls, path: str, **kw: Any) -> Map:
         """Open the map pinned at ``path`` (BPF_OBJ_GET)."""
-        fd = mapops.obj_get(str(path))
+        fd = kinfo.obj_get(str(path), "map")
         try:
             return cls(fd, pinned_path=str(path), **kw)
         except BaseException:

@@ -15,7 +15,6 @@ import os
 from ctypes import POINTER, Structure, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any
 
-from pybpfobj.errors import BpfError, NotFoundError, PinError
 from pybpfobj.kernel import libbpf
 
 
@@ -140,30 +139,6 @@ def storage_btf(value_size: int) -> tuple[int, int, int]:
     return libbpf.check(fd, "loading BTF for a storage map"), 1, 3
 
 
-def obj_get(path: str) -> int:
-    """BPF_OBJ_GET: an fd for the map pinned at ``path`` (bpftool's messages, full path)."""
-    ret = libbpf.lib().bpf_obj_get(os.fsencode(path))
-    if ret < 0:
-        err = -ret
-        cls: type[BpfError] = NotFoundError if err == 2 else PinError
-        raise cls(f"bpf obj get ({path}): {os.strerror(err)}", errno=err, path=path)
-    fd = int(ret)
-    from pybpfobj.kernel import info
-
-    if info.fd_kind(fd) != "map":
-        os.close(fd)
-        raise BpfError(f"incorrect object type: {path} is not a map", errno=22, path=path)
-    return fd
-
-
-def obj_pin(fd: int, path: str) -> None:
-    """BPF_OBJ_PIN ``fd`` at ``path`` (:func:`pybpfobj.kernel.bpffs.obj_pin`, imported on first
-    use so ``map`` commands that never pin do not load it)."""
-    from pybpfobj.kernel import bpffs
-
-    bpffs.obj_pin(fd, path)
-
-
 def freeze(fd: int, name: str | None = None) -> None:
     ret = libbpf.lib().bpf_map_freeze(fd)
     if ret < 0:
@@ -203,4 +178,4 @@ class ReadOnlyMapping:
         self.close()
 
 
-__all__ = ["BpfMapBatchOpts", "BpfMapCreateOpts", "ReadOnlyMapping", "batch_opts", "create", "fn", "freeze", "obj_get", "obj_pin", "raw_fn", "storage_btf"]
+__all__ = ["BpfMapBatchOpts", "BpfMapCreateOpts", "ReadOnlyMapping", "batch_opts", "create", "fn", "freeze", "raw_fn", "storage_btf"]

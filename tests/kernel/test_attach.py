@@ -202,3 +202,18 @@ def test_flow_dissector_link_refuses_other_program_types_and_missing_netns(progs
         links.attach_flow_dissector(progs_all.programs["xdp_count_proto"])
     with pytest.raises(ProgramError, match="cannot open /run/netns/pbo-missing"):
         links.attach_flow_dissector(progs_all.programs["flow_dissect"], "/run/netns/pbo-missing")
+
+
+def test_from_pinned_of_the_wrong_kind_raises_and_closes_the_fd(progs_all: Any, bpffs: Path) -> None:
+    from pybpfobj.errors import BpfError
+    from pybpfobj.maps import Map
+
+    path = str(bpffs / "a_prog")
+    progs_all.programs["xdp_count_proto"].pin(path)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(BpfError, match=rf"incorrect object type: {path} is not a link \(it is a prog\)") as ei:
+        Link.from_pinned(path)
+    assert ei.value.errno == 22
+    with pytest.raises(BpfError, match=rf"incorrect object type: {path} is not a map \(it is a prog\)"):
+        Map.from_pinned(path)
+    assert set(os.listdir("/proc/self/fd")) == before
