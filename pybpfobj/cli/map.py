@@ -890,9 +890,7 @@ def do_event_pipe(ctx: Context, args: list[str]) -> int:
             if what is None:
                 raise CliError(f"what is '{w}'?")
             try:
-                n = int(rest[1], 0)
-                if n < 0:
-                    raise ValueError
+                n = parse_ulong(rest[1])
             except ValueError:
                 raise CliError(f"can't parse {rest[1]} as {what}") from None
             if what == "CPU ID":

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from pybpfobj.cli.common import CliError, Context, is_keyword
+from pybpfobj.cli.common import CliError, Context, is_keyword, parse_ulong
 from pybpfobj.cli.prog import USAGE, header_json, header_line, parse_one_prog, parse_prog_handle
 from pybpfobj.errors import BpfError
 from pybpfobj.programs import Program
@@ -241,10 +241,10 @@ def do_profile(ctx: Context, args: list[str]) -> int:
             if len(rest) < 2:
                 raise CliError("expected duration")
             try:
-                duration = int(rest[1], 0)
+                duration = parse_ulong(rest[1])
             except ValueError:
                 raise CliError(f"invalid duration: {rest[1]}") from None
-            if duration <= 0 or duration > 0xFFFFFFFF:
+            if duration == 0:
                 raise CliError(f"invalid duration: {rest[1]}")
             rest = rest[2:]
         try:

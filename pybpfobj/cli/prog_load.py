@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 
-from pybpfobj.cli.common import CliError, Context, is_keyword
+from pybpfobj.cli.common import CliError, Context, is_keyword, parse_ulong
 
 # Start-up cost matters: no typing or dataclasses at import (annotations are strings).
 TYPE_CHECKING = False
@@ -98,12 +98,9 @@ def _once(args: list[str], i: int, word: str, current: str | None, dup: str) -> 
 
 def _parse_u32(text: str, what: str) -> int:
     try:
-        v = int(text, 0)
+        return parse_ulong(text)
     except ValueError:
         raise CliError(f"can't parse {text} as {what}") from None
-    if not 0 <= v <= 0xFFFFFFFF:
-        raise CliError(f"can't parse {text} as {what}")
-    return v
 
 
 def _map_fd(args: list[str], i: int) -> tuple[int, int]:
