@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,25 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pybpfobj.cli.common import Context
-from pybpfobj.cli.main import run
+from clirun import ours, theirs
 
 pytestmark = [pytest.mark.kernel, pytest.mark.bpftool]
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = ["globals", "heavy", "mapinmap", "maps_all", "progs_all", "tailcall", "xdp_counter"]
-
-
-def ours(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rc = run(list(argv), Context(out=out, err=err))
-    return rc, out.getvalue(), err.getvalue()
-
-
-def theirs(bpftool: str, *argv: str) -> tuple[int, str, str]:
-    p = subprocess.run([bpftool, *argv], check=False, capture_output=True, text=True)
-    return p.returncode, p.stdout, p.stderr
 
 
 def tree(root: Path) -> set[str]:
