@@ -230,3 +230,18 @@ def test_event_pipe_refuses_a_map_that_carries_no_events(pinned: Path) -> None:
     # the map type is checked before the arguments, as bpftool does
     rc, _out, err = ours("map", "event_pipe", "pinned", str(pinned / "h"), "cpu", "0")
     assert rc == 255 and err == "Error: map type must be perf_event_array or ringbuf\n"
+
+
+def test_pin_and_dequeue_match_bpftool(pinned: Path, bpftool: str) -> None:
+    """``map pin`` (text and JSON) pins the same map as bpftool; ``dequeue`` pops as bpftool's does."""
+    d = pinned
+    for j in ([], ["-j"]):
+        a = theirs(bpftool, *j, "map", "pin", "pinned", str(d / "h"), str(d / f"h_bpftool{len(j)}"))
+        b = ours(*j, "map", "pin", "pinned", str(d / "h"), str(d / f"h_ours{len(j)}"))
+        assert a == b, (j, a, b)
+        same(bpftool, "-j", "map", "show", "pinned", str(d / f"h_ours{len(j)}"))
+        assert theirs(bpftool, "-j", "map", "show", "pinned", str(d / f"h_ours{len(j)}"))[1] == \
+            theirs(bpftool, "-j", "map", "show", "pinned", str(d / f"h_bpftool{len(j)}"))[1]
+    for _ in range(2):
+        assert theirs(bpftool, "map", "enqueue", "pinned", str(d / "q"), "value", "7", "0", "0", "0")[0] == 0
+    assert ours("map", "dequeue", "pinned", str(d / "q")) == theirs(bpftool, "map", "dequeue", "pinned", str(d / "q"))

@@ -172,3 +172,40 @@ def test_tracelog_json_is_an_array_of_lines(need_root: None, tmp_path: Path) -> 
     import json
 
     assert isinstance(json.loads(out), list)
+
+
+def _first_trace_line(cmd: list[str], obj: BpfObject) -> str:
+    """The first trace_pipe line ``cmd`` prints while say_hello runs; stdout is a pty so
+    bpftool writes each line at once instead of at exit."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=slave, stderr=subprocess.DEVNULL, env=ENV)
+    os.close(slave)
+    buf = b""
+    try:
+        deadline = time.monotonic() + 20
+        while b"\n" not in buf and time.monotonic() < deadline:
+            obj.programs["say_hello"].test_run(bytes(16))
+            if select.select([master], [], [], 0.2)[0]:
+                buf += os.read(master, 4096)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    return buf.decode().replace("\r\n", "\n").split("\n", 1)[0]
+
+
+def test_tracelog_prints_the_same_lines_as_bpftool(need_root: None, bpftool: str, tmp_path: Path) -> None:
+    obj_path = build_runtime_events(str(tmp_path))
+    with BpfObject(obj_path) as obj:
+        obj.load()
+        lines = [_first_trace_line(cmd, obj) for cmd in
+                 ([bpftool, "prog", "tracelog"], [sys.executable, "-m", "pybpfobj", "prog", "tracelog"])]
+    # task, pid, CPU and time differ between the two runs: compare the message and the line's shape
+    shapes = [re.sub(r"\d+", "N", ln.split(": ", 1)[0].strip().split()[-1]) for ln in lines]
+    msgs = [ln.split(": ", 1)[1] for ln in lines]
+    assert "pybpfobj tracelog marker 42" in msgs[0]
+    assert msgs[0] == msgs[1] and shapes[0] == shapes[1], lines
