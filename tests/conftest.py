@@ -59,6 +59,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.longrepr = f"skipped in CI (CI=true), which counts as a failure: {report.longrepr}"
 
 
+# Whole modules skipped at collection (a module-level ``pytest.importorskip``) never reach
+# pytest_runtest_makereport: in CI they are listed and fail the run here instead.
+_CI_COLLECT_SKIPS: list[str] = []
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if IN_CI and report.skipped:
+        _CI_COLLECT_SKIPS.append(f"{report.nodeid}: {report.longrepr}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _CI_COLLECT_SKIPS:
+        terminalreporter.write_line(f"FAILED (skipped in CI, CI=true) {line}", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _CI_COLLECT_SKIPS and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def have_root() -> bool:
     return os.geteuid() == 0
 
