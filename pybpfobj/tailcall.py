@@ -74,8 +74,12 @@ def check_compatible(prog_array: MapLike, prog: ProgLike) -> None:
     message naming both sides.
     """
     mfd = prog_fd(prog_array)
-    mi = _fdinfo(mfd)
-    mlabel = _map_label(prog_array, mfd)
+    _check_prog(_fdinfo(mfd), _map_label(prog_array, mfd), prog)
+
+
+def _check_prog(mi: Mapping[str, str], mlabel: str, prog: ProgLike) -> str:
+    """:func:`check_compatible` on the table's fdinfo ``mi``; returns the program's type
+    (fdinfo value) so :func:`swap` reads each fdinfo once."""
     if "map_type" not in mi:
         raise MapError(f"{mlabel} is not a BPF map", errno=E.EINVAL, map=mlabel)
     mtype = int(mi["map_type"])
@@ -101,6 +105,7 @@ def check_compatible(prog_array: MapLike, prog: ProgLike) -> None:
                 f"program {plabel} is {'' if pjited else 'not '}JIT-compiled but prog_array {mlabel} "
                 f"holds {'' if ojited else 'non-'}JIT-compiled programs", errno=E.EINVAL,
                 prog=prog_label(prog), map=mlabel)
+    return pi["prog_type"]
 
 
 def swap(prog_array: MapLike, slots: Mapping[int, ProgLike | None]) -> list[SlotChange]:
@@ -117,20 +122,18 @@ def swap(prog_array: MapLike, slots: Mapping[int, ProgLike | None]) -> list[Slot
     mlabel = _map_label(prog_array, mfd)
     mi = _fdinfo(mfd)
     max_entries = int(mi.get("max_entries", "0") or 0)
-    progs_seen: list[ProgLike] = []
+    types: set[str] = set()
     for slot, prog in slots.items():
         if not 0 <= slot < max_entries:
             raise MapError(f"slot {slot} is out of range for prog_array {mlabel} (max_entries {max_entries})",
                            errno=E.E2BIG if slot >= max_entries else E.EINVAL, map=mlabel)
         if prog is None:
             continue
-        check_compatible(prog_array, prog)
-        progs_seen.append(prog)
+        types.add(_check_prog(mi, mlabel, prog))
     # with no owner yet, the first program written becomes the owner: all must agree
-    types = {_fdinfo(prog_fd(p)).get("prog_type") for p in progs_seen}
     if len(types) > 1:
         raise ProgramError(f"programs of different types cannot share prog_array {mlabel}: "
-                           + ", ".join(sorted(prog_type_name(int(t or 0)) for t in types)),
+                           + ", ".join(sorted(prog_type_name(int(t)) for t in types)),
                            errno=E.EINVAL, map=mlabel)
     changes: list[SlotChange] = []
     written: list[tuple[int, int | None]] = []
