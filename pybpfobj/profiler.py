@@ -210,12 +210,12 @@ def profile(prog_fd: int, metrics: Sequence[Metric], duration: float | None = No
     programs, :class:`UnsupportedError` when a counter does not exist here.
     Everything it opened is closed on every path.
     """
-    from pybpfobj.kernel import attach, progops
+    from pybpfobj.kernel import attach, libbpf, progops
     from pybpfobj.loader import BpfObject
 
     if not metrics:
         raise ProfileError("no metric is selected")
-    ncpu = progops.possible_cpus()
+    ncpu = libbpf.num_possible_cpus()
     func = target_function(prog_fd)
     obj = BpfObject(profiler_object(), name="profiler")
     counters: list[Counter] = []

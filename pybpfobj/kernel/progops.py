@@ -183,15 +183,6 @@ def perf_event_read(fd: int) -> tuple[int, int, int]:
     return v, e, r
 
 
-def possible_cpus() -> int:
-    """How many CPUs the kernel may ever bring up (per-CPU map values have this many slots).
-
-    libbpf's count (the one :func:`pybpfobj.maps.possible_cpus` caches), so
-    the profiler sizes its per-CPU reads exactly as the map handles do.
-    """
-    return libbpf.num_possible_cpus()
-
-
 __all__ = [
     "BPF_STATS_RUN_TIME",
     "BPF_TRACE_FENTRY",
@@ -205,7 +196,6 @@ __all__ = [
     "perf_event_enable",
     "perf_event_open",
     "perf_event_read",
-    "possible_cpus",
     "probe_fentry",
     "prog_fd_by_id_flags",
 ]
