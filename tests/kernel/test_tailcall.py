@@ -129,3 +129,15 @@ def test_shell_example_swaps_with_cli_only(need_root: None, objs: Path, bpffs: P
     rets = [line.split(",")[0] for line in r.stdout.splitlines() if line.startswith("Return value")]
     assert rets == ["Return value: 1", "Return value: 2", "Return value: 3"]
     assert not (bpffs / "tailcall_progs").exists()
+
+
+def test_swap_refuses_mixed_program_types_on_an_ownerless_prog_array(tailcall: Any, objs: Path) -> None:
+    from pybpfobj.maps import Map
+
+    with Map.create("prog_array", 4, 4, 4, name="fresh_jt") as jt, BpfObject(objs / "progs_all.o") as other:
+        other.load()
+        with pytest.raises(ProgramError, match="programs of different types cannot share prog_array fresh_jt: "
+                                               "sched_cls, xdp") as ei:
+            swap(jt, {0: tailcall.programs["bpf_func_process"], 1: other.programs["tc_classifier"]})
+        assert ei.value.errno == 22
+        assert slots(jt) == {}
