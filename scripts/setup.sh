@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="clang-19 llvm libbpf1 libbpf-dev bpftool iproute2 make python3-venv python3-pip graphviz"
+PKGS="clang-19 llvm libbpf1 libbpf-dev bpftool iproute2 make gcc python3-venv python3-pip graphviz"
 # tests/ship/test_docker.py: a Docker daemon and a Debian base image made with debootstrap
 PKGS="$PKGS docker.io debootstrap"
 missing=""

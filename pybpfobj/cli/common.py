@@ -130,10 +130,6 @@ def hexbytes(data: bytes) -> list[str]:
     return [f"0x{b:02x}" for b in data]
 
 
-def require_args(args: list[str], n: int, usage: str = "") -> None:
-    if len(args) < n:
-        raise UsageError("too few parameters", usage)
-
 
 def only_one(handles: list[_H], what: str) -> _H:
     """The one object a ``PROG``/``MAP`` handle matched, for verbs that take exactly one
