@@ -160,7 +160,10 @@ class BpfObject:
             src = self._path = self.source = os.fspath(source)
             try:
                 mode = os.stat(src).st_mode
-            except (OSError, ValueError):
+            except ValueError:  # a NUL byte: libbpf would open the path up to it
+                raise ObjectOpenError(f"failed to open object file {src!r}: the path contains a NUL byte",
+                                      errno=_errno.EINVAL, obj=src, path=src) from None
+            except OSError:
                 pass  # missing and such: libbpf says so in its own words
             else:
                 if not S_ISREG(mode):

@@ -46,7 +46,7 @@ def _libc() -> ctypes.CDLL:
 def fs_magic(path: str) -> int | None:
     """``statfs(path).f_type``, or None when ``path`` cannot be stat'ed."""
     st = _Statfs()
-    if _libc().statfs(os.fsencode(path), ctypes.byref(st)) != 0:
+    if _libc().statfs(libbpf.c_path(path), ctypes.byref(st)) != 0:
         return None
     return int(st.f_type) & 0xFFFFFFFF
 
@@ -142,7 +142,7 @@ def mount_bpffs(target: str) -> Mounted:
     :class:`BpffsError` with bpftool's wording of the failing step.
     """
     lc = _libc()
-    t = os.fsencode(target)
+    t = libbpf.c_path(target)
     m = Mounted(target)
     while True:
         if lc.mount(b"", t, b"none", MS_PRIVATE | MS_REC, None) == 0:
@@ -205,7 +205,7 @@ def pin_errno(fd: int, path: str) -> int:
     The one place the pin call is made; it lives here, in a module with no
     heavy imports, so loading and pinning objects stays light.
     """
-    ret = int(libbpf.lib().bpf_obj_pin(fd, os.fsencode(path)))
+    ret = int(libbpf.lib().bpf_obj_pin(fd, libbpf.c_path(path)))
     return -ret if ret < 0 else 0
 
 

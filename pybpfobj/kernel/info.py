@@ -674,7 +674,7 @@ def obj_get(path: str, kind: str | None = None) -> int:
 
     Messages follow bpftool's ``bpf obj get (DIR): ...``.
     """
-    p = os.fsencode(path)
+    p = libbpf.c_path(path)
     ret = libbpf.lib().bpf_obj_get(p)
     if ret < 0:
         err = -ret

@@ -233,6 +233,16 @@ def version() -> str:
 # ---------------------------------------------------------------------------
 # error checking
 
+def c_path(path: str | bytes) -> bytes:
+    """``path`` as C sees it (:func:`os.fsencode`), refusing a NUL byte: C would stop
+    there and act on a shorter path (pin there, open another object)."""
+    raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise BpfError(f"invalid path {os.fsdecode(raw)!r}: it contains a NUL byte",
+                       errno=22, path=os.fsdecode(raw))
+    return raw
+
+
 def check(ret: int, what: str, cls: type[BpfError] = LibbpfError, **names: Any) -> int:
     """Return ``ret`` if non-negative, else raise ``cls`` naming ``what`` with errno ``-ret``."""
     if ret >= 0:
@@ -321,6 +331,7 @@ def strerror(err: int) -> str:
 __all__ = [
     "LOGGER_NAME",
     "c_int",
+    "c_path",
     "c_uint",
     "c_uint64",
     "capture_output",

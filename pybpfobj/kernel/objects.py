@@ -156,7 +156,7 @@ def _open_opts(name: str | None, pin_root: str | None, relaxed_maps: bool, log_l
         if name is not None:
             opts.object_name = name.encode()
         if pin_root is not None:
-            opts.pin_root_path = pin_root.encode()
+            opts.pin_root_path = libbpf.c_path(pin_root)
         opts.relaxed_maps = relaxed_maps
         opts.kernel_log_level = log_level
         if log_buf is not None:
@@ -182,7 +182,7 @@ def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
     opts = _open_opts(name, pin_root, relaxed_maps, log_level, log_buf)
     ctypes.set_errno(0)
     if isinstance(source, str):
-        ptr, lines = libbpf.captured(lb.bpf_object__open_file, source.encode(), opts)
+        ptr, lines = libbpf.captured(lb.bpf_object__open_file, libbpf.c_path(source), opts)
         if ptr and ptr < _ERR_PTR_MIN:
             return int(ptr)
         what, path = source, source

@@ -351,3 +351,29 @@ def test_a_directory_as_object_is_refused_before_libbpf_and_leaks_no_fd(tmp_path
     assert info.value.errno == errno.EISDIR and str(tmp_path) in str(info.value)
     assert info.value.exit_code == 255
     assert fds() == before
+
+
+def test_a_path_with_a_nul_byte_is_refused_not_cut_short(objs: Path, need_root: None) -> None:
+    # C sees the path only up to the NUL: libbpf would quietly open xdp_counter.o
+    from pybpfobj.errors import ObjectOpenError
+
+    before = fds()
+    with pytest.raises(ObjectOpenError) as info:
+        BpfObject(f"{objs / 'xdp_counter.o'}\0.bak")
+    assert info.value.errno == errno.EINVAL and "NUL byte" in str(info.value)
+    assert fds() == before
+
+
+def test_a_file_name_that_is_not_utf8_loads(objs: Path, tmp_path: Path, need_root: None) -> None:
+    # os.listdir and friends hand such names over with surrogate escapes
+    raw = os.fsencode(tmp_path) + b"/counter-\xff.o"
+    with open(raw, "wb") as f:
+        f.write((objs / "xdp_counter.o").read_bytes())
+    with BpfObject(os.fsdecode(raw)) as obj:
+        obj.load()
+        assert obj.program_names() == ["xdp_count"]
+
+
+def test_a_pin_root_with_a_nul_byte_is_refused(objs: Path, bpffs: Path) -> None:
+    with pytest.raises(BpfError, match="contains a NUL byte"):
+        BpfObject(objs / "pinbyname.o", pin_root=f"{bpffs}\0/elsewhere")

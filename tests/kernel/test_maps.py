@@ -287,3 +287,20 @@ def test_whole_map_reads_reuse_their_buffers_and_stay_correct(hmap: Map) -> None
     hmap.delete(1)
     assert sorted(hmap.items()) == [(0, 5), (2, 7)]  # nothing stale from the previous read
     assert sorted(hmap.lookup_and_delete_batch()) == [(0, 5), (2, 7)] and hmap.items() == []
+
+
+def test_paths_with_a_nul_byte_are_refused_not_cut_short(bpffs: Path) -> None:
+    # C would stop at the NUL: the pin would land at bpffs/b, the open would find bpffs/a
+    from pybpfobj.errors import BpfError
+
+    m = Map.create("array", 4, 4, 1, name="nul")
+    try:
+        m.pin(str(bpffs / "a"))
+        with pytest.raises(BpfError, match="contains a NUL byte") as info:
+            m.pin(str(bpffs / "b") + "\0.x")
+        assert info.value.errno == errno.EINVAL
+        with pytest.raises(BpfError, match="contains a NUL byte"):
+            Map.from_pinned(str(bpffs / "a") + "\0.x")
+        assert sorted(p.name for p in bpffs.iterdir() if not p.name.endswith(".debug")) == ["a"]
+    finally:
+        m.close()
