@@ -68,16 +68,19 @@ def _value(btf: BTF | None, var: VarSpec) -> Any:
         from pybpfobj.spec.btf_format import format_value
 
         try:
-            return format_value(btf, var.type_id, var.initial)
+            return format_value(btf, var.type_id, var.initial, merge_anonymous=True)
         except BpfError:
             pass
     return hexbytes(var.initial)
 
 
 def _program(p: ProgramSpec) -> dict[str, Any]:
-    return {"name": p.name, "section": p.section, "type": p.prog_type,
-            "expected_attach_type": p.expected_attach_type, "insns": p.insn_count,
-            "license": p.license}
+    d = {"name": p.name, "section": p.section, "type": p.prog_type,
+         "expected_attach_type": p.expected_attach_type, "insns": p.insn_count,
+         "license": p.license}
+    if not p.autoload:
+        d["autoload"] = False     # SEC("?..."): libbpf will not load it unless asked
+    return d
 
 
 def _map(btf: BTF | None, m: MapSpec, idx: int | None) -> dict[str, Any]:
@@ -163,7 +166,7 @@ def render_text(desc: dict[str, Any]) -> str:
     for p in desc["programs"]:
         attach = f"  attach_type {p['expected_attach_type']}" if p["expected_attach_type"] else ""
         lines.append(f"  {p['name']}  section {p['section']}  type {p['type'] or 'unknown'}"
-                     f"{attach}  insns {p['insns']}")
+                     f"{attach}  insns {p['insns']}" + ("  autoload off" if p.get("autoload") is False else ""))
     lines.append(f"maps: {len(desc['maps'])}")
     for m in desc["maps"]:
         lines.extend(_map_lines(m, "  "))

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pybpfobj.constants import BPF_F_MMAPABLE
 from pybpfobj.errors import BTFError, ObjectFormatError
 from pybpfobj.skeleton.naming import Scope, identifier, pystr, to_class_name
 from pybpfobj.skeleton.pyfmt import WIDTH, Cat, Expr, Group, Opt, Str, finish, parse_type_expr, stmt
@@ -549,6 +550,10 @@ def build_model(data: bytes, *, name: str | None = None, source: str = "<bytes>"
             variables = list(getattr(m, "variables", None) or [])
             section = getattr(m, "section", "") or m.name
             if not variables or section == ".kconfig" or not section.startswith((".rodata", ".data", ".bss")):
+                continue
+            if not int(getattr(m, "flags", 0)) & BPF_F_MMAPABLE:
+                # libbpf does not mmap it (only static variables, e.g. bpf_printk formats):
+                # a section view could not follow the map after load; bpftool skips it too
                 continue
             attr = skel_scope.claim(section.lstrip(".").replace(".", "_"), "section")
             cls = module.internal(f"Section_{attr}_")

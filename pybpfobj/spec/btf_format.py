@@ -99,10 +99,27 @@ def pretty_json(value: Any, depth: int = 0) -> str:
     return "".join(out)
 
 
+class _AnonKey(str):
+    """The "" key of an anonymous member in the text tree.
+
+    Compared by identity, so a struct with several anonymous members keeps
+    them all (bpftool prints each one as ``"": {...}``).
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
 class _Dumper:
-    def __init__(self, btf: BTF, plain: bool) -> None:
+    def __init__(self, btf: BTF, plain: bool, merge_anonymous: bool = False) -> None:
         self.btf = btf
         self.plain = plain
+        self.merge_anonymous = merge_anonymous
         self.le = btf.byte_order == "little"
         self.depth = 0
 
@@ -205,7 +222,14 @@ class _Dumper:
                 v = self.bits(m.bitfield_size, boff % 8, data, off + boff // 8, m.type_id)
             else:
                 v = self.dump(m.type_id, boff % 8, data, off + boff // 8)
-            out[m.name] = v  # anonymous members are all named "" (a later one wins, like a JSON parser)
+            if m.name:
+                out[m.name] = v
+            elif self.merge_anonymous and isinstance(v, dict):
+                out.update(v)   # C names them as members of the parent: x.a for x.<anon>.a
+            elif self.plain:
+                out[_AnonKey()] = v   # printed text keeps every one, as bpftool's does
+            else:
+                out[m.name] = v  # JSON: all named "", a later one wins (as a JSON parser reads bpftool's)
         return out
 
     def _is_str(self, t: BtfType, data: bytes, off: int) -> bool:
@@ -258,12 +282,14 @@ class _Dumper:
         return raw
 
 
-def format_value(btf: BTF, type_id: int, data: bytes) -> Any:
+def format_value(btf: BTF, type_id: int, data: bytes, *, merge_anonymous: bool = False) -> Any:
     """The JSON value bpftool prints under ``"formatted"`` for ``data`` of type ``type_id``.
 
-    Data shorter than the type raises BTFError.
+    Data shorter than the type raises BTFError.  ``merge_anonymous`` puts the
+    members of anonymous struct/union members into their parent (as C names
+    them) instead of under ``""`` keys, where only the last one survives.
     """
-    return _Dumper(btf, plain=False).dump(type_id, 0, bytes(data), 0)
+    return _Dumper(btf, plain=False, merge_anonymous=merge_anonymous).dump(type_id, 0, bytes(data), 0)
 
 
 def format_tree_text(btf: BTF, type_id: int, data: bytes) -> Any:

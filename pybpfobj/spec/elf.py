@@ -120,6 +120,7 @@ class ProgramSpec:
     relocations: list[Relocation] = field(default_factory=list)
     is_subprog: bool = False
     sec_index: int = 0
+    autoload: bool = True                 # False for SEC("?name"): libbpf opens it not to load
 
     @property
     def insn_count(self) -> int:
@@ -140,7 +141,7 @@ class ProgramSpec:
             "func_info": [list(fi) for fi in self.func_info],
             "line_info": [{"insn_off": li.insn_off, "file_name": li.file_name, "line": li.line,
                            "line_num": li.line_num, "line_col": li.line_col} for li in self.line_info],
-            "relocations": [r.to_dict() for r in self.relocations],
+            "relocations": [r.to_dict() for r in self.relocations], "autoload": self.autoload,
         }
 
 
@@ -453,7 +454,10 @@ class ObjectSpec:
                                 f"{BPF_INSN_SIZE}")
             funcs = sorted((s for s in self._syms if s.shndx == sec.index and s.type == STT_FUNC),
                            key=lambda s: s.value)
-            sdef = resolve_section(sec.name)
+            # SEC("?xdp"): libbpf drops the '?' from the section name and turns autoload off
+            autoload = not sec.name.startswith("?")
+            sec_name = sec.name if autoload else sec.name[1:]
+            sdef = resolve_section(sec_name)
             for sym in funcs:
                 if sym.value % BPF_INSN_SIZE or sym.size % BPF_INSN_SIZE:
                     raise self._err(f"program '{sym.name}' in '{sec.name}' is not aligned to "
@@ -469,15 +473,15 @@ class ObjectSpec:
                     raise self._err(f"program '{sym.name}' in section '{sec.name}' is static, "
                                     "which is not supported")
                 p = ProgramSpec(
-                    name=sym.name, section=sec.name,
+                    name=sym.name, section=sec_name,
                     prog_type=sdef.prog_type if sdef else None,
                     expected_attach_type=sdef.attach_type if sdef else None,
                     insns=sec.data[sym.value:sym.value + sym.size],
                     sec_insn_off=sym.value // BPF_INSN_SIZE,
                     license=self.license, kern_version=self.kern_version,
-                    is_subprog=sec.index == text_idx, sec_index=sec.index,
+                    is_subprog=sec.index == text_idx, sec_index=sec.index, autoload=autoload,
                 )
-                self._attach_ext(p)
+                self._attach_ext(p, sec.name)
                 progs.append(p)
             if not funcs:
                 raise self._err(f"section '{sec.name}' has code but no function symbols")
@@ -491,16 +495,16 @@ class ObjectSpec:
                 self.programs.append(p)
         self._all_progs = progs
 
-    def _attach_ext(self, p: ProgramSpec) -> None:
+    def _attach_ext(self, p: ProgramSpec, elf_sec: str) -> None:
         if self.btf_ext is None:
             return
         lo, hi = p.sec_insn_off, p.sec_insn_off + p.insn_count
-        p.func_info = [(off - lo, tid) for off, tid in self.btf_ext.func_info.get(p.section, [])
+        p.func_info = [(off - lo, tid) for off, tid in self.btf_ext.func_info.get(elf_sec, [])
                        if lo <= off < hi]
         from dataclasses import replace
 
         p.line_info = [replace(li, insn_off=li.insn_off - lo)
-                       for li in self.btf_ext.line_info.get(p.section, []) if lo <= li.insn_off < hi]
+                       for li in self.btf_ext.line_info.get(elf_sec, []) if lo <= li.insn_off < hi]
 
     # -- maps -------------------------------------------------------------
 
@@ -631,9 +635,7 @@ class ObjectSpec:
         return arr.nelems
 
     def _data_map(self, sec: _Sec, kind: str) -> MapSpec:
-        flags = constants.BPF_F_MMAPABLE
-        if kind == "rodata":
-            flags |= constants.BPF_F_RDONLY_PROG
+        flags = constants.BPF_F_RDONLY_PROG if kind == "rodata" else 0
         data = bytes(sec.size) if sec.type == SHT_NOBITS else sec.data
         m = MapSpec(name=_internal_map_name(self.name, sec.name), type=_MAP_TYPE_ARRAY,
                     key_size=4, value_size=sec.size, max_entries=1, flags=flags,
@@ -643,6 +645,11 @@ class ObjectSpec:
             ds = self.btf.datasec(sec.name)
             if ds is not None:
                 m.value_type_id = ds.id
+                # libbpf 1.1.2 makes a data map mmapable only when its DATASEC has a
+                # non-static variable (a .rodata of bpf_printk formats is not; nor is
+                # any data map of an object without BTF)
+                if any(v.linkage != 0 for v in m.variables):
+                    m.flags |= constants.BPF_F_MMAPABLE
         self._maps_by_sec_off[(sec.index, -1)] = m
         return m
 
@@ -687,16 +694,20 @@ class ObjectSpec:
         ds = self.btf.datasec(".kconfig")
         if ds is None or not ds.secinfo:
             return
-        # libbpf lays the externs out itself, each aligned to its size (max 8)
-        off = 0
-        variables = []
+        # libbpf lays the externs out itself: sorted by alignment (largest
+        # first), then size (smallest first), then name, each at its alignment
+        externs = []
         for vsi in ds.secinfo:
             var = self.btf.type(vsi.type_id)
             if var.kind != BtfKind.VAR:
                 continue
             size = self.btf.size_of(var.type_id)
-            align = min(8, max(1, size & -size))
-            off = (off + align - 1) // align * align
+            externs.append((-_align_of(self.btf, var.type_id), size, var.name.encode(), var))
+        externs.sort(key=lambda e: e[:3])
+        off = 0
+        variables = []
+        for neg_align, size, _, var in externs:
+            off = (off - neg_align - 1) // -neg_align * -neg_align
             variables.append(VarSpec(var.name, off, size, var.type_id, bytes(size), var.linkage))
             off += size
         self.maps.append(MapSpec(
@@ -709,8 +720,11 @@ class ObjectSpec:
     def _read_struct_ops(self) -> None:
         btf = self.btf
         for sec in self._secs:
-            if sec.name not in (".struct_ops", ".struct_ops.link") or btf is None:
+            if sec.name not in (".struct_ops", ".struct_ops.link"):
                 continue
+            if btf is None:
+                # libbpf refuses it too ("BTF is required")
+                raise self._err(f"'{sec.name}' section without BTF (struct_ops maps need -g)")
             from pybpfobj.spec.btf import BtfKind
 
             ds = btf.datasec(sec.name)
@@ -865,6 +879,22 @@ class ObjectSpec:
 _SHT = {"SHT_NULL": 0, "SHT_PROGBITS": 1, "SHT_SYMTAB": 2, "SHT_STRTAB": 3, "SHT_RELA": 4,
         "SHT_HASH": 5, "SHT_DYNAMIC": 6, "SHT_NOTE": 7, "SHT_NOBITS": 8, "SHT_REL": 9,
         "SHT_DYNSYM": 11, "SHT_LLVM_ADDRSIG": 0x6FFF4C03}
+
+
+def _align_of(btf: BTF, type_id: int) -> int:
+    """C alignment of a type as libbpf computes it for ``.kconfig`` externs."""
+    from pybpfobj.spec.btf import BtfKind
+
+    t = btf.resolve(type_id)
+    steps = 0
+    while t.kind == BtfKind.ARRAY and steps < 64:   # an array aligns as its element
+        t = btf.resolve(t.elem_type)
+        steps += 1
+    if t.kind == BtfKind.PTR:
+        return 8
+    if t.kind in (BtfKind.STRUCT, BtfKind.UNION):
+        return max((_align_of(btf, m.type_id) for m in t.members), default=1)
+    return min(8, max(1, btf.size_of(t.id)))
 
 
 def _data_sec_kind(sec: _Sec) -> str | None:
