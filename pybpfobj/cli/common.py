@@ -64,11 +64,12 @@ class Context:
         self.err: TextIO = err if err is not None else sys.stderr
 
     def emit_json(self, obj: Any) -> None:
-        """Print ``obj`` as bpftool does: compact, or 4-space indented with ``-p``."""
+        """Print ``obj`` as bpftool does: compact, or with ``-p`` through bpftool's pretty
+        writer (``[{`` and ``},{``, array elements on one line)."""
         import json
 
         if self.pretty:
-            text = json.dumps(obj, indent=4, separators=(",", ": "))
+            text = _pretty(obj, json.dumps)
         else:
             text = json.dumps(obj, separators=(",", ":"))
         self.out.write(text + "\n")
@@ -85,6 +86,33 @@ class Context:
         """A warning on stderr; hidden in JSON mode, like bpftool's p_info."""
         if not self.json:
             self.err.write(text + "\n")
+
+
+def _pretty(value: Any, scalar: Callable[[Any], str]) -> str:
+    """bpftool's pretty JSON layout: object members one per line (4 spaces a level),
+    array elements run on (``[{``, ``},{``, ``[1,2``), a non-empty container closes on
+    its own line.  Scalars are valid JSON (bpftool's writer escapes ``'`` as ``\\'``)."""
+    out: list[str] = []
+
+    def emit(v: Any, d: int) -> None:
+        if isinstance(v, dict):
+            out.append("{")
+            for n, (k, x) in enumerate(v.items()):
+                out.append(("," if n else "") + "\n" + "    " * (d + 1) + scalar(str(k)) + ": ")
+                emit(x, d + 1)
+            out.append(("\n" + "    " * d if v else "") + "}")
+        elif isinstance(v, (list, tuple)):
+            out.append("[")
+            for n, x in enumerate(v):
+                if n:
+                    out.append(",")
+                emit(x, d + 1)
+            out.append(("\n" + "    " * d if v else "") + "]")
+        else:
+            out.append(scalar(v))
+
+    emit(value, 0)
+    return "".join(out)
 
 
 def match_keyword(word: str, table: Sequence[str]) -> str | None:

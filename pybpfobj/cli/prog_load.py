@@ -39,7 +39,9 @@ LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
          force               reuse 'map' replacements even if their definitions differ
                              (otherwise every differing field is reported)
          pinroot DIR         pin root of LIBBPF_PIN_BY_NAME maps (default /sys/fs/bpf)
-       As upstream bpftool: an existing PATH is refused before loading.  Names with
+       pinmaps mounts no bpffs (as bpftool): MAP_DIR, or its parent, must be on one.
+       As upstream bpftool: an existing PATH is refused before loading, and loadall
+       into a directory already on a bpffs mounts nothing.  Names with
        '.' are refused before touching the kernel.  On failure nothing is left pinned.
 """
 
@@ -253,19 +255,17 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             bpffs.check_pin_name(a.pinmaps, "directory")
         if not os.path.exists(a.obj):
             raise CliError(f"failed to open object file '{a.obj}': No such file or directory")
-        try:
-            m = bpffs.ensure_bpffs_for_pin(a.path, nomount=ctx.nomount)
-        except BpfError as e:
-            raise CliError(e.message) from None
-        if m is not None:
-            mounts.append(m)
-        if a.pinmaps is not None:
+        # loadall into a directory already on a bpffs (say, a bpffs mount point itself) mounts
+        # nothing: bpftool 7.1 would mount a new bpffs on its parent and hide it (upstream fixed that).
+        if first_only or not (os.path.isdir(a.path) and bpffs.is_bpffs(a.path)):
             try:
-                m = bpffs.ensure_bpffs_for_pin(a.pinmaps, nomount=ctx.nomount)
+                m = bpffs.ensure_bpffs_for_pin(a.path, nomount=ctx.nomount)
             except BpfError as e:
                 raise CliError(e.message) from None
             if m is not None:
                 mounts.append(m)
+        if a.pinmaps is not None:
+            _check_pinmaps_dir(a.pinmaps)
 
         from pybpfobj.loader import BpfObject
 
@@ -306,8 +306,10 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             else:
                 obj.pin_programs(a.path)
         except BpfError as e:
-            raise CliError(f"failed to pin {'program' if first_only else 'all programs'}: {e.message}") \
-                from None
+            what = "program" if first_only else "all programs"
+            # the library's message often starts with "failed to pin ..." already
+            raise CliError(e.message if e.message.startswith("failed to pin") else f"failed to pin {what}: "
+                           f"{e.message}") from None
         if a.pinmaps is not None:
             try:
                 obj.pin_maps(a.pinmaps)
@@ -325,6 +327,23 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
                 m.undo()
     ctx.emit_null()
     return 0
+
+
+def _check_pinmaps_dir(d: str) -> None:
+    """bpftool mounts no bpffs for ``pinmaps``: MAP_DIR (or, when it is still to be made,
+    its parent) must already be on one.  Checked before loading, so nothing is left behind;
+    a bpffs mounted on the parent here would hide what that directory holds."""
+    from pybpfobj.kernel import bpffs
+
+    holder = d if os.path.lexists(d) else os.path.dirname(os.path.abspath(d))
+    if os.path.lexists(d) and not os.path.isdir(d):
+        raise CliError(f"failed to pin all maps: can't create directory '{d}': a file of that name exists")
+    if not os.path.isdir(holder):
+        raise CliError(f"failed to pin all maps: can't create directory '{d}': "
+                       f"{os.strerror(_errno.ENOENT)}")
+    if not bpffs.is_bpffs(holder):
+        raise CliError(f"failed to pin all maps: '{holder}' is not on a BPF file system "
+                       "(pinmaps mounts none)")
 
 
 def _bpftool_type(word: str) -> str:
