@@ -157,7 +157,7 @@ class BpfObject:
             src: str | bytes = bytes(source)
             self.source = name or "<bytes>"
         else:
-            src = self._path = self.source = os.fspath(source)
+            src = self._path = self.source = _path_arg(source, "object file")
             try:
                 mode = os.stat(src).st_mode
             except ValueError:  # a NUL byte: libbpf would open the path up to it
@@ -173,6 +173,12 @@ class BpfObject:
                         f"failed to open object file '{src}': "
                         f"{'is a directory' if isdir else 'not a regular file'}",
                         errno=_errno.EISDIR if isdir else _errno.EINVAL, obj=src, path=src)
+        if name is not None and not isinstance(name, str):
+            raise BpfError(f"object name must be a str, not {type(name).__name__}", errno=_errno.EINVAL,
+                           obj=self.source)
+        if not isinstance(pin_root, str):
+            raise BpfError(f"pin_root must be a str path, not {type(pin_root).__name__}",
+                           errno=_errno.EINVAL, obj=self.source)
         self.pin_root = pin_root
         self._state = "opened"
         # The verifier log buffer goes in the open options (no per-program call);
@@ -253,7 +259,15 @@ class BpfObject:
             raise BpfError(f"{what}: object '{self.name}' is {self._state}; configure it before load()",
                            errno=_errno.EBUSY, obj=self.name)
 
+    def _check_alive(self, what: str) -> None:
+        """libbpf's program and map pointers die with the object: refuse to use them after close
+        (reading them would be a use-after-free, and could crash the interpreter)."""
+        if not self._obj:
+            raise BpfError(f"{what}: object '{self.name}' is closed", errno=_errno.EBADF, obj=self.name)
+
     def _prog(self, name: str) -> int:
+        if not self._obj:
+            self._check_alive(f"program '{name}'")
         try:
             return self._progs[name]
         except KeyError:
@@ -261,7 +275,9 @@ class BpfObject:
                                 obj=self.name, prog=name) from None
 
     def _map(self, which: str | int) -> tuple[str, int]:
-        if isinstance(which, int):
+        if not self._obj:
+            self._check_alive(f"map '{which}'")
+        if isinstance(which, int) and not isinstance(which, bool):
             names = list(self._maps)
             if not 0 <= which < len(names):
                 raise NotFoundError(f"map idx '{which}' not used", obj=self.name)
@@ -289,6 +305,8 @@ class BpfObject:
     def set_ifindex(self, ifindex: int | str) -> None:
         """Offload to a device (bpftool's ``dev NAME``): programs and maps get its ifindex."""
         self._check_open("set_ifindex")
+        if not isinstance(ifindex, str):
+            _check_u32(ifindex, "ifindex")
         if isinstance(ifindex, str):
             import socket  # only offload needs it; keeps start-up light
 
@@ -363,7 +381,11 @@ class BpfObject:
                            pinned: PathLike | None) -> tuple[int, str]:
         from pybpfobj.kernel import info as _info
 
+        if fd is not None and (not isinstance(fd, int) or isinstance(fd, bool)):
+            raise MapError(f"reuse_map: fd must be an int, not {fd!r}", errno=_errno.EINVAL)
         if source is not None:
+            if isinstance(source, bool):
+                raise BpfError(f"reuse_map: cannot use {source!r} as a map", errno=_errno.EINVAL)
             if hasattr(source, "fd"):
                 fd = int(source.fd)
             elif isinstance(source, (str, os.PathLike)):
@@ -484,6 +506,7 @@ class BpfObject:
 
     def get_var(self, name: str) -> bytes:
         """The current initial-value bytes of global variable ``name``."""
+        self._check_alive("get_var")
         btf = self._object_btf()
         if btf is not None:
             from pybpfobj.spec.btf import BtfKind
@@ -504,6 +527,7 @@ class BpfObject:
         (``xdp_coun.rodata``); ``section`` may be that name or the section
         (``.rodata``, ``.data.custom``).
         """
+        self._check_alive("section_map_name")
         if section in self._maps:
             return section
         for name, m in self._maps.items():
@@ -547,6 +571,11 @@ class BpfObject:
         of the BPF program behind ``target_fd``, or of the kernel when ``target_fd`` is 0."""
         self._check_open("set_attach_target")
         p = self._prog(prog)
+        if not isinstance(target_fd, int) or isinstance(target_fd, bool) or target_fd < 0 \
+                or not isinstance(func_name, (str, type(None))):
+            raise ProgramError(f"program '{prog}' of object '{self.name}': set_attach_target needs an "
+                               f"fd >= 0 and a function name, got {target_fd!r}, {func_name!r}",
+                               prog=prog, obj=self.name, errno=_errno.EINVAL)
         try:
             _o.prog_set_attach_target(p, target_fd, func_name)
         except BpfError as e:
@@ -881,7 +910,7 @@ class BpfObject:
     def pin_first(self, path: PathLike) -> str:
         """Pin the first program (libbpf's order) at ``path``, as ``bpftool prog load``."""
         self._check_loaded("pin_first")
-        p = os.fspath(path)
+        p = _path_arg(path, "pin path")
         if not self._progs:
             raise ProgramError(f"object '{self.name}' has no program to pin", obj=self.name)
         name = next(iter(self._progs))
@@ -901,7 +930,7 @@ class BpfObject:
         the directory if it made it.
         """
         self._check_loaded("pin_programs")
-        d = os.fspath(directory)
+        d = _path_arg(directory, "pin directory")
         return self._pin_many(d, [(n, _o.prog_fd(p), f"program '{n}'") for n, p in self._progs.items()
                                   if _o.prog_fd(p) >= 0])
 
@@ -915,7 +944,7 @@ class BpfObject:
         All or nothing, like :meth:`pin_programs`.
         """
         self._check_loaded("pin_maps")
-        d = os.fspath(directory)
+        d = _path_arg(directory, "pin directory")
         return self._pin_many(d, [(n.replace(".", "_"), _o.map_fd(m), f"map '{n}'")
                                   for n, m in self._maps.items()
                                   if _o.map_fd(m) >= 0 and n not in self._pin_paths])
@@ -1020,6 +1049,19 @@ def _last_warning(lines: list[str]) -> str:
     return ""
 
 
+def _path_arg(path: Any, what: str) -> str:
+    """``os.fspath(path)`` as a str, or a BpfError naming ``what`` (not a TypeError)."""
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        p = None
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
+    if not isinstance(p, str):
+        raise BpfError(f"{what} must be a path, not {type(path).__name__}", errno=_errno.EINVAL)
+    return p
+
+
 def _check_u32(n: int, what: str) -> None:
     if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 0xFFFFFFFF:
         raise BpfError(f"invalid {what}: {n!r} (must be 0..4294967295)", errno=_errno.EINVAL)
@@ -1060,6 +1102,8 @@ def _type_pair(r: Any) -> tuple[int, int | None] | None:
 
 def _resolve_type(t: str | int) -> tuple[int, int | None]:
     """bpftool's ``type TYPE``: section-style keyword, kernel type name, or number."""
+    if isinstance(t, bool) or not isinstance(t, (int, str)):
+        raise BpfError(f"invalid program type {t!r}: give a type name or number", errno=_errno.EINVAL)
     if isinstance(t, int):
         if not 0 < t < len(constants.PROG_TYPES) + 64:
             raise BpfError(f"invalid program type {t}", errno=_errno.EINVAL)

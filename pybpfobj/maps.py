@@ -80,6 +80,39 @@ _CTYPES_INTS.setdefault(ctypes.c_int, (4, True))
 _ncpus: int | None = None
 
 
+class MapClosedError(MapError, ValueError):
+    """The map handle was closed (EBADF); also a ValueError, as Map.fd always raised."""
+
+
+def _flag_value(flags: Any, lock: bool, name: str) -> int:
+    """Update flags given as a word or an int, checked (the slow paths only)."""
+    if isinstance(flags, str):
+        n = _FLAG_WORDS.get(flags)
+        if n is None:
+            raise MapError(f"unknown update flag {flags!r} for map {name!r} (any, noexist, exist)",
+                           errno=_errno.EINVAL, map=name)
+    elif isinstance(flags, int) and 0 <= flags < 1 << 64:
+        n = flags
+    else:
+        raise MapError(f"invalid update flags {flags!r} for map {name!r}: a flag word or an int",
+                       errno=_errno.EINVAL, map=name)
+    return n | LOCK if lock else n
+
+
+def _as_list(x: Any, what: str, name: str) -> list[Any]:
+    try:
+        return list(x)
+    except TypeError:
+        raise MapError(f"{what} on map {name!r}: expected an iterable, got {type(x).__name__}",
+                       errno=_errno.EINVAL, map=name) from None
+
+
+def _check_int_arg(v: Any, what: str, lo: int, hi: int, name: str | None) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise MapError(f"invalid {what} {v!r}" + (f" for map {name!r}" if name else "")
+                       + f" (must be an int in {lo}..{hi})", errno=_errno.EINVAL, map=name)
+
+
 def possible_cpus() -> int:
     """Number of possible CPUs (the number of slots in a per-CPU value)."""
     global _ncpus
@@ -188,7 +221,10 @@ class _CTypeCodec(_Codec):
             return bytes(v)
         if isinstance(v, dict):
             obj = self.ctype()
+            fields = _field_names(self.ctype)
             for k, x in v.items():
+                if k not in fields:  # setattr would just add a Python attribute, silently
+                    raise ValueError(f"{self.ctype.__name__} has no field {k!r}")
                 setattr(obj, k, x)
             return bytes(memoryview(obj).cast("B"))
         if isinstance(v, (tuple, list)) and issubclass(self.ctype, (ctypes.Structure, ctypes.Union)):
@@ -197,6 +233,17 @@ class _CTypeCodec(_Codec):
 
     def unpack(self, data: Any, off: int = 0) -> Any:
         return self.ctype.from_buffer_copy(data, off)
+
+
+def _field_names(ctype: Any) -> set[str]:
+    """The fields of a ctypes Structure/Union, anonymous members' fields included."""
+    names: set[str] = set()
+    anon = set(getattr(ctype, "_anonymous_", ()))
+    for f in getattr(ctype, "_fields_", ()):
+        names.add(f[0])
+        if f[0] in anon:
+            names |= _field_names(f[1])
+    return names
 
 
 def _is_buffer(x: Any) -> bool:
@@ -305,8 +352,9 @@ class Map:
                  pinned_path: str | None = None) -> None:
         self._fd = -1
         self._owned = owned
+        _check_int_arg(fd, "map fd", 0, 0x7FFFFFFF, name)
         ki = kinfo.map_info(fd)
-        self._fd = fd
+        # _fd is set last: a failure below leaves the fd to the caller, and __del__ must not close it too
         self.id: int = ki.id
         self.type: int = ki.type
         self.type_name: str = ki.type_name
@@ -348,6 +396,7 @@ class Map:
         self._f_delete = mapops.fn("bpf_map_delete_elem")
         self._f_lad = mapops.fn("bpf_map_lookup_and_delete_elem")
         self._f_next = mapops.fn("bpf_map_get_next_key")
+        self._fd = fd
         self._setup_fast_paths()
 
     # -- construction ------------------------------------------------------
@@ -356,7 +405,11 @@ class Map:
         if given is bytes:
             return _BytesCodec(size)
         if given is not None:
-            c = _codec_for_ctype(given)
+            try:
+                c = _codec_for_ctype(given)
+            except TypeError as e:
+                raise MapError(f"{given!r} is not a ctypes type (or bytes) for map {self.name!r}: {e}",
+                               errno=_errno.EINVAL, map=self.name) from None
             if c.size != size:
                 raise MapError(f"type {getattr(given, '__name__', given)} is {c.size} bytes but map "
                                f"{self.name!r} has size {size}", errno=_errno.EINVAL, map=self.name)
@@ -402,6 +455,7 @@ class Map:
     @classmethod
     def from_id(cls, map_id: int, **kw: Any) -> Map:
         """Open map ``map_id`` (NotFoundError when there is none)."""
+        _check_int_arg(map_id, "map id", 0, 0xFFFFFFFF, None)
         fd = kinfo.map_fd_by_id(map_id)
         try:
             return cls(fd, **kw)
@@ -412,6 +466,9 @@ class Map:
     @classmethod
     def from_pinned(cls, path: str, **kw: Any) -> Map:
         """Open the map pinned at ``path`` (BPF_OBJ_GET)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise MapError(f"pinned map path must be a path, not {type(path).__name__}", errno=_errno.EINVAL)
+        path = os.fspath(path)
         fd = kinfo.obj_get(str(path), "map")
         try:
             return cls(fd, pinned_path=str(path), **kw)
@@ -455,8 +512,19 @@ class Map:
         the type ids attaches BTF; ``btf`` (a parsed BTF) is used for typing.
         """
         t = map_type_number(map_type)
+        if name is not None and not isinstance(name, str):
+            raise MapError(f"map name must be a str, not {type(name).__name__}", errno=_errno.EINVAL)
         if name:
             check_map_name(name)
+        _check_int_arg(t, "map type", 0, 0xFFFFFFFF, name)
+        for what, v in (("key_size", key_size), ("value_size", value_size), ("max_entries", max_entries),
+                        ("flags", flags), ("map_extra", map_extra), ("btf_fd", btf_fd),
+                        ("ifindex", ifindex)):
+            _check_int_arg(v, what, 0, (1 << 64) - 1 if what == "map_extra" else 0xFFFFFFFF, name)
+        if numa_node is not None:
+            _check_int_arg(numa_node, "numa_node", 0, 0xFFFFFFFF, name)
+        if inner_map is not None and not isinstance(inner_map, Map):
+            _check_int_arg(inner_map, "inner_map fd", 0, 0x7FFFFFFF, name)
         if numa_node is not None:
             flags |= C.BPF_F_NUMA_NODE
         inner_fd = inner_map.fd if isinstance(inner_map, Map) else (inner_map or 0)
@@ -496,7 +564,7 @@ class Map:
     def fd(self) -> int:
         """The map's fd (ValueError once closed)."""
         if self._fd < 0:
-            raise ValueError(f"map {self.name!r} is closed")
+            raise MapClosedError(f"map {self.name!r} is closed", errno=_errno.EBADF, map=self.name)
         return self._fd
 
     @property
@@ -607,10 +675,12 @@ class Map:
                 return v
 
             def update(key: Any, value: Any, flags: int | str = 0, *, lock: bool = False) -> None:
-                fl = flag_objs.get(flags)
+                try:
+                    fl = flag_objs[flags]
+                except (KeyError, TypeError):  # a word, other bits, or not a flag at all
+                    fl = None
                 if fl is None or lock:
-                    n = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
-                    fl = ctypes.c_uint64(n | (LOCK if lock else 0))
+                    fl = ctypes.c_uint64(_flag_value(flags, lock, name))
                 try:
                     pair = take()
                 except IndexError:
@@ -766,9 +836,8 @@ class Map:
 
     def update(self, key: Any, value: Any, flags: int | str = ANY, *, lock: bool = False) -> None:
         """Set ``key`` to ``value``; ``flags`` any/noexist/exist (ints or words), ``lock`` BPF_F_LOCK."""
-        fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
-        if lock:
-            fl |= LOCK
+        fl = flags if flags.__class__ is int and 0 <= flags < 1 << 64 and not lock \
+            else _flag_value(flags, lock, self.name)
         kdata = self._key(key)
         data = self._value_bytes(value)
         r = self._f_update(self.fd, kdata, data, fl)
@@ -803,7 +872,7 @@ class Map:
 
     def push(self, value: Any, flags: int | str = ANY) -> None:
         """queue/stack/bloom_filter: add ``value`` (``exist`` on a full queue overwrites the oldest)."""
-        fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
+        fl = _flag_value(flags, False, self.name)
         r = self._f_update(self.fd, None, self._value_bytes(value), fl)
         if r:
             raise map_error(-r, "push", self.name)
@@ -845,16 +914,25 @@ class Map:
 
     def _set_fd_slot(self, key: Any, handle: Any, fd: int | None, obj_id: int | None,
                      pinned: str | None, kind: str) -> None:
+        want = (_PROG_ARRAY,) if kind == "prog" else tuple(C.MAP_IN_MAP_TYPES)
+        if self.type not in want:
+            raise MapError(f"map {self.name!r} is a {self.type_name} map: it holds no {kind} fds",
+                           errno=_errno.EINVAL, map=self.name)
         close_fd = -1
         if handle is not None:
+            if not isinstance(handle, int) and not hasattr(handle, "fd"):
+                raise MapError(f"cannot put {handle!r} in slot {key!r} of map {self.name!r}: give a "
+                               f"{kind} handle or fd", errno=_errno.EINVAL, map=self.name)
             fd = handle if isinstance(handle, int) else handle.fd
         elif obj_id is not None:
+            _check_int_arg(obj_id, f"{kind} id", 0, 0xFFFFFFFF, self.name)
             fd = close_fd = kinfo.prog_fd_by_id(obj_id) if kind == "prog" else kinfo.map_fd_by_id(obj_id)
         elif pinned is not None:
             fd = close_fd = kinfo.obj_get(pinned, kind)
         if fd is None:
             raise MapError(f"no {kind} given for slot {key!r} of map {self.name!r}", errno=_errno.EINVAL,
                            map=self.name)
+        _check_int_arg(fd, f"{kind} fd", 0, 0x7FFFFFFF, self.name)
         try:
             r = self._f_update(self.fd, self._key(key), struct.pack("<I", fd), ANY)
             if r:
@@ -865,15 +943,23 @@ class Map:
 
     def inner_map_id(self, key: Any) -> int:
         """array_of_maps/hash_of_maps: the id of the map at ``key``."""
+        self._need_type(tuple(C.MAP_IN_MAP_TYPES), "inner_map_id")
         return int(struct.unpack("<I", self._raw_lookup(key))[0])
 
     def prog_id(self, key: Any) -> int:
         """prog_array: the id of the program at ``key``."""
+        self._need_type((_PROG_ARRAY,), "prog_id")
         return int(struct.unpack("<I", self._raw_lookup(key))[0])
 
     def open_inner(self, key: Any, **kw: Any) -> Map:
         """array_of_maps/hash_of_maps: a new Map handle on the inner map at ``key``."""
         return Map.from_id(self.inner_map_id(key), **kw)
+
+    def _need_type(self, types: tuple[int, ...], what: str) -> None:
+        if self.type not in types:
+            raise MapError(f"{what}: map {self.name!r} is a {self.type_name} map, not "
+                           + " or ".join(C.map_type_name(t) for t in types), errno=_errno.EINVAL,
+                           map=self.name)
 
     def _raw_lookup(self, key: Any) -> bytes:
         r, raw = self._raw_value(self._key(key))
@@ -900,7 +986,13 @@ class Map:
         finally:
             gc.enable()
 
+    def _no_keys(self, what: str) -> MapError:
+        return MapError(f"{what}: map {self.name!r} is a {self.type_name} map: it has no keys to list "
+                        "(use pop()/peek())", errno=_errno.EOPNOTSUPP, map=self.name)
+
     def _batch_read_gc(self, delete: bool, decode: bool = True) -> tuple[list[Any], list[Any]]:
+        if self.type in _NO_KEY_TYPES:
+            raise self._no_keys("lookup_and_delete_batch" if delete else "batch lookup")
         fname = "bpf_map_lookup_and_delete_batch" if delete else "bpf_map_lookup_batch"
         f = mapops.fn(fname)
         chunk = self._batch_chunk()
@@ -951,7 +1043,8 @@ class Map:
             r = f(self.fd, in_ptr, tok_out, kbuf, vbuf, ctypes.byref(count), ctypes.byref(opts))
             n = count.value
             if r and -r != _errno.ENOENT:
-                if first and n == 0 and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+                # a refused call leaves count as it was given (libbpf copies it back)
+                if first and n in (0, chunk) and -r in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
                     if not decode:
                         raise MapError(f"map {self.name!r} refuses batch lookups", errno=-r, map=self.name)
                     return self._elementwise_read(delete)
@@ -1066,16 +1159,21 @@ class Map:
         elif keys is not None and items is not None:
             raise MapError(f"update_batch on map {self.name!r}: give items or keys and values, not both",
                            errno=_errno.EINVAL, map=self.name)
-        fl = _FLAG_WORDS[flags] if isinstance(flags, str) else flags
+        fl = _flag_value(flags, False, self.name)
         if keys is not None and _is_buffer(keys) and _is_buffer(values) and not self.percpu:
             return self._update_batch_buffers(keys, values, fl)
         if keys is not None:
-            kl = list(keys)
-            vl = list(values or ())
+            kl = _as_list(keys, "update_batch keys", self.name)
+            vl = _as_list(values or (), "update_batch values", self.name)
         else:
-            pairs = list(items.items()) if isinstance(items, dict) else list(items or ())
-            kl = [p[0] for p in pairs]
-            vl = [p[1] for p in pairs]
+            pairs = list(items.items()) if isinstance(items, dict) else _as_list(items or (), "update_batch",
+                                                                                  self.name)
+            try:
+                kl = [k for k, _v in pairs]
+                vl = [v for _k, v in pairs]
+            except (TypeError, ValueError):
+                raise MapError(f"update_batch on map {self.name!r}: items must be (key, value) pairs",
+                               errno=_errno.EINVAL, map=self.name) from None
         if len(kl) != len(vl):
             raise MapError(f"update_batch on map {self.name!r}: {len(kl)} keys but {len(vl)} values",
                            errno=_errno.EINVAL, map=self.name)
@@ -1137,7 +1235,7 @@ class Map:
 
     def delete_batch(self, keys: Iterable[Any]) -> int:
         """Delete many keys in one BPF_MAP_DELETE_BATCH (element-wise where refused)."""
-        kl = list(keys)
+        kl = _as_list(keys, "delete_batch", self.name)
         if not kl:
             return 0
         kdata = self._pack_keys(kl)
@@ -1159,6 +1257,8 @@ class Map:
     # -- Python protocols ---------------------------------------------------------
 
     def _iter_keys(self) -> Iterator[Any]:
+        if self.type in _NO_KEY_TYPES:
+            raise self._no_keys("iteration")
         f = self._f_next
         prev: int | None = None
         buf_a, buf_b = ctypes.create_string_buffer(max(self.key_size, 1)), ctypes.create_string_buffer(
@@ -1374,6 +1474,7 @@ __all__ = [
     "LOCK",
     "NOEXIST",
     "Map",
+    "MapClosedError",
     "MapInfo",
     "check_map_name",
     "datasec_ctype",

@@ -1,0 +1,259 @@
+"""The Python API misused the way a demanding user would: every mistake is a pybpfobj error.
+
+Use after close, configuration after load, arguments of the wrong type or
+size: each raises an exception from :mod:`pybpfobj.errors` naming the object,
+map or program, with ``errno`` set; never a ctypes, Type or Attribute error
+from the library's insides, never a crash, never a leaked fd.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pybpfobj.errors import BpfError, MapError
+from pybpfobj.loader import BpfObject
+from pybpfobj.maps import Map, MapClosedError
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+U32, U64 = ctypes.c_uint32, ctypes.c_uint64
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def loaded(need_root: None, objs: Path) -> Iterator[BpfObject]:
+    with BpfObject(objs / "maps_all.o") as obj:
+        obj.load()
+        yield obj
+
+
+@pytest.fixture
+def hmap(need_root: None) -> Iterator[Map]:
+    with Map.create("hash", 4, 8, 64, name="misuse", key_type=U32, value_type=U64) as m:
+        yield m
+
+
+# -- BpfObject ---------------------------------------------------------------
+
+
+def test_closed_object_refuses_libbpf_pointers_instead_of_reading_freed_memory(objs: Path) -> None:
+    # Before: section_of() on a closed object read libbpf's freed program and
+    # crashed the interpreter (SIGSEGV); map_definition() returned garbage.
+    code = textwrap.dedent(f"""
+        from pybpfobj.loader import BpfObject
+        from pybpfobj.errors import BpfError
+        o = BpfObject({str(objs / "maps_all.o")!r}); o.load()
+        progs, maps = o.program_names(), o.map_names()
+        o.close()
+        for call in (lambda: o.section_of(progs[0]), lambda: o.map_definition(maps[0]),
+                     lambda: o.map_definition(0), lambda: o.autoattach(progs[0]),
+                     lambda: o.set_autoattach(progs[0], False), lambda: o.section_map_name(".bss"),
+                     lambda: o.get_var("x")):
+            try:
+                call()
+            except BpfError as e:
+                assert e.errno == 9 and "'maps_all' is closed" in str(e), e
+            else:
+                raise SystemExit("no error")
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+def test_closed_object_lists_names_read_before_close_and_refuses_the_rest(loaded: BpfObject) -> None:
+    names = loaded.program_names()
+    loaded.close()
+    loaded.close()  # twice is fine
+    assert loaded.program_names() == names
+    for call in (lambda: loaded.programs, lambda: loaded.maps, lambda: loaded.load(),
+                 lambda: loaded.set_max_entries("flows", 1), lambda: loaded.pin_maps("/nonexistent")):
+        with pytest.raises(BpfError, match="'maps_all' is closed") as ei:
+            call()
+        assert ei.value.errno in (errno.EBADF, errno.EBUSY)
+
+
+@pytest.mark.parametrize("bad", [1.5, None, True])
+def test_set_prog_type_of_the_wrong_type_is_a_bpf_error(need_root: None, objs: Path, bad: object) -> None:
+    # Before: TypeError ("unsupported operand type(s) for +") for float/None; True meant type 1.
+    with BpfObject(objs / "maps_all.o") as obj, pytest.raises(BpfError, match="invalid program type") as ei:
+        obj.set_prog_type(bad)  # type: ignore[arg-type]
+    assert ei.value.errno == errno.EINVAL
+
+
+def test_object_configuration_arguments_of_the_wrong_type_are_bpf_errors(need_root: None, objs: Path) -> None:
+    # Before: ctypes.ArgumentError (set_ifindex(1.5), set_attach_target(p, "x")), a silently
+    # truncated ifindex (1 << 70), TypeError (BpfObject(None), pin paths) and AttributeError (name=5).
+    with BpfObject(objs / "maps_all.o") as obj:
+        prog = obj.program_names()[0]
+        for call, msg in ((lambda: obj.set_ifindex(1.5), "invalid ifindex"),  # type: ignore[arg-type]
+                          (lambda: obj.set_ifindex(1 << 70), "invalid ifindex"),
+                          (lambda: obj.set_attach_target(prog, "x", "f"), "set_attach_target needs"),  # type: ignore[arg-type]
+                          (lambda: obj.reuse_map(0, True), "cannot use True"),
+                          (lambda: obj.reuse_map(0, fd="3"), "fd must be an int")):  # type: ignore[arg-type]
+            with pytest.raises(BpfError, match=msg) as ei:
+                call()
+            assert ei.value.errno == errno.EINVAL
+    for kw, msg in (({"source": None}, "object file must be a path"),
+                    ({"source": 3}, "object file must be a path"),
+                    ({"source": objs / "maps_all.o", "name": 5}, "object name must be a str"),
+                    ({"source": objs / "maps_all.o", "pin_root": None}, "pin_root must be a str")):
+        with pytest.raises(BpfError, match=msg):
+            BpfObject(**kw)  # type: ignore[arg-type]
+
+
+def test_pin_paths_of_the_wrong_type_are_bpf_errors(loaded: BpfObject) -> None:
+    for call in (lambda: loaded.pin_first(None), lambda: loaded.pin_programs(5),  # type: ignore[arg-type]
+                 lambda: loaded.pin_maps(None)):  # type: ignore[arg-type]
+        with pytest.raises(BpfError, match="must be a path") as ei:
+            call()
+        assert ei.value.errno == errno.EINVAL
+
+
+# -- Map -----------------------------------------------------------------------
+
+
+def test_closed_map_raises_map_closed_error_naming_the_map(hmap: Map) -> None:
+    # Before: a bare ValueError (still one: MapClosedError is also a ValueError).
+    hmap.update(1, 1)
+    hmap.close()
+    hmap.close()
+    for call in (lambda: hmap.lookup(1), lambda: hmap.update(1, 2), lambda: hmap.items(),
+                 lambda: list(hmap), lambda: hmap.delete_batch([1]), lambda: 1 in hmap,
+                 lambda: hmap.info(), lambda: hmap.fd):
+        with pytest.raises(MapClosedError, match="map 'misuse' is closed") as ei:
+            call()
+        assert ei.value.errno == errno.EBADF and ei.value.map == "misuse"
+        assert isinstance(ei.value, ValueError)
+
+
+def test_closing_a_map_during_iteration_stops_it_with_a_map_error(hmap: Map) -> None:
+    hmap.update_batch(list(range(8)), list(range(8)))
+    it = iter(hmap)
+    next(it)
+    hmap.close()
+    with pytest.raises(MapError, match="'misuse'") as ei:
+        list(it)
+    assert ei.value.errno == errno.EBADF
+
+
+def test_deleting_while_iterating_visits_every_key_once(hmap: Map) -> None:
+    hmap.update_batch(list(range(20)), list(range(20)))
+    seen = []
+    for k in hmap:
+        hmap.delete(k)
+        seen.append(k)
+    assert sorted(seen) == list(range(20))
+    assert hmap.keys() == []
+
+
+@pytest.mark.parametrize("flags", ["bogus", 1.5, None, [], -1, 1 << 70])
+def test_bad_update_flags_are_map_errors_on_every_path(hmap: Map, loaded: BpfObject, flags: object) -> None:
+    # Before: KeyError ('bogus'), TypeError (1.5, None, [] on the fast path), ctypes.ArgumentError
+    # (push), and 1 << 70 silently truncated by ctypes to 0.
+    flows, queue = loaded.maps["flows"], loaded.maps["queue"]
+    for call in (lambda: hmap.update(1, 1, flags), lambda: hmap.update_batch([1], [1], flags=flags),  # type: ignore[arg-type]
+                 lambda: flows.update(bytes(16), bytes(96), flags),  # type: ignore[arg-type]
+                 lambda: queue.push(1, flags)):  # type: ignore[arg-type]
+        with pytest.raises(MapError, match="update flag") as ei:
+            call()
+        assert ei.value.errno == errno.EINVAL and ei.value.map in ("misuse", "flows", "queue")
+    assert hmap.keys() == []
+
+
+def test_batch_inputs_that_are_not_sequences_of_pairs_are_map_errors(hmap: Map) -> None:
+    # Before: TypeError ('int' object is not iterable) and IndexError (a 1-tuple as a pair).
+    for call, msg in ((lambda: hmap.update_batch(5), "expected an iterable"),  # type: ignore[arg-type]
+                      (lambda: hmap.delete_batch(None), "expected an iterable"),  # type: ignore[arg-type]
+                      (lambda: hmap.update_batch([(1,)]), "must be \\(key, value\\) pairs"),
+                      (lambda: hmap.update_batch([1, 2], [1]), "2 keys but 1 values")):
+        with pytest.raises(MapError, match=msg) as ei:
+            call()
+        assert ei.value.errno == errno.EINVAL
+    assert hmap.update_batch([], []) == 0 and hmap.delete_batch([]) == 0
+
+
+def test_struct_keys_given_as_dicts_with_unknown_fields_are_refused(loaded: BpfObject) -> None:
+    # Before: setattr added a Python attribute, and an all-zero key was looked up silently.
+    with pytest.raises(MapError, match="has no field 'nope'") as ei:
+        loaded.maps["routes"].lookup({"nope": 1})
+    assert ei.value.errno == errno.EINVAL and ei.value.map == "routes"
+
+
+def test_per_cpu_values_of_the_wrong_count_name_the_map(loaded: BpfObject) -> None:
+    m = loaded.maps["pcpu_hash"]
+    for vals in ([1] * (m.ncpus + 1), []):
+        with pytest.raises(MapError, match=f"'pcpu_hash' needs {m.ncpus} values") as ei:
+            m.update(1, vals)
+        assert ei.value.errno == errno.EINVAL
+    with pytest.raises(MapError, match=f"needs {m.ncpus} values"):
+        m.update_batch([1, 2], [1, [1] * (m.ncpus + 1)])
+    assert m.keys() == []
+
+
+def test_keyless_maps_refuse_listing_with_a_clear_error(loaded: BpfObject) -> None:
+    # Before: items()/clear() on a queue failed with "Unknown error 524" "after 16 elements".
+    q = loaded.maps["queue"]
+    q.push(7)
+    for call in (q.items, q.keys, q.clear, lambda: list(q)):
+        with pytest.raises(MapError, match="'queue' is a queue map: it has no keys") as ei:
+            call()
+        assert ei.value.errno == errno.EOPNOTSUPP
+    assert q.pop() == (7).to_bytes(4, "little")
+
+
+def test_fd_slot_helpers_on_the_wrong_map_type_or_value_are_map_errors(loaded: BpfObject, hmap: Map) -> None:
+    # Before: struct.error ("argument out of range", "unpack requires a buffer of 4 bytes")
+    # and AttributeError for a str program.
+    jumps = loaded.maps["jumps"]
+    for call, msg in ((lambda: hmap.set_prog(0, fd=-1), "hash map: it holds no prog fds"),
+                      (lambda: hmap.prog_id(1), "prog_id: map 'misuse' is a hash map"),
+                      (lambda: hmap.open_inner(1), "not array_of_maps or hash_of_maps"),
+                      (lambda: jumps.set_prog(0, fd=-1), "invalid prog fd -1"),
+                      (lambda: jumps.set_prog(0, "xdp_tail_a"), "give a prog handle or fd")):
+        with pytest.raises(MapError, match=msg) as ei:
+            call()
+        assert ei.value.errno == errno.EINVAL
+
+
+def test_map_constructors_refuse_arguments_of_the_wrong_type(need_root: None) -> None:
+    # Before: ctypes.ArgumentError (sizes 4.0/None), TypeError (flags "x", name 5, fd "3", id "1",
+    # value_type "x"), OverflowError (fd 1 << 40); negative sizes reached the kernel as huge u32s.
+    # And a Map.__init__ failing after it took the fd (a value_type of the wrong size) let both
+    # create() and Map.__del__ close it: the second close hit whatever fd came next.
+    gc.collect()  # earlier tests' garbage
+    before = open_fds()
+    for call, msg in ((lambda: Map.create("hash", 4.0, 8, 1), "invalid key_size 4.0"),  # type: ignore[arg-type]
+                      (lambda: Map.create("hash", 4, None, 1), "invalid value_size None"),  # type: ignore[arg-type]
+                      (lambda: Map.create("hash", -1, 8, 1), "invalid key_size -1"),
+                      (lambda: Map.create("hash", 4, 8, 1, flags="x"), "invalid flags 'x'"),  # type: ignore[arg-type]
+                      (lambda: Map.create("hash", 4, 8, 1, name=5), "map name must be a str"),  # type: ignore[arg-type]
+                      (lambda: Map.create("array_of_maps", 4, 4, 1, inner_map="x"), "invalid inner_map fd"),  # type: ignore[arg-type]
+                      (lambda: Map.create("hash", 4, 8, 1, value_type="x"), "is not a ctypes type"),
+                      (lambda: Map.from_fd("3"), "invalid map fd '3'"),  # type: ignore[arg-type]
+                      (lambda: Map.from_fd(1 << 40), "invalid map fd"),
+                      (lambda: Map.from_id("1"), "invalid map id '1'"),  # type: ignore[arg-type]
+                      (lambda: Map.from_pinned(None), "must be a path"),  # type: ignore[arg-type]
+                      (lambda: Map.create("hash", 4, 8, 1, value_type=U32), "is 4 bytes but map")):
+        with pytest.raises(MapError, match=msg) as ei:
+            call()
+        assert ei.value.errno == errno.EINVAL
+    with open(os.devnull) as f:  # takes the fd number a double close would hit
+        gc.collect()
+        os.fstat(f.fileno())
+    assert open_fds() == before
