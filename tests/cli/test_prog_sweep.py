@@ -4,7 +4,6 @@ bpftool 7.1: each test pins down a discrepancy that was found and fixed."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
