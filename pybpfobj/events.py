@@ -37,7 +37,20 @@ MapLike = int | HasFd
 
 
 def _map_fd(m: MapLike) -> int:
-    return m if isinstance(m, int) else int(m.fd)
+    if isinstance(m, int) and not isinstance(m, bool):
+        return m
+    if not hasattr(m, "fd"):
+        raise MapError(f"cannot read events from {m!r}: give a map handle (with .fd) or an fd", errno=22)
+    return int(m.fd)  # type: ignore[union-attr]  # a bool has no .fd: refused above
+
+
+def _timeout_ms(t: Any) -> int:
+    """A poll timeout in ms (negative: forever), checked: epoll and libbpf take a C int."""
+    import math
+
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t) or t > 0x7FFFFFFF:
+        raise BpfError(f"invalid timeout_ms {t!r}: an int of milliseconds, -1 to wait forever", errno=22)
+    return int(t) if t >= 0 else -1
 
 
 def _map_label(m: MapLike) -> str:
@@ -420,6 +433,8 @@ class RingBuffer(_Reader[bytes]):
         ring.  Callbacks are not called.
         """
         self._need_open()
+        if timeout_ms.__class__ is not int:
+            timeout_ms = _timeout_ms(timeout_ms)
         pending = self._pending
         if pending:  # records an iterator left queued come first
             take = len(pending) if max_records is None else min(len(pending), max_records)
@@ -441,7 +456,12 @@ class RingBuffer(_Reader[bytes]):
         (the records before it are consumed, it is not).
         """
         self._need_open()
-        st = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        try:
+            st = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        except (struct.error, TypeError) as e:
+            raise BpfError(f"read_structs: bad struct format {fmt!r}: {e}", errno=22) from None
+        if timeout_ms.__class__ is not int:
+            timeout_ms = _timeout_ms(timeout_ms)
         self._wait(timeout_ms)
         out: list[Any] = []
         limit = max_records if max_records is not None else 1 << 62
@@ -486,6 +506,8 @@ class RingBuffer(_Reader[bytes]):
     def poll(self, timeout_ms: int = 0) -> int:
         """Wait up to ``timeout_ms`` (-1: forever) for records and handle them; returns how many."""
         self._need_open()
+        if timeout_ms.__class__ is not int or timeout_ms > 0x7FFFFFFF:
+            timeout_ms = _timeout_ms(timeout_ms)
         self._wait(timeout_ms)
         return self._dispatch()
 
@@ -569,7 +591,7 @@ class PerfBuffer(_Reader[PerfEvent]):
 
         super().__init__()
         _check_type(perf_array, "perf_event_array")
-        if page_cnt <= 0 or page_cnt & (page_cnt - 1):
+        if not isinstance(page_cnt, int) or page_cnt <= 0 or page_cnt & (page_cnt - 1):
             raise MapError(f"page_cnt must be a power of two, got {page_cnt}", errno=22)
         if cpus is not None and (not cpus or min(*cpus, *cpus.values()) < 0):
             raise MapError(f"cpus must map CPUs to map indexes (both >= 0), got {cpus!r}", errno=22)
@@ -616,6 +638,8 @@ class PerfBuffer(_Reader[PerfEvent]):
         from pybpfobj.kernel import attach
 
         self._need_open()
+        if timeout_ms.__class__ is not int or timeout_ms > 0x7FFFFFFF:
+            timeout_ms = _timeout_ms(timeout_ms)
         try:
             n = attach.perf_buffer_poll(self._ptr, timeout_ms)
         except BpfError:

@@ -127,8 +127,10 @@ def _check_sock_attach(prog: ProgLike, attach_type: int, target: MapLike | None)
 
 
 def _attach_type_value(attach_type: int | str) -> int:
-    if isinstance(attach_type, int):
+    if isinstance(attach_type, int) and not isinstance(attach_type, bool):
         return attach_type
+    if not isinstance(attach_type, str):
+        raise ProgramError(f"invalid attach/detach type {attach_type!r}", errno=E.EINVAL)
     v = parse_attach_type(attach_type)
     if v is None:
         raise ProgramError(f"invalid attach/detach type {attach_type!r}", errno=E.EINVAL)
@@ -184,15 +186,17 @@ def attached_programs(target: MapLike | None, attach_type: int | str) -> list[in
 
 def ifindex_of(interface: int | str) -> int:
     """The index of a network interface given by name or index; NotFoundError if there is none."""
+    if isinstance(interface, bool) or not isinstance(interface, (int, str)):
+        raise BpfError(f"network interface must be a name or an index, not {interface!r}", errno=E.EINVAL)
     if isinstance(interface, int):
         try:
             socket.if_indextoname(interface)
-        except OSError:
+        except (OSError, OverflowError):
             raise NotFoundError(f"network interface with index {interface} not found") from None
         return interface
     try:
         return socket.if_nametoindex(interface)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         raise NotFoundError(f"network interface '{interface}' not found") from None
 
 

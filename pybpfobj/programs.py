@@ -30,6 +30,9 @@ class Program:
 
     def __init__(self, fd: int, *, owned: bool = True, name: str | None = None,
                  spec: Any = None) -> None:
+        if not isinstance(fd, int) or isinstance(fd, bool):
+            self._fd = -1
+            raise ProgramError(f"program fd must be an int, not {fd!r}", errno=_errno.EINVAL, prog=name)
         self._fd = fd
         self._owned = owned
         self._name = name
@@ -43,6 +46,7 @@ class Program:
     def from_fd(cls, fd: int, *, owned: bool = True, name: str | None = None,
                 spec: Any = None) -> Program:
         """Wrap an existing program fd (checked to be a program)."""
+        _check_int(fd, "program fd", 0x7FFFFFFF)
         kind = _info.fd_kind(fd)
         if kind != "prog":
             what = f"a BPF {kind}" if kind else "not a BPF object"
@@ -52,12 +56,13 @@ class Program:
     @classmethod
     def from_id(cls, prog_id: int) -> Program:
         """Open program ``prog_id``; :class:`NotFoundError` when there is none."""
+        _check_int(prog_id, "program id", 0xFFFFFFFF)
         return cls(_info.prog_fd_by_id(prog_id))
 
     @classmethod
     def from_pinned(cls, path: str | os.PathLike[str]) -> Program:
         """Open the program pinned at ``path`` (refuses a pinned map or link)."""
-        return cls(_info.obj_get(os.fspath(path), "prog"))
+        return cls(_info.obj_get(_path(path), "prog"))
 
     @classmethod
     def _all(cls) -> list[Program]:
@@ -75,12 +80,16 @@ class Program:
 
         Names longer than the kernel's 15 characters match the full name
         from BTF, as bpftool does."""
+        if not isinstance(name, str):
+            raise ProgramError(f"program name must be a str, not {type(name).__name__}", errno=_errno.EINVAL)
         return cls._matching(lambda pi, fd: pi.name == name or (
             len(name) >= 15 and name.startswith(pi.name) and _info.prog_full_name(fd, pi) == name))
 
     @classmethod
     def by_tag(cls, tag: str | bytes) -> list[Program]:
         """Every loaded program with this tag (8 bytes, or 16 hex digits)."""
+        if not isinstance(tag, (str, bytes)):
+            raise ProgramError(f"program tag must be 16 hex digits or 8 bytes, not {tag!r}", errno=_errno.EINVAL)
         want = tag.hex() if isinstance(tag, bytes) else tag.lower()
         return cls._matching(lambda pi, fd: pi.tag == want)
 
@@ -168,7 +177,7 @@ class Program:
         Names with ``.`` are refused before touching the kernel (bpffs
         rejects them with a bare EPERM); the parent must be on a bpffs.
         """
-        p = os.fspath(path)
+        p = _path(path)
         check_pin_path(p)
         try:
             _info.obj_pin(self.fd, p)
@@ -184,6 +193,14 @@ class Program:
         """Run the program with ``BPF_PROG_TEST_RUN``; returns a :class:`pybpfobj.testrun.TestRunResult`."""
         from pybpfobj.testrun import test_run
 
+        for what, v in (("data_in", data_in), ("ctx_in", ctx_in)):
+            if v is not None and not isinstance(v, (bytes, bytearray, memoryview)):
+                raise ProgramError(f"test_run of program {self._name or ''}: {what} must be bytes, not "
+                                   f"{type(v).__name__}", errno=_errno.EINVAL, prog=self._name)
+        for what, n in (("data_size_out", data_size_out), ("ctx_size_out", ctx_size_out), ("repeat", repeat),
+                        ("flags", flags)):
+            if n is not None:
+                _check_int(n, f"test_run {what}", 0xFFFFFFFF, self._name)
         return test_run(self, data_in, data_size_out=data_size_out, ctx_in=ctx_in,
                         ctx_size_out=ctx_size_out, repeat=repeat, flags=flags)
 
@@ -243,6 +260,18 @@ class Program:
             return f"<Program id={self.id} type={self.type} name={self.name!r} fd={self._fd}>"
         except BpfError:
             return f"<Program fd={self._fd}>"
+
+
+def _check_int(v: Any, what: str, hi: int, prog: str | None = None) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+        raise ProgramError(f"invalid {what} {v!r} (must be an int in 0..{hi})", errno=_errno.EINVAL, prog=prog)
+
+
+def _path(path: Any) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ProgramError(f"a pin path must be a str or os.PathLike, not {type(path).__name__}",
+                           errno=_errno.EINVAL)
+    return str(os.fspath(path))
 
 
 def check_pin_path(path: str) -> None:

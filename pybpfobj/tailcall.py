@@ -65,6 +65,25 @@ def _map_label(m: MapLike, fd: int) -> str:
     return name if isinstance(name, str) and name else f"fd {fd}"
 
 
+def _fd_of(x: object, what: str) -> int:
+    """The fd of a handle or an int fd; a clear error for anything else (a name, None...)."""
+    if isinstance(x, int) and not isinstance(x, bool):
+        return x
+    if hasattr(x, "fd"):
+        return prog_fd(x)
+    cls = MapError if what == "prog_array" else ProgramError
+    raise cls(f"cannot use {x!r} as a {what}: give a handle (with .fd) or an fd", errno=E.EINVAL)
+
+
+def _check_map(mi: Mapping[str, str], mlabel: str) -> None:
+    if "map_type" not in mi:
+        raise MapError(f"{mlabel} is not a BPF map", errno=E.EINVAL, map=mlabel)
+    mtype = int(mi["map_type"])
+    if mtype != MAP_TYPE["prog_array"]:
+        raise MapError(f"map {mlabel} is of type {map_type_name(mtype)}, not a prog_array: it holds no tail calls",
+                       errno=E.EINVAL, map=mlabel)
+
+
 def check_compatible(prog_array: MapLike, prog: ProgLike) -> None:
     """Raise :class:`ProgramError` unless ``prog`` may be stored in ``prog_array``.
 
@@ -73,20 +92,15 @@ def check_compatible(prog_array: MapLike, prog: ProgLike) -> None:
     either is refused by the kernel, so it is refused here first, with a
     message naming both sides.
     """
-    mfd = prog_fd(prog_array)
+    mfd = _fd_of(prog_array, "prog_array")
     _check_prog(_fdinfo(mfd), _map_label(prog_array, mfd), prog)
 
 
 def _check_prog(mi: Mapping[str, str], mlabel: str, prog: ProgLike) -> str:
     """:func:`check_compatible` on the table's fdinfo ``mi``; returns the program's type
     (fdinfo value) so :func:`swap` reads each fdinfo once."""
-    if "map_type" not in mi:
-        raise MapError(f"{mlabel} is not a BPF map", errno=E.EINVAL, map=mlabel)
-    mtype = int(mi["map_type"])
-    if mtype != MAP_TYPE["prog_array"]:
-        raise MapError(f"map {mlabel} is of type {map_type_name(mtype)}, not a prog_array: it holds no tail calls",
-                       errno=E.EINVAL, map=mlabel)
-    pfd = prog_fd(prog)
+    _check_map(mi, mlabel)
+    pfd = _fd_of(prog, "program")
     pi = _fdinfo(pfd)
     plabel = prog_label(prog) or f"fd {pfd}"
     if "prog_type" not in pi:
@@ -118,12 +132,18 @@ def swap(prog_array: MapLike, slots: Mapping[int, ProgLike | None]) -> list[Slot
     """
     from pybpfobj.kernel import attach
 
-    mfd = prog_fd(prog_array)
+    mfd = _fd_of(prog_array, "prog_array")
     mlabel = _map_label(prog_array, mfd)
     mi = _fdinfo(mfd)
+    _check_map(mi, mlabel)
+    if not isinstance(slots, Mapping):
+        raise MapError(f"swap on prog_array {mlabel}: slots must be a mapping {{slot: program}}, not "
+                       f"{type(slots).__name__}", errno=E.EINVAL, map=mlabel)
     max_entries = int(mi.get("max_entries", "0") or 0)
     types: set[str] = set()
     for slot, prog in slots.items():
+        if not isinstance(slot, int) or isinstance(slot, bool):
+            raise MapError(f"slot {slot!r} of prog_array {mlabel} is not an int", errno=E.EINVAL, map=mlabel)
         if not 0 <= slot < max_entries:
             raise MapError(f"slot {slot} is out of range for prog_array {mlabel} (max_entries {max_entries})",
                            errno=E.E2BIG if slot >= max_entries else E.EINVAL, map=mlabel)
@@ -175,8 +195,10 @@ def slots(prog_array: MapLike) -> dict[int, int]:
     """The occupied slots of a prog_array: ``{slot: prog_id}``."""
     from pybpfobj.kernel import attach
 
-    mfd = prog_fd(prog_array)
-    n = int(_fdinfo(mfd).get("max_entries", "0") or 0)
+    mfd = _fd_of(prog_array, "prog_array")
+    mi = _fdinfo(mfd)
+    _check_map(mi, _map_label(prog_array, mfd))
+    n = int(mi.get("max_entries", "0") or 0)
     out: dict[int, int] = {}
     for s in range(n):
         pid = attach.prog_array_get(mfd, s)

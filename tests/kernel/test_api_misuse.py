@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from pybpfobj.errors import BpfError, MapError
+from pybpfobj import events, tailcall
+from pybpfobj.errors import BpfError, MapError, ProgramError
 from pybpfobj.loader import BpfObject
 from pybpfobj.maps import Map, MapClosedError
+from pybpfobj.programs import Program
 
 pytestmark = pytest.mark.kernel
 
@@ -257,3 +259,87 @@ def test_map_constructors_refuse_arguments_of_the_wrong_type(need_root: None) ->
         gc.collect()
         os.fstat(f.fileno())
     assert open_fds() == before
+
+
+# -- tail calls, events, programs, links ---------------------------------------
+
+
+def test_tailcall_swap_refuses_what_is_not_a_slot_or_a_program(loaded: BpfObject) -> None:
+    # Before: TypeError (slot "0" or 0.0), AttributeError (a program or table given by name, a
+    # list of slots), True taken as slot 1, and slots() listed an array map's zeros as programs.
+    jumps, prog = loaded.maps["jumps"], loaded.programs["xdp_tail_a"]
+    before = tailcall.slots(jumps)
+    for call, cls, msg in (
+            (lambda: tailcall.swap(jumps, {"0": prog}), MapError, "slot '0' of prog_array jumps is not an int"),
+            (lambda: tailcall.swap(jumps, {True: prog}), MapError, "slot True"),
+            (lambda: tailcall.swap(jumps, [prog]), MapError, "slots must be a mapping"),  # type: ignore[arg-type]
+            (lambda: tailcall.swap(jumps, {0: "xdp_tail_a"}), ProgramError, "cannot use 'xdp_tail_a' as a program"),  # type: ignore[dict-item]
+            (lambda: tailcall.swap("jumps", {0: prog}), MapError, "cannot use 'jumps' as a prog_array"),  # type: ignore[arg-type]
+            (lambda: tailcall.swap(-1, {0: prog}), MapError, "fd -1 is not a BPF map"),
+            (lambda: tailcall.slots(loaded.maps["plain_array"]), MapError, "not a prog_array")):
+        with pytest.raises(cls, match=msg) as ei:
+            call()
+        assert ei.value.errno == errno.EINVAL
+    assert tailcall.slots(jumps) == before  # nothing written
+
+
+def test_tailcall_swap_with_closed_handles_names_them(loaded: BpfObject) -> None:
+    jumps, prog = loaded.maps["jumps_empty"], loaded.programs["xdp_tail_b"]
+    prog.close()
+    with pytest.raises(ProgramError, match="xdp_tail_b is closed") as ei:
+        tailcall.swap(jumps, {0: prog})
+    assert ei.value.errno == errno.EBADF
+    jumps.close()
+    with pytest.raises(MapClosedError, match="'jumps_empty' is closed"):
+        tailcall.swap(jumps, {0: loaded.programs["xdp_tail_a"]})
+
+
+def test_event_readers_refuse_bad_maps_timeouts_and_formats(loaded: BpfObject) -> None:
+    # Before: AttributeError (a map given by name), TypeError/OverflowError (timeout "x", 1 << 40),
+    # ctypes.ArgumentError (PerfBuffer.poll(1.5)), struct.error (a bad format), TypeError (page_cnt 1.5).
+    with pytest.raises(MapError, match="cannot read events from 'events'"):
+        events.RingBuffer("events")  # type: ignore[arg-type]
+    with events.RingBuffer(loaded.maps["events"]) as rb:
+        assert rb.poll(1.5) == 0  # a float of ms is fine
+        for call in (lambda: rb.poll("x"), lambda: rb.poll(1 << 40), lambda: rb.read_batch("x")):  # type: ignore[arg-type]
+            with pytest.raises(BpfError, match="invalid timeout_ms") as ei:
+                call()
+            assert ei.value.errno == errno.EINVAL
+        with pytest.raises(BpfError, match="bad struct format 'zz'"):
+            rb.read_structs("zz")
+    with pytest.raises(BpfError, match="reader is closed"):
+        rb.poll(0)
+    with pytest.raises(MapError, match="page_cnt must be a power of two, got 1.5"):
+        events.PerfBuffer(loaded.maps["perf_events"], page_cnt=1.5)  # type: ignore[arg-type]
+    with events.PerfBuffer(loaded.maps["perf_events"]) as pb:
+        assert pb.poll(1.5) == 0
+        with pytest.raises(BpfError, match="invalid timeout_ms 'x'"):
+            pb.poll("x")  # type: ignore[arg-type]
+    pe = loaded.maps["perf_events"]
+    pe.close()
+    with pytest.raises(MapClosedError, match="'perf_events' is closed"):
+        events.PerfBuffer(pe)
+
+
+def test_program_handles_refuse_arguments_of_the_wrong_type(loaded: BpfObject) -> None:
+    # Before: TypeError (Program("x"), from_id("1"), from_pinned(None), by_name(5), test_run("abc"),
+    # repeat=1.5), AttributeError (by_tag(5)), ValueError/MemoryError (data_size_out -1 / 1 << 40),
+    # OverflowError (attach_xdp(-1)), TypeError (attach_xdp(None), attach(1.5, ...)).
+    prog = loaded.programs["xdp_tail_a"]
+    for call, msg in ((lambda: Program("x"), "program fd must be an int"),  # type: ignore[arg-type]
+                      (lambda: Program.from_id("1"), "invalid program id '1'"),  # type: ignore[arg-type]
+                      (lambda: Program.from_fd(-1), "invalid program fd -1"),
+                      (lambda: Program.from_pinned(None), "pin path must be"),  # type: ignore[arg-type]
+                      (lambda: Program.by_name(5), "program name must be a str"),  # type: ignore[arg-type]
+                      (lambda: Program.by_tag(5), "program tag must be"),  # type: ignore[arg-type]
+                      (lambda: prog.test_run("abc"), "data_in must be bytes"),  # type: ignore[arg-type]
+                      (lambda: prog.test_run(bytes(64), repeat=1.5), "invalid test_run repeat 1.5"),  # type: ignore[arg-type]
+                      (lambda: prog.test_run(bytes(64), data_size_out=-1), "invalid test_run data_size_out"),
+                      (lambda: prog.test_run(bytes(64), data_size_out=1 << 40), "invalid test_run data_size_out"),
+                      (lambda: prog.attach(1.5, None), "invalid attach/detach type 1.5"),  # type: ignore[arg-type]
+                      (lambda: prog.attach_xdp(None), "network interface must be a name or an index"),  # type: ignore[arg-type]
+                      (lambda: prog.attach_xdp(-1), "network interface with index -1 not found")):
+        with pytest.raises(BpfError, match=msg) as ei:
+            call()
+        assert ei.value.errno in (errno.EINVAL, errno.ENOENT)
+    assert prog.test_run(bytes(64)).retval >= 0
