@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Several programs in one section, static and global subprograms, an
- * custom data sections, string literals (.rodata.str1.1 at -O0). */
+ * custom data sections, string literals (.rodata.str1.1). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -37,6 +37,14 @@ SEC("xdp")
 int third_in_xdp(struct xdp_md *ctx)
 {
 	bpf_printk("%s %d", greeting, counter_a);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int literal_printer(struct xdp_md *ctx)
+{
+	/* a bare string literal: clang puts it in .rodata.str1.1 */
+	bpf_trace_printk("literal\n", sizeof("literal\n"));
 	return XDP_PASS;
 }
 
