@@ -192,10 +192,19 @@ class _Elem:
     flags: int = 0
 
 
-def parse_elem(args: list[str], m: Map, want_key: bool, want_value: bool, want_flags: bool) -> _Elem:
-    """bpftool's parse_elem: ``key DATA``, ``value VALUE`` and flags, in any order."""
+def parse_elem(args: list[str], m: Map, want_key: bool, want_value: bool, want_flags: bool,
+               *, key_always: bool = False, ctx: Context | None = None) -> _Elem:
+    """bpftool's parse_elem: ``key DATA``, ``value VALUE`` and flags, in any order.
+
+    A map with no key (or no value) takes none: ``key``/``value`` is then
+    "unnecessary" and not asked for, except with ``key_always`` (bpftool's
+    delete and getnext always hand a key buffer, so ``key`` with zero bytes
+    is still expected there).  ``ctx`` receives bpftool's warning about
+    prog_array values given by id.
+    """
     e = _Elem()
-    want_key = want_key and m.key_size > 0
+    want_key = want_key and (m.key_size > 0 or key_always)
+    want_value = want_value and m.value_size > 0
     key_pending, value_pending, flags_pending = want_key, want_value, want_flags
     try:
         while True:
@@ -206,7 +215,7 @@ def parse_elem(args: list[str], m: Map, want_key: bool, want_value: bool, want_f
             w = args[0]
             if is_keyword(w, "key"):
                 if not key_pending:
-                    raise CliError("duplicate key" if m.key_size and want_key else "unnecessary key")
+                    raise CliError("duplicate key" if m.key_size else "unnecessary key")
                 e.key, args = parse_bytes(args[1:], "key", m.key_size)
                 key_pending = False
             elif is_keyword(w, "value"):
@@ -227,6 +236,9 @@ def parse_elem(args: list[str], m: Map, want_key: bool, want_value: bool, want_f
                         raise CliError("value smaller than 4B for map of progs?")
                     if len(args) < 2:
                         raise CliError("not enough value arguments for map of progs")
+                    if ctx is not None and is_keyword(args[0], "id"):
+                        ctx.warn("Warning: updating program array via MAP_ID, make sure this map is kept open\n"
+                                 "         by some process or pinned otherwise update will be lost")
                     e.value_fd, args = _prog_fd(args)
                     e.value = struct.pack("<I", e.value_fd)
                 else:
@@ -355,11 +367,20 @@ def _print_key_value(ctx: Context, m: Map, key: bytes, value: bytes) -> None:
     """bpftool's print_key_value (lookup, peek, pop)."""
     fmt = _BtfFormatter(m, not ctx.json) if _has_btf(m) else None
     if ctx.json:
-        ctx.emit_json(entry_json(m, key, value, fmt))
+        _emit(ctx, entry_json(m, key, value, fmt))
     elif fmt is not None:
         ctx.print(jsonw_pretty(fmt(key, value)))
     else:
         ctx.print(entry_plain(m, key, value))
+
+
+def _emit(ctx: Context, obj: Any) -> None:
+    """A JSON result as bpftool prints it: compact, or with ``-p`` in its json_writer's
+    pretty layout (array elements run on, ``[{`` and ``},{``), not Python's indent=4."""
+    if ctx.pretty:
+        ctx.out.write(jsonw_pretty(obj) + "\n")
+    else:
+        ctx.emit_json(obj)
 
 
 def _errcode(e: BpfError) -> int:
@@ -378,6 +399,20 @@ def _pids_table() -> dict[int, list[tuple[int, str]]]:
         if others:
             table[map_id] = others
     return table
+
+
+def _header_plain(m: Map) -> str:
+    """The first line of ``map show`` (bpftool's show_map_header_plain), which heads each
+    map's elements when ``map dump`` matched several maps."""
+    mi = m.info()
+    tname = C.MAP_TYPES[mi.type] if mi.type < len(C.MAP_TYPES) else None
+    s = f"{mi.id}: " + (f"{tname}  " if tname else f"type {mi.type}  ")
+    if mi.name:
+        s += f"name {mi.name}  "
+    s += f"flags 0x{mi.flags:x}"
+    if mi.ifindex:
+        s += f"  offloaded_to ifindex {mi.ifindex}"
+    return s
 
 
 def _show_one(ctx: Context, m: Map, pinned: dict[int, list[str]], pids: dict[int, list[tuple[int, str]]]) -> Any:
@@ -404,12 +439,7 @@ def _show_one(ctx: Context, m: Map, pinned: dict[int, list[str]], pids: dict[int
         if mi.id in pids:
             d["pids"] = [{"pid": p, "comm": c} for p, c in pids[mi.id]]
         return d
-    s = f"{mi.id}: " + (f"{tname}  " if tname else f"type {mi.type}  ")
-    if mi.name:
-        s += f"name {mi.name}  "
-    s += f"flags 0x{mi.flags:x}"
-    if mi.ifindex:
-        s += f"  offloaded_to ifindex {mi.ifindex}"
+    s = _header_plain(m)
     s += f"\n\tkey {mi.key_size}B  value {mi.value_size}B  max_entries {mi.max_entries}"
     if mi.memlock is not None:
         s += f"  memlock {mi.memlock}B"
@@ -439,16 +469,16 @@ def do_show(ctx: Context, args: list[str]) -> int:
     pinned = kinfo.pinned_table("map") if ctx.bpffs else {}
     pids = _pids_table()
     if args:
-        maps, rest = parse_map_handle(args)
+        if len(args) != 2:  # bpftool's do_show: any other count is BAD_ARG on the first word
+            raise CliError(f"what is '{args[0]}'?")
+        maps, _ = parse_map_handle(args)
         try:
-            if rest:
-                raise _usage()
             objs = [_show_one(ctx, m, pinned, pids) for m in maps]
         finally:
             for m in maps:
                 m.close()
         if ctx.json:
-            ctx.emit_json(objs if len(objs) > 1 else objs[0])
+            _emit(ctx, objs if len(objs) > 1 else objs[0])
         return 0
     results = []
     for mid in kinfo.map_ids():
@@ -461,7 +491,7 @@ def do_show(ctx: Context, args: list[str]) -> int:
         finally:
             m.close()
     if ctx.json:
-        ctx.emit_json(results)
+        _emit(ctx, results)
     return 0
 
 
@@ -518,7 +548,12 @@ def _percpu_join(m: Map, v: Any) -> bytes:
 def _entry_error_plain(m: Map, key: bytes, err: int) -> str | None:
     if (m.type in C.MAP_IN_MAP_TYPES or m.type == C.MAP_TYPE["prog_array"]) and err == _errno.ENOENT:
         return None
-    msg = "<no entry>" if err == _errno.ENOENT else os.strerror(err)
+    if err == _errno.ENOENT:
+        msg = "<no entry>"
+    elif err == _errno.ENOSPC and m.type == C.MAP_TYPE["reuseport_sockarray"]:
+        msg = "<cannot read>"  # its 8-byte socket cookies only fit an 8-byte value
+    else:
+        msg = os.strerror(err)
     break_names = m.key_size > 16 or len(msg) > 16
     single = m.key_size + len(msg) <= 24 and not break_names
     return ("key:" + ("\n" if break_names else " ") + fprint_hex(key) + ("  " if single else "\n")
@@ -527,6 +562,8 @@ def _entry_error_plain(m: Map, key: bytes, err: int) -> str | None:
 
 def _dump_one(ctx: Context, m: Map, btf_mode: bool, header: bool) -> tuple[Any, int]:
     """Returns (JSON or pretty-writer object or None, exit status)."""
+    if m.type == C.MAP_TYPE["reuseport_sockarray"] and m.value_size != 8:
+        ctx.warn("Warning: cannot read values from reuseport_sockarray map with value_size != 8")
     elems, _, err = _dump_elements(m)
     fmt = None
     if (ctx.json or btf_mode) and _has_btf(m):
@@ -559,7 +596,7 @@ def _dump_one(ctx: Context, m: Map, btf_mode: bool, header: bool) -> tuple[Any, 
             hd["elements"] = entries
             return hd, err
         return entries, err
-    lines = []
+    lines = [_header_plain(m)] if header else []
     n = 0
     for k, v in elems:
         if isinstance(v, BpfError):
@@ -604,7 +641,7 @@ def _fast_json_dump(ctx: Context, m: Map) -> int | None:
 
 def do_dump(ctx: Context, args: list[str]) -> int:
     if len(args) != 2:
-        raise _usage()
+        raise _usage("too few parameters" if len(args) < 2 else f"what is '{args[2]}'?")
     maps, _ = parse_map_handle(args)
     try:
         if ctx.json and len(maps) == 1:
@@ -625,7 +662,7 @@ def do_dump(ctx: Context, args: list[str]) -> int:
         if ctx.json or btf_mode:
             out = results if len(maps) > 1 else results[0]
             if ctx.json:
-                ctx.emit_json(out)
+                _emit(ctx, out)
             else:
                 ctx.print(jsonw_pretty(out))
         return rc
@@ -663,10 +700,11 @@ def do_update(ctx: Context, args: list[str]) -> int:
     m, rest = _map_operand(args)
     e = None
     try:
-        e = parse_elem(rest, m, True, True, True)
-        assert e.value is not None
+        e = parse_elem(rest, m, True, True, True, ctx=ctx)
         value = e.value
-        if m.percpu:
+        if value is None:  # a map with no value (ringbuf): bpftool hands the kernel NULL
+            pass
+        elif m.percpu:
             pad = b"\0" * (m.value_stride - m.value_size)
             value = (value + pad) * m.ncpus
         r = m._f_update(m.fd, e.key if m.key_size else None, value, e.flags)
@@ -694,13 +732,13 @@ def do_getnext(ctx: Context, args: list[str]) -> int:
     with m:
         key: bytes | None = None
         if rest:
-            e = parse_elem(rest, m, True, False, False)
+            e = parse_elem(rest, m, True, False, False, key_always=True)
             key = e.key
         r, nxt = m._raw_next_key(key)
         if r:
             raise CliError(f"can't get next key: {os.strerror(-r)}", r & 0xFF)
         if ctx.json:
-            ctx.emit_json({"key": hexbytes(key) if key is not None else None, "next_key": hexbytes(nxt)})
+            _emit(ctx, {"key": hexbytes(key) if key is not None else None, "next_key": hexbytes(nxt)})
         else:
             ctx.print(("key:\n" + fprint_hex(key) if key is not None else "key: None")
                       + "\nnext key:\n" + fprint_hex(nxt))
@@ -710,7 +748,7 @@ def do_getnext(ctx: Context, args: list[str]) -> int:
 def do_delete(ctx: Context, args: list[str]) -> int:
     m, rest = _map_operand(args)
     with m:
-        e = parse_elem(rest, m, True, False, False)
+        e = parse_elem(rest, m, True, False, False, key_always=True)
         r = m._f_delete(m.fd, e.key)
         if r:
             raise CliError(f"delete failed: {os.strerror(-r)}", r & 0xFF)
@@ -729,8 +767,10 @@ def do_pin(ctx: Context, args: list[str]) -> int:
         raise CliError(f"'pin' needs at least 3 arguments, {len(args)} found", (-_errno.EINVAL) & 0xFF)
     m, rest = _map_operand(args, 3)
     with m:
-        if len(rest) != 1:
+        if not rest:
             raise _usage()
+        if len(rest) > 1:  # bpftool ignores them; a stray word is more likely a mistake
+            raise CliError(f"what is '{rest[1]}'?")
         _pin_fd(ctx, m.fd, rest[0])
         ctx.emit_null()
         return 0
@@ -755,18 +795,20 @@ def do_pop(ctx: Context, args: list[str]) -> int:
     """
     m, rest = _map_operand(args)
     with m:
-        if rest:
-            raise _usage()
+        if rest:  # bpftool ignores them; a stray word is more likely a mistake
+            raise CliError(f"what is '{rest[0]}'?")
         key = bytes(m.key_size)
         r, raw = m._raw_value(key if m.key_size else None, delete=True)
         return _print_found(ctx, m, key, r, raw, "pop", "Error: empty map")
 
 
 def do_freeze(ctx: Context, args: list[str]) -> int:
+    if len(args) < 2:  # bpftool's REQ_ARGS(2)
+        raise CliError(f"'freeze' needs at least 2 arguments, {len(args)} found")
     m, rest = _map_operand(args)
     with m:
         if rest:
-            raise _usage()
+            raise CliError(f"what is '{rest[0]}'?")
         try:
             m.freeze()
         except BpfError as e:
@@ -854,7 +896,7 @@ def do_create(ctx: Context, args: list[str]) -> int:
             try:
                 _pin_fd(ctx, m.fd, path)
             except BpfError as e:
-                raise CliError(e.message, _errcode(e)) from None
+                raise CliError(e.message, e.exit_code) from None
         finally:
             m.close()
         ctx.emit_null()
