@@ -274,7 +274,7 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             obj = BpfObject(a.obj, pin_root=a.pinroot, mapcompat=ctx.mapcompat,
                             log_level=7 if ctx.debug else 0)
         except BpfError as e:
-            raise CliError(e.message) from None
+            raise CliError(_unprefixed(e.message)) from None
         try:
             if a.prog_type is not None:
                 obj.set_prog_type(_bpftool_type(a.prog_type))
@@ -295,7 +295,7 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
                               f"{'' if e.log.endswith(chr(10)) else chr(10)}-- END PROG LOAD LOG --\n")
             raise CliError(e.message) from None
         except BpfError as e:
-            raise CliError(e.message) from None
+            raise CliError(_unprefixed(e.message)) from None
         if not first_only:
             for n in obj.program_names():
                 if os.path.lexists(os.path.join(a.path, n)):
@@ -327,6 +327,12 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
                 m.undo()
     ctx.emit_null()
     return 0
+
+
+def _unprefixed(message: str) -> str:
+    """A library message quoting libbpf's last line, without its ``libbpf: `` tag: libbpf
+    printed that line itself just above, and ``Error: ...: libbpf: elf: ...`` reads as two."""
+    return message.replace(": libbpf: ", ": ")
 
 
 def _check_pinmaps_dir(d: str) -> None:

@@ -150,3 +150,19 @@ def test_load_at_a_path_with_trailing_slash_fails_once_worded(objs: Path, bpffs:
     line = error_line(err_o)
     assert line.startswith("Error: failed to pin program") and line.count("failed to pin") == 1
     assert tree(bpffs) == set()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x7fELF" + bytes(60)], ids=["empty", "truncated"])
+def test_unreadable_object_fails_like_bpftool_quoting_libbpf_once(
+        bpffs: Path, bpftool: str, tmp_path: Path, content: bytes) -> None:
+    o = tmp_path / "x.o"
+    o.write_bytes(content)
+    rc_t, _, err_t = theirs(bpftool, "prog", "load", str(o), str(bpffs / "t"))
+    rc_o, _, err_o = ours("prog", "load", str(o), str(bpffs / "o"))
+    assert rc_o == rc_t == 255
+    assert error_line(err_t) == "Error: failed to open object file"
+    line = error_line(err_o)
+    assert line.startswith(f"Error: failed to open object file '{o}': ") and "libbpf:" not in line
+    libbpf_t = [ln for ln in err_t.splitlines() if ln.startswith("libbpf: ")]
+    assert libbpf_t and libbpf_t[-1][len("libbpf: "):] in line
+    assert tree(bpffs) == set()
