@@ -1437,11 +1437,24 @@ def _make_view(m: Map, mm: Any, stride: int, writable: bool) -> Any:
         t = padded * m.max_entries  # type: ignore[operator]
         if writable:
             return _SlotView(t.from_buffer(mm), mm)
-        return _ReadOnlyView(_SlotView(t.from_address(mm.address), mm), mm, m.name)
+        return _ReadOnlyView(_SlotView(_on_mapping(t, mm), mm), mm, m.name)
     if writable:
         obj = t.from_buffer(mm)
         return obj
-    return _ReadOnlyView(t.from_address(mm.address), mm, m.name)
+    return _ReadOnlyView(_on_mapping(t, mm), mm, m.name)
+
+
+def _on_mapping(t: Any, mm: Any) -> Any:
+    """A ``t`` over read-only mapped pages that keeps the mapping alive.
+
+    ``from_address`` holds no reference to the memory: a field taken from the
+    view (``view.cfg``, a nested structure sharing its memory) would outlive
+    the view and read unmapped pages once the mapping is dropped (a crash).
+    Fields keep their root object alive, and the root now keeps the mapping.
+    """
+    obj = t.from_address(mm.address)
+    obj._pybpfobj_mapping = mm
+    return obj
 
 
 def datasec_ctype(btf: BTF, datasec_id: int) -> Any:

@@ -161,11 +161,13 @@ class Codec(Generic[T]):
         return v  # type: ignore[no-any-return]
 
     def into(self, v: Any) -> Any:
-        if self.scalar and self.ctype is not None and not isinstance(v, (int, self.ctype)):
-            return self.ctype(v)
-        if self.scalar and self.ctype is not None and self.ctype is not ctypes.c_int \
-                and isinstance(v, (bool, float)):
-            return self.ctype(v)
+        if self.scalar and self.ctype is not None and (
+                not isinstance(v, (int, self.ctype))
+                or self.ctype is not ctypes.c_int and isinstance(v, (bool, float))):
+            try:
+                return self.ctype(v)
+            except (TypeError, ValueError, OverflowError):
+                return v  # not convertible: the Map refuses it with an error naming the map
         return v
 
 
@@ -400,6 +402,11 @@ class MapInMap(_MapBase, Generic[K, W]):
         """A fresh map of the inner template's spec (``max_entries`` override where allowed)."""
         from pybpfobj.maps import Map
 
+        if self._src.skel is not None:  # a map made now would be left open by a closed skeleton
+            self._src.skel._check_open(f"new_inner of map {self.name!r}")
+        if max_entries is not None and (not isinstance(max_entries, int) or isinstance(max_entries, bool)):
+            raise MapError(f"map {self.name!r}: max_entries must be an int, not {max_entries!r}",
+                           map=self.name, errno=_errno.EINVAL)
         spec = self.spec
         if spec is None:
             raise MapError(f"map {self.name!r} declares no inner map template", map=self.name,
@@ -422,7 +429,10 @@ class MapInMap(_MapBase, Generic[K, W]):
 
     def __setitem__(self, key: K, inner: W | Map | int) -> None:
         """Install ``inner`` (a typed inner map, a Map or an fd) at ``key``."""
-        fd = inner if isinstance(inner, int) else inner.fd  # type: ignore[union-attr]
+        if not isinstance(inner, int) and not hasattr(inner, "fd"):
+            raise MapError(f"map {self.name!r}: cannot install {inner!r}: give an inner map, a Map or an fd",
+                           map=self.name, errno=_errno.EINVAL)
+        fd = inner if isinstance(inner, int) else inner.fd
         self._m().set_inner(self.key_codec.into(key), fd=fd)
 
     def __delitem__(self, key: K) -> None:
@@ -478,6 +488,9 @@ class ProgArray(_MapBase):
             prog = ref
         if isinstance(prog, ProgramRef):
             return prog.fd, prog.name, prog.prog_type
+        if not hasattr(prog, "fd"):
+            raise ProgramError(f"map {self.name!r}: cannot install {prog!r}: give a program of the object "
+                               f"(by name or attribute) or a Program", map=self.name, errno=_errno.EINVAL)
         ptype = getattr(prog, "type", "")
         if isinstance(ptype, int):
             ptype = PROG_TYPES[ptype] if 0 <= ptype < len(PROG_TYPES) else str(ptype)

@@ -343,3 +343,83 @@ def test_program_handles_refuse_arguments_of_the_wrong_type(loaded: BpfObject) -
             call()
         assert ei.value.errno in (errno.EINVAL, errno.ENOENT)
     assert prog.test_run(bytes(64)).retval >= 0
+
+
+# -- mmap views and skeletons ----------------------------------------------------
+
+
+def test_a_field_of_a_read_only_view_keeps_the_mapping_alive(objs: Path, tmp_path: Path) -> None:
+    # Before: a nested structure taken from a read-only view (.rodata after load) pointed into
+    # pages that were unmapped when the view was dropped: reading it crashed (SIGSEGV).
+    from pybpfobj.skeleton.generator import generate_file
+
+    generate_file(objs / "globals.o", tmp_path / "globals_skel.py")
+    code = textwrap.dedent(f"""
+        import gc, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from pybpfobj.loader import BpfObject
+        from globals_skel import Globals
+        s = Globals.open_and_load()
+        cfg = s.rodata.cfg
+        s.close(); del s
+        o = BpfObject({str(objs / "globals.o")!r}); o.load()
+        m = [m for n, m in o.maps.items() if n.endswith(".rodata")][0]
+        sub = m.mmap().cfg
+        m.close(); o.close(); del m, o
+        gc.collect()
+        print(cfg.mode == sub.mode, bytes(cfg) == bytes(sub))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "True"]
+
+
+@pytest.fixture(scope="module")
+def maps_all_skel(objs: Path, tmp_path_factory: pytest.TempPathFactory) -> type:
+    import importlib.util
+
+    from pybpfobj.skeleton.generator import generate_file
+
+    path = tmp_path_factory.mktemp("misuse_skel") / "maps_all_misuse_skel.py"
+    generate_file(objs / "maps_all.o", path)
+    spec = importlib.util.spec_from_file_location("maps_all_misuse_skel", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.MapsAll  # type: ignore[no-any-return]
+
+
+def test_skeleton_maps_refuse_values_of_the_wrong_type_naming_the_map(need_root: None, maps_all_skel: type) -> None:
+    # Before: TypeError from the generated codecs (a str value, a float key, a str pushed) and
+    # AttributeError for a prog_array or map-in-map slot given None, an int or a name.
+    with maps_all_skel.open_and_load() as skel:
+        m = skel.maps
+        for call, cls, msg in (
+                (lambda: m.plain_array.__setitem__(0, "x"), MapError, "value 'x' does not fit .* map 'plain_array'"),
+                (lambda: m.plain_array.__setitem__(1.5, 1), MapError, "key 1.5 does not fit .* map 'plain_array'"),
+                (lambda: m.queue.push("x"), MapError, "value 'x' does not fit .* map 'queue'"),
+                (lambda: m.jumps.__setitem__(0, None), ProgramError, "map 'jumps': cannot install None"),
+                (lambda: m.outer_arr.__setitem__(0, "x"), MapError, "map 'outer_arr': cannot install 'x'"),
+                (lambda: m.outer_hash.new_inner("x"), MapError, "max_entries must be an int")):
+            with pytest.raises(cls, match=msg) as ei:
+                call()
+            assert ei.value.errno == errno.EINVAL
+
+
+def test_closed_skeleton_refuses_everything_and_makes_nothing(need_root: None, maps_all_skel: type) -> None:
+    # Before: new_inner() on a closed skeleton created a map nobody would close (a leaked fd), and
+    # a program's autoattach read libbpf's freed program.
+    gc.collect()
+    before = open_fds()
+    skel = maps_all_skel.open_and_load()
+    ref, pa = skel.progs.xdp_tail_a, skel.maps.plain_array
+    skel.close()
+    for call in (lambda: ref.autoattach, lambda: skel.maps.outer_hash.new_inner(), lambda: pa[0],
+                 lambda: ref.program, lambda: skel.load(), lambda: skel.rodata if hasattr(skel, "rodata") else pa.fd):
+        with pytest.raises(BpfError, match="'maps_all' is closed") as ei:
+            call()
+        assert ei.value.errno == errno.EBADF
+    skel.close()
+    gc.collect()
+    assert open_fds() == before
