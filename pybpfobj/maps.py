@@ -455,7 +455,8 @@ class Map:
     @classmethod
     def from_id(cls, map_id: int, **kw: Any) -> Map:
         """Open map ``map_id`` (NotFoundError when there is none)."""
-        _check_int_arg(map_id, "map id", 0, 0xFFFFFFFF, None)
+        if not isinstance(map_id, int) or isinstance(map_id, bool):  # a bad int: NotFoundError below
+            _check_int_arg(map_id, "map id", 0, 0xFFFFFFFF, None)
         fd = kinfo.map_fd_by_id(map_id)
         try:
             return cls(fd, **kw)

@@ -56,7 +56,8 @@ class Program:
     @classmethod
     def from_id(cls, prog_id: int) -> Program:
         """Open program ``prog_id``; :class:`NotFoundError` when there is none."""
-        _check_int(prog_id, "program id", 0xFFFFFFFF)
+        if not isinstance(prog_id, int) or isinstance(prog_id, bool):  # a bad int: NotFoundError below
+            _check_int(prog_id, "program id", 0xFFFFFFFF)
         return cls(_info.prog_fd_by_id(prog_id))
 
     @classmethod
