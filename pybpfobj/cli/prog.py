@@ -133,16 +133,6 @@ def parse_one_prog(args: list[str]) -> tuple[Program, list[str]]:
 # ---------------------------------------------------------------------------
 # show
 
-def _load_epoch(ns_since_boot: int) -> int:
-    """``load_time`` (CLOCK_BOOTTIME ns) as Unix seconds, the way bpftool rounds it: the
-    clocks' offset is taken to the nanosecond and the sum floored once.  (Flooring each
-    clock to whole seconds first, as kernel.info.boot_time_to_epoch does, is one second
-    off about half the time.)"""
-    real = time.clock_gettime_ns(time.CLOCK_REALTIME)
-    boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-    return (real - boot + ns_since_boot) // 1_000_000_000
-
-
 def _loaded_at_text(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(epoch))
 
@@ -262,7 +252,7 @@ def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
     if ctx.json:
         d = header_json(pi)
         if pi.load_time:
-            d["loaded_at"] = _load_epoch(pi.load_time)
+            d["loaded_at"] = pi.load_time_epoch()
             d["uid"] = pi.created_by_uid
         d["bytes_xlated"] = pi.xlated_prog_len
         d["jited"] = pi.jited_prog_len > 0
@@ -283,7 +273,7 @@ def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
         return d
     out = [header_line(pi)]
     if pi.load_time:
-        out.append(f"\tloaded_at {_loaded_at_text(_load_epoch(pi.load_time))}"
+        out.append(f"\tloaded_at {_loaded_at_text(pi.load_time_epoch())}"
                    f"  uid {pi.created_by_uid}")
     line = f"\txlated {pi.xlated_prog_len}B"
     line += f"  jited {pi.jited_prog_len}B" if pi.jited_prog_len else "  not jited"

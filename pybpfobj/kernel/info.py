@@ -302,12 +302,14 @@ class LinkInfo:
 
 def boot_time_to_epoch(ns_since_boot: int) -> int:
     """Convert CLOCK_BOOTTIME nanoseconds into Unix epoch seconds, as bpftool
-    does (whole seconds of each clock, so both tools agree to the second)."""
+    does: the clocks' offset taken to the nanosecond, the sum floored once
+    (flooring each clock to whole seconds first is one second off about
+    half the time)."""
     import time
 
-    real = int(time.clock_gettime(time.CLOCK_REALTIME))
-    boot = int(time.clock_gettime(time.CLOCK_BOOTTIME))
-    return real - boot + ns_since_boot // 1_000_000_000
+    real = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    return (real - boot + ns_since_boot) // 1_000_000_000
 
 
 def _get_info(fd: int, struct: Structure, what: str) -> None:
