@@ -735,7 +735,7 @@ class BpfObject:
                         f"'{_o.prog_section(p)}') has type {tname}, which this kernel {maybe}",
                         prog=prog, obj=self.name, errno=err)
             raise ProgramError(f"failed to load object file: program '{prog}': "
-                               f"{_last_warning(lines) or os.strerror(err)}",
+                               f"{_first_cause(prog, lines) or os.strerror(err)}",
                                prog=prog, obj=self.name, errno=err)
         mm = re.search(r"map '([^']+)': failed to create: ([^\n]*)", text)
         if mm is not None:
@@ -1038,6 +1038,20 @@ def _log_from_lines(prog: str, lines: list[str]) -> str:
             body = line[at + len(head):]
             end = body.rfind(_LOG_END)
             return body[:end] if end >= 0 else body
+    return ""
+
+
+def _first_cause(prog: str, lines: list[str]) -> str:
+    """libbpf's first line about ``prog`` that says why its load failed (not its
+    generic "failed to load" / "failed to prepare load attributes" follow-ups)."""
+    head = f"prog '{prog}': "
+    for line in lines:
+        at = line.find(head)
+        if at < 0:
+            continue
+        why = line[at + len(head):].strip()
+        if why and not why.startswith(("failed to load", "failed to prepare load attributes")):
+            return why
     return ""
 
 

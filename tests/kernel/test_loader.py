@@ -377,3 +377,14 @@ def test_a_file_name_that_is_not_utf8_loads(objs: Path, tmp_path: Path, need_roo
 def test_a_pin_root_with_a_nul_byte_is_refused(objs: Path, bpffs: Path) -> None:
     with pytest.raises(BpfError, match="contains a NUL byte"):
         BpfObject(objs / "pinbyname.o", pin_root=f"{bpffs}\0/elsewhere")
+
+
+def test_a_program_failure_names_libbpfs_first_cause_not_its_follow_ups(objs: Path, need_root: None) -> None:
+    # profiler.o's fentry/XXX targets a function no kernel has: libbpf says so first, then
+    # "failed to prepare load attributes" and "failed to load object": the error keeps the cause
+    obj = BpfObject(objs / "profiler.o")
+    with pytest.raises(ProgramError) as info:
+        obj.load()
+    assert str(info.value) == ("failed to load object file: program 'fentry_XXX': "
+                               "failed to find kernel BTF type ID of 'XXX': -3")
+    assert info.value.errno == errno.ESRCH and obj.state == "closed"
