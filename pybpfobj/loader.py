@@ -591,6 +591,21 @@ class BpfObject:
         """Include or leave out ``prog`` from :meth:`attach_all` (libbpf's autoattach flag)."""
         _o.prog_set_autoattach(self._prog(prog), autoattach)
 
+    def autoload(self, prog: str) -> bool:
+        """Whether :meth:`load` loads ``prog`` (False for a ``SEC("?...")`` program until
+        :meth:`set_autoload` turns it on)."""
+        return _o.prog_autoload(self._prog(prog))
+
+    def set_autoload(self, prog: str, autoload: bool = True) -> None:
+        """Load ``prog`` with the object, or leave it out (libbpf's autoload flag; sections
+        written ``SEC("?...")`` start with it off).  Before :meth:`load` only."""
+        self._check_open("set_autoload")
+        if not isinstance(autoload, bool):
+            raise ProgramError(f"set_autoload: program '{prog}' of object '{self.name}': autoload "
+                               f"must be True or False, got {autoload!r}", prog=prog, obj=self.name,
+                               errno=_errno.EINVAL)
+        _o.prog_set_autoload(self._prog(prog), autoload)
+
     # -- load --------------------------------------------------------------
 
     def load(self) -> None:

@@ -105,6 +105,8 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_program__insn_cnt", c_size_t, vp)
     _proto(lb, "bpf_program__set_attach_target", ip, vp, ip, c_char_p)
     _proto(lb, "bpf_program__autoattach", c_bool, vp)
+    _proto(lb, "bpf_program__autoload", c_bool, vp)
+    _proto(lb, "bpf_program__set_autoload", ip, vp, c_bool)
     _proto(lb, "bpf_program__set_autoattach", None, vp, c_bool)
     _proto(lb, "bpf_program__attach", vp, vp)
     _proto(lb, "bpf_link__fd", ip, vp)
@@ -371,6 +373,14 @@ def prog_autoattach(p: int) -> bool:
     return bool(libbpf.lib().bpf_program__autoattach(p))
 
 
+def prog_autoload(p: int) -> bool:
+    return bool(libbpf.lib().bpf_program__autoload(p))
+
+
+def prog_set_autoload(p: int, autoload: bool) -> None:
+    check(libbpf.lib().bpf_program__set_autoload(p, bool(autoload)), "bpf_program__set_autoload")
+
+
 def prog_set_autoattach(p: int, autoattach: bool) -> None:
     libbpf.lib().bpf_program__set_autoattach(p, bool(autoattach))
 
@@ -555,6 +565,7 @@ __all__ = [
     "probe_prog_type",
     "prog_attach",
     "prog_autoattach",
+    "prog_autoload",
     "prog_expected_attach_type",
     "prog_fd",
     "prog_insn_cnt",
@@ -562,6 +573,7 @@ __all__ = [
     "prog_section",
     "prog_set_attach_target",
     "prog_set_autoattach",
+    "prog_set_autoload",
     "prog_set_ifindex",
     "prog_set_type",
     "prog_type",

@@ -586,6 +586,18 @@ class ProgramRef:
         return test_run(self.program, data_in, **kw)
 
     @property
+    def autoload(self) -> bool:
+        """Whether ``load()`` loads this program (False for a ``SEC("?...")`` program until
+        set to True before ``load()``)."""
+        self.skel._check_open(f"program {self.name!r}")
+        return bool(self.skel.object.autoload(self.name))
+
+    @autoload.setter
+    def autoload(self, value: bool) -> None:
+        self.skel._check_open(f"program {self.name!r}")
+        self.skel.object.set_autoload(self.name, value)
+
+    @property
     def autoattach(self) -> bool:
         """Whether the skeleton's ``attach()`` attaches this program (default True)."""
         return bool(self.skel.object.autoattach(self.name))
@@ -821,8 +833,11 @@ class Skeleton:
         try:
             return self._prog_handles[name]
         except KeyError:
-            raise ProgramError(f"object {self.OBJECT_NAME!r} has no loaded program {name!r}", prog=name,
-                               errno=_errno.ENOENT) from None
+            why = ""
+            if name in self.object.program_names() and not self.object.autoload(name):
+                why = " (its autoload is off: set autoload = True before load())"
+            raise ProgramError(f"object {self.OBJECT_NAME!r} has no loaded program {name!r}{why}",
+                               prog=name, errno=_errno.ENOENT) from None
 
     def _section(self, map_name: str, cls: type[T], live_after_load: bool) -> T:
         """Typed view of a data section: a buffer pushed at load, then the map's mmap."""

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pybpfobj import constants
+from pybpfobj.errors import BpfError, ProgramError
 from pybpfobj.loader import BpfObject
 from pybpfobj.spec.elf import ObjectSpec
 
@@ -79,3 +80,35 @@ def test_bpftool_loadall_agrees_with_spec(foreign: dict[str, Path], bpftool: str
         assert (info["bytes_key"], info["bytes_value"], info["max_entries"]) == (m.key_size, m.value_size,
                                                                                 m.max_entries)
         assert info["flags"] & ~constants.BPF_F_MMAPABLE == m.flags & ~constants.BPF_F_MMAPABLE
+
+
+def test_set_autoload_loads_a_question_mark_section_program(foreign: dict[str, Path]) -> None:
+    with BpfObject(foreign["autoload_off"]) as obj:
+        assert [obj.autoload(p) for p in ("lazy_xdp", "lazy_tc", "eager_sock")] == [False, False, True]
+        obj.set_autoload("lazy_xdp")
+        obj.set_autoload("eager_sock", False)
+        obj.load()
+        assert sorted(obj.programs) == ["lazy_xdp"]
+        assert obj.programs["lazy_xdp"].type == "xdp"
+        with pytest.raises(BpfError, match="configure it before load"):
+            obj.set_autoload("lazy_tc")
+
+
+def test_skeleton_program_autoload_is_settable_before_load(foreign: dict[str, Path], tmp_path: Path) -> None:
+    from pybpfobj.skeleton import generator
+
+    mod_path = tmp_path / "autoload_skel.py"
+    mod_path.write_text(generator.generate(foreign["autoload_off"], name="autoload_skel"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import autoload_skel  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    with autoload_skel.AutoloadSkel.open() as skel:
+        progs = skel.progs
+        assert (progs.lazy_xdp.autoload, progs.eager_sock.autoload) == (False, True)
+        progs.lazy_xdp.autoload = True
+        skel.load()
+        assert progs.lazy_xdp.fd >= 0 and progs.eager_sock.fd >= 0
+        with pytest.raises(ProgramError, match=r"no loaded program 'lazy_tc' \(its autoload is off"):
+            _ = progs.lazy_tc.fd
