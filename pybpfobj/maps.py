@@ -58,6 +58,7 @@ _STORAGE_TYPES = frozenset(C.MAP_TYPE[n] for n in ("sk_storage", "inode_storage"
 _ARRAY_TYPES = frozenset(C.MAP_TYPE[n] for n in ("array", "percpu_array"))
 _NO_KEY_TYPES = frozenset(C.MAP_TYPE[n] for n in ("queue", "stack", "bloom_filter"))
 _PROG_ARRAY = C.MAP_TYPE["prog_array"]
+_QUEUE_STACK = frozenset(C.MAP_TYPE[n] for n in ("queue", "stack"))
 # Map types whose lookup/update/delete never sleep in the kernel (spin locks, RCU, preallocated or
 # non-sleeping allocations): their fast-path syscalls may keep the GIL.  Map-in-map updates wait for
 # an RCU grace period, cpumap/devmap/sockmap updates can sleep: those release it as usual.
@@ -873,6 +874,8 @@ class Map:
 
     def push(self, value: Any, flags: int | str = ANY) -> None:
         """queue/stack/bloom_filter: add ``value`` (``exist`` on a full queue overwrites the oldest)."""
+        if self.type not in _NO_KEY_TYPES:
+            raise self._keyed("push", "update(key, value)")
         fl = _flag_value(flags, False, self.name)
         r = self._f_update(self.fd, None, self._value_bytes(value), fl)
         if r:
@@ -880,6 +883,8 @@ class Map:
 
     def pop(self) -> Any:
         """queue/stack: remove and return the next value (KeyNotFoundError when empty)."""
+        if self.type not in _QUEUE_STACK:
+            raise self._keyed("pop", "lookup_and_delete(key)")
         r, v = self._value_call(self._f_lad, None)
         if r:
             raise map_error(-r, "pop (map empty?)" if -r == _errno.ENOENT else "pop", self.name)
@@ -887,6 +892,8 @@ class Map:
 
     def peek(self) -> Any:
         """queue/stack: the next value without removing it (KeyNotFoundError when empty)."""
+        if self.type not in _QUEUE_STACK:
+            raise self._keyed("peek", "lookup(key)")
         r, v = self._value_call(self._f_lookup, None)
         if r:
             raise map_error(-r, "peek (map empty?)" if -r == _errno.ENOENT else "peek", self.name)
@@ -986,6 +993,15 @@ class Map:
             return self._batch_read_gc(delete, decode)
         finally:
             gc.enable()
+
+    def _keyed(self, what: str, instead: str) -> MapError:
+        """The error for a keyless operation (push/pop/peek) on a map that is not a queue or
+        stack (or, for push, a bloom filter)."""
+        if self.type == C.MAP_TYPE["bloom_filter"]:
+            instead = "bloom_contains(value)"
+        return MapError(f"{what}: map {self.name!r} is a {self.type_name} map; {what} works on queue "
+                        f"and stack maps{' and bloom filters' if what == 'push' else ''} (use {instead})",
+                        errno=_errno.EINVAL, map=self.name)
 
     def _no_keys(self, what: str) -> MapError:
         return MapError(f"{what}: map {self.name!r} is a {self.type_name} map: it has no keys to list "

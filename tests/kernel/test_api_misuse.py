@@ -423,3 +423,24 @@ def test_closed_skeleton_refuses_everything_and_makes_nothing(need_root: None, m
     skel.close()
     gc.collect()
     assert open_fds() == before
+
+
+def test_push_pop_peek_on_a_keyed_map_say_which_call_to_use(need_root: None) -> None:
+    # the kernel's answer would be a bare EFAULT/EINVAL
+    h = Map.create("hash", 4, 4, 4, name="keyed")
+    bloom = Map.create("bloom_filter", 0, 4, 16, name="bloom")
+    try:
+        with pytest.raises(MapError, match=r"push: map 'keyed' is a hash map; .*use update\(key, value\)"):
+            h.push(1)
+        with pytest.raises(MapError, match=r"pop: map 'keyed' is a hash map; .*use lookup_and_delete\(key\)"):
+            h.pop()
+        with pytest.raises(MapError, match=r"peek: map 'keyed' is a hash map; .*use lookup\(key\)") as info:
+            h.peek()
+        assert info.value.errno == errno.EINVAL
+        with pytest.raises(MapError, match=r"pop: map 'bloom' is a bloom_filter map; .*bloom_contains"):
+            bloom.pop()
+        bloom.push(5)  # a bloom filter takes values without a key
+        assert bloom.bloom_contains(5)
+    finally:
+        h.close()
+        bloom.close()
