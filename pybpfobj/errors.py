@@ -211,7 +211,9 @@ def map_error(err: int, what: str, map_name: str | None = None) -> MapError:
     """The :class:`MapError` subclass for ``err`` from a map operation ``what``."""
     cls = _ERRNO_MAP_CLASSES.get(err, MapError)
     where = f" on map {map_name!r}" if map_name else ""
-    return cls(f"{what}{where} failed: {os.strerror(err)}", errno=err, map=map_name)
+    # the kernel-internal ENOTSUPP (524) has no C library text ("Unknown error 524")
+    why = "operation not supported by this map type (ENOTSUPP)" if err == 524 else os.strerror(err)
+    return cls(f"{what}{where} failed: {why}", errno=err, map=map_name)
 
 
 __all__ = [

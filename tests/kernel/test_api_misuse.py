@@ -444,3 +444,14 @@ def test_push_pop_peek_on_a_keyed_map_say_which_call_to_use(need_root: None) -> 
     finally:
         h.close()
         bloom.close()
+
+
+def test_enotsupp_from_the_kernel_reads_as_words_not_unknown_error_524(need_root: None) -> None:
+    bloom = Map.create("bloom_filter", 0, 4, 16, name="bloom524")
+    try:
+        with pytest.raises(MapError) as info:
+            bloom.lookup_and_delete(b"\x01\x00\x00\x00")
+        assert info.value.errno == 524
+        assert "Unknown error" not in str(info.value) and "not supported" in str(info.value)
+    finally:
+        bloom.close()
