@@ -657,7 +657,8 @@ class Layout:
     @staticmethod
     def fields(fields: list[Field], indent: int) -> str:
         items: list[Expr] = [Group("", "(", [Str(f.name), parse_type_expr(f.expr)], ")") for f in fields]
-        return stmt(Group("_fields_ = ", "[", items, "]", force=True), indent)
+        # a tuple: the class is no ctypes.Structure to ruff (RUF012 would flag a list)
+        return stmt(Group("_fields_ = ", "(", items, ")", force=True, one_tuple=True), indent)
 
     @staticmethod
     def annotate(name: str, ann: str, indent: int) -> str:

@@ -56,7 +56,9 @@ __all__ = [
     "Record",
     "Scalar",
     "Skeleton",
+    "Struct",
     "TypedMap",
+    "Union",
     "check_byte_order",
     "check_layout",
 ]
@@ -68,6 +70,47 @@ T = TypeVar("T")
 S = TypeVar("S", bound="Skeleton")
 
 _BPF_F_INNER_MAP = 1 << 12
+
+
+if TYPE_CHECKING:
+    import _ctypes
+    from collections.abc import Sequence
+
+    # What mypy sees as the base of generated structs/unions: ctypes' own
+    # classes declare __getattr__/__setattr__ taking any name, which would let
+    # a typo (``skel.rodata.verdcit = 1``) type-check.  These declare the same
+    # ctypes behaviour without them, so unknown fields are errors.
+    class Struct(_ctypes._CData, metaclass=_ctypes._PyCStructType):
+        """Base of generated structs (ctypes.Structure without catch-all attributes)."""
+
+        _fields_: ClassVar[Sequence[tuple[Any, ...]]]
+        _pack_: ClassVar[int]
+        _anonymous_: ClassVar[Sequence[str]]
+
+        def __init__(self, *args: Any, **kw: Any) -> None: ...
+
+    class Union(_ctypes._CData, metaclass=_ctypes._UnionType):
+        """Base of generated unions (ctypes.Union without catch-all attributes)."""
+
+        _fields_: ClassVar[Sequence[tuple[Any, ...]]]
+        _pack_: ClassVar[int]
+        _anonymous_: ClassVar[Sequence[str]]
+
+        def __init__(self, *args: Any, **kw: Any) -> None: ...
+else:
+    class Struct(ctypes.Structure):
+        """Base of generated structs.  No instance ``__dict__`` (here and, through their own
+        empty ``__slots__``, in generated classes): writing a misspelt field raises
+        AttributeError instead of setting a Python attribute the kernel never sees."""
+
+        # the one instance attribute: a read-only mmap view keeps its mapping
+        # there (pybpfobj.maps._on_mapping)
+        __slots__ = ("_pybpfobj_mapping",)
+
+    class Union(ctypes.Union):
+        """Base of generated unions (no instance ``__dict__``, as :class:`Struct`)."""
+
+        __slots__ = ("_pybpfobj_mapping",)
 
 
 class LayoutError(BpfError):

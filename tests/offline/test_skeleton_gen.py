@@ -183,8 +183,8 @@ def test_layouts_match_btf_sizes_and_offsets(objs: Path, generated: dict[str, tu
 
 def test_anonymous_types_are_named_by_position(generated: dict[str, tuple[Path, str]]) -> None:
     text = generated["maps_all"][1]
-    assert "class flow_value_nexthop(_ct.Union)" in text
-    assert "class flow_value_anon0(_ct.Structure)" in text
+    assert "class flow_value_nexthop(_rt.Union)" in text
+    assert "class flow_value_anon0(_rt.Struct)" in text
 
 
 def test_embedded_object_round_trips(objs: Path, generated: dict[str, tuple[Path, str]]) -> None:
