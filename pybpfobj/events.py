@@ -388,8 +388,13 @@ class RingBuffer(_Reader[bytes]):
         self._ep: select.epoll | None = None
         self._bulk: dict[Any, dict[tuple[int, int], struct.Struct | None]] = {}
         self._user_cb = callback
+        self._wake = -1
+        self._waiters = 0
         _check_type(ringbuf, "ringbuf")
         self._ep = select.epoll()
+        # close() writes here: a thread blocked in poll() wakes up and sees the reader closed
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._ep.register(self._wake, select.EPOLLIN)
         self._ptr = 1  # open
         try:
             self._add(ringbuf, callback)
@@ -420,10 +425,16 @@ class RingBuffer(_Reader[bytes]):
         if timeout_ms == 0 or any(r.available() for r in self._rings):
             return
         assert self._ep is not None
+        self._waiters += 1
         try:
             self._ep.poll(-1 if timeout_ms < 0 else timeout_ms / 1000)
         except InterruptedError:  # pragma: no cover  # PEP 475 retries; a handler's exception propagates
             pass
+        finally:
+            self._waiters -= 1
+            if not self._ptr and not self._waiters:  # closed by another thread while we waited
+                self._release()
+        self._need_open()
 
     def read_batch(self, timeout_ms: int = 0, *, max_records: int | None = None) -> list[bytes]:
         """Every record available now (at most ``max_records``), in order, as bytes.
@@ -528,15 +539,34 @@ class RingBuffer(_Reader[bytes]):
             raise BpfError("the ring buffer reader is closed", errno=9)
 
     def close(self) -> None:
-        """Unmap the rings and close the epoll fd (idempotent)."""
+        """Unmap the rings and close the epoll fd (idempotent).
+
+        A thread blocked in :meth:`poll` wakes up and gets a "closed" :class:`BpfError`.
+        """
+        self._ptr = 0
+        wake = getattr(self, "_wake", -1)
+        if getattr(self, "_waiters", 0) and wake >= 0:
+            # the waiting thread frees everything when it wakes: closing the fds now would
+            # take the wake-up event away before epoll_wait saw it
+            os.eventfd_write(wake, 1)
+            return
+        self._release()
+
+    def _release(self) -> None:
+        wake = getattr(self, "_wake", -1)
         for ring in getattr(self, "_rings", ()):
-            ring.close()
+            try:
+                ring.close()
+            except BufferError:  # another thread is reading it: its views keep the mapping alive
+                pass
         self._rings = []
         ep = getattr(self, "_ep", None)
         if ep is not None:
             ep.close()
             self._ep = None
-        self._ptr = 0
+        if wake >= 0:
+            os.close(wake)
+            self._wake = -1
 
 
 @dataclass(frozen=True)
@@ -597,6 +627,8 @@ class PerfBuffer(_Reader[PerfEvent]):
             raise MapError(f"cpus must map CPUs to map indexes (both >= 0), got {cpus!r}", errno=22)
         self.lost = 0
         self._ptr = 0
+        self._polling = 0
+        self._closing = False
         pending = self._pending
         index_of = dict(cpus) if cpus else None
         string_at = ctypes.string_at
@@ -640,11 +672,16 @@ class PerfBuffer(_Reader[PerfEvent]):
         self._need_open()
         if timeout_ms.__class__ is not int or timeout_ms > 0x7FFFFFFF:
             timeout_ms = _timeout_ms(timeout_ms)
+        self._polling += 1  # close() from another thread now defers the free (no use after free)
         try:
             n = attach.perf_buffer_poll(self._ptr, timeout_ms)
         except BpfError:
             self._raise_pending_error()
             raise
+        finally:
+            self._polling -= 1
+            if self._closing and not self._polling:
+                self._free()
         self._raise_pending_error()
         return n
 
@@ -673,12 +710,22 @@ class PerfBuffer(_Reader[PerfEvent]):
             raise BpfError("the perf buffer reader is closed", errno=9)
 
     def close(self) -> None:
-        """Free libbpf's perf buffer manager (idempotent)."""
+        """Free libbpf's perf buffer manager (idempotent).
+
+        While another thread is inside :meth:`poll`, the free waits until that poll returns
+        (its timeout or the next sample); later calls get a "closed" :class:`BpfError`.
+        """
+        if getattr(self, "_polling", 0):
+            self._closing = True
+            return
+        self._free()
+
+    def _free(self) -> None:
         if getattr(self, "_ptr", 0):
             from pybpfobj.kernel import attach
 
-            attach.perf_buffer_free(self._ptr)
-            self._ptr = 0
+            ptr, self._ptr = self._ptr, 0
+            attach.perf_buffer_free(ptr)
 
 
 __all__ = ["PerfBuffer", "PerfEvent", "PerfLost", "RingBuffer"]

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from pybpfobj.errors import ProgramError
+import errno
+import os
+
+from pybpfobj.errors import BpfError, ProgramError
 
 
 class HasFd(Protocol):
@@ -69,15 +72,95 @@ def test_run(prog: ProgLike, data_in: bytes | None = b"", *, data_size_out: int 
 
     if repeat < 0:
         raise ProgramError(f"repeat must be >= 0, got {repeat}", errno=22, prog=prog_label(prog))
+    if not data_in and ctx_in and _ctx_only_type(prog):
+        return _run_ctx_only(prog, ctx_in, ctx_size_out, repeat, flags, cpu)
     if data_size_out is None:
         data_size_out = DEFAULT_SIZE_OUT if data_in else 0
     if ctx_size_out is None:
         ctx_size_out = DEFAULT_SIZE_OUT if ctx_in else 0
-    raw = attach.prog_test_run(
-        prog_fd(prog), data_in if data_in else None, data_size_out, ctx_in, ctx_size_out,
-        repeat=repeat, flags=flags, cpu=cpu, batch_size=batch_size, prog=prog_label(prog),
-    )
+    try:
+        raw = attach.prog_test_run(
+            prog_fd(prog), data_in if data_in else None, data_size_out, ctx_in, ctx_size_out,
+            repeat=repeat, flags=flags, cpu=cpu, batch_size=batch_size, prog=prog_label(prog),
+        )
+    except ProgramError as e:
+        if e.errno == errno.ENOSPC and ctx_size_out and (not data_in or data_size_out >= len(data_in) + _MAX_GROWTH):
+            # the kernel's ENOSPC does not say which buffer; name the context one when the
+            # packet one cannot be it (no packet, or more room than a program can grow it)
+            who = f"program {prog_label(prog)!r}" if prog_label(prog) else "program"
+            raise ProgramError(f"test run of {who}: ctx_size_out {ctx_size_out} is too small for the "
+                               f"output context ({os.strerror(errno.ENOSPC)})", errno=errno.ENOSPC,
+                               prog=prog_label(prog)) from None
+        if e.errno == errno.ENOSPC and ctx_size_out and data_in:
+            who = f"program {prog_label(prog)!r}" if prog_label(prog) else "program"
+            raise ProgramError(f"test run of {who}: data_size_out {data_size_out} or ctx_size_out "
+                               f"{ctx_size_out} is too small for the output ({os.strerror(errno.ENOSPC)})",
+                               errno=errno.ENOSPC, prog=prog_label(prog)) from None
+        raise
     return TestRunResult(raw.retval, raw.duration_ns, raw.data_out, raw.ctx_out)
 
+
+# Program types whose test run takes only a context: the kernel refuses (EINVAL) a packet,
+# output buffers, repeat and duration for them; a syscall program's context is copied back
+# into the input buffer.
+_CTX_ONLY = frozenset({"raw_tracepoint", "syscall"})
+_MAX_GROWTH = 4096  # a program grows a test packet by at most its tailroom (under a page)
+
+
+def _ctx_only_type(prog: ProgLike) -> bool:
+    name = getattr(prog, "type", None)
+    if not isinstance(name, str):
+        from pybpfobj.constants import prog_type_name
+        from pybpfobj.kernel import info
+
+        try:
+            name = prog_type_name(int(info.fdinfo(prog_fd(prog)).get("prog_type", "-1")))
+        except (OSError, ValueError, BpfError):
+            return False
+    return name in _CTX_ONLY
+
+
+def _is_syscall(prog: ProgLike) -> bool:
+    name = getattr(prog, "type", None)
+    if isinstance(name, str):
+        return name == "syscall"
+    from pybpfobj.constants import prog_type_name
+    from pybpfobj.kernel import info
+
+    return prog_type_name(int(info.fdinfo(prog_fd(prog)).get("prog_type", "-1"))) == "syscall"
+
+
+def _run_ctx_only(prog: ProgLike, ctx_in: bytes, ctx_size_out: int | None, repeat: int, flags: int,
+                  cpu: int) -> TestRunResult:
+    """A raw_tracepoint/syscall test run: only ``ctx_in`` goes to the kernel (repeat is not allowed)."""
+    import ctypes
+
+    from pybpfobj.kernel import attach
+    from pybpfobj.kernel.libbpf import lib
+
+    label = prog_label(prog)
+    who = f"program {label!r}" if label else "program"
+    if repeat > 1:
+        raise ProgramError(f"test run of {who}: a raw_tracepoint or syscall program runs once "
+                           f"(repeat {repeat} is refused by the kernel)", errno=errno.EINVAL, prog=label)
+    o = attach.bpf_test_run_opts()
+    o.sz = ctypes.sizeof(o)
+    buf = ctypes.create_string_buffer(bytes(ctx_in), len(ctx_in))
+    o.ctx_in = ctypes.cast(buf, ctypes.c_void_p)
+    o.ctx_size_in = len(ctx_in)
+    o.flags = flags
+    o.cpu = cpu
+    ret = lib().bpf_prog_test_run_opts(prog_fd(prog), ctypes.byref(o))
+    if ret < 0:
+        err = -ret
+        raise ProgramError(f"test run of {who} failed: {os.strerror(err)}", errno=err, prog=label)
+    want = len(ctx_in) if ctx_size_out is None else ctx_size_out
+    if not want or not _is_syscall(prog):
+        return TestRunResult(o.retval, o.duration, None, None)
+    # a syscall program may write its context: the kernel copies it back over ctx_in
+    if want < len(ctx_in):  # as for the other types: a short output buffer is an error
+        raise ProgramError(f"test run of {who}: ctx_size_out {want} is too small for the output "
+                           f"context ({os.strerror(errno.ENOSPC)})", errno=errno.ENOSPC, prog=label)
+    return TestRunResult(o.retval, o.duration, None, buf.raw)
 
 __all__ = ["DEFAULT_SIZE_OUT", "TestRunResult", "test_run"]

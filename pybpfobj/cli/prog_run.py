@@ -126,7 +126,9 @@ def do_run(ctx: Context, args: list[str]) -> int:
                 reason = (f"program type {prog.type} cannot be test-run "
                           "(the kernel has no BPF_PROG_TEST_RUN for it)")
             elif e.errno == E.ENOSPC:
-                reason = (f"{reason}: data_size_out/ctx_size_out too small for the program's output")
+                which = ("ctx_size_out" if "ctx_size_out" in e.message and "data_size_out" not in e.message
+                         else "data_size_out" if "ctx_size_out" not in e.message else "data_size_out/ctx_size_out")
+                reason = f"{reason}: {which} too small for the program's output"
             raise CliError(f"failed to run program: {reason}", (-e.errno) & 0xFF if e.errno else 255) \
                 from None
         return _print_run(ctx, res, files, repeat)
