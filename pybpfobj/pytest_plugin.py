@@ -129,17 +129,33 @@ def assert_verdict(prog: Any, data: bytes | None, expected: int | str, *, ctx: b
     first differing byte.  Returns the run's result for further checks.
     """
     want = verdict_value(expected)
-    family = _family(expected.strip().upper()) if isinstance(expected, str) else "XDP_"
+    family = _family(expected.strip().upper()) if isinstance(expected, str) else _family_of(prog)
     res = run_prog(prog, data, ctx=ctx, ctx_size_out=len(ctx_out) if ctx_out is not None else None)
     label = getattr(prog, "name", None) or f"fd {getattr(prog, 'fd', prog)}"
     if _as_u32_retval(res.retval) != _as_u32_retval(want):
-        got = verdict_name(res.retval, family)
-        raise AssertionError(f"program {label}: verdict {got} ({res.retval}), expected "
-                             f"{verdict_name(want, family)} ({want}) on {len(data or b'')} bytes of input")
+        raise AssertionError(f"program {label}: verdict {_named(res.retval, family)}, expected "
+                             f"{_named(want, family)} on {len(data or b'')} bytes of input")
     for what, want_bytes, have in (("packet", data_out, res.data_out), ("context", ctx_out, res.ctx_out)):
         if want_bytes is not None and have != want_bytes:
             raise AssertionError(f"program {label}: output {what} differs: {_first_diff(want_bytes, have)}")
     return res
+
+
+# program type -> the verdict family its return values are named in
+_FAMILY_BY_TYPE = {"xdp": "XDP_", "sched_cls": "TC_ACT_", "sched_act": "TC_ACT_", "sk_skb": "SK_",
+                   "sk_msg": "SK_", "sk_reuseport": "SK_", "sk_lookup": "SK_"}
+
+
+def _family_of(prog: Any) -> str:
+    """The verdict family of ``prog``'s type (a Program's ``type`` or a skeleton's
+    ``prog_type``); XDP's when unknown."""
+    ptype = getattr(prog, "prog_type", None) or getattr(prog, "type", None)
+    return _FAMILY_BY_TYPE.get(ptype, "XDP_") if isinstance(ptype, str) else "XDP_"
+
+
+def _named(value: int, family: str) -> str:
+    name = verdict_name(value, family)
+    return f"{name} ({value})" if name != str(value) else str(value)
 
 
 def _first_diff(want: bytes, have: bytes | None) -> str:
@@ -214,8 +230,10 @@ class _Loaded:
         errors: list[BaseException] = []
         for item in reversed(self.items):
             try:
-                if hasattr(item, "unpin_all"):
-                    item.unpin_all()
+                # a skeleton's pins (pin_root, by-name maps) are its BpfObject's
+                target = item if hasattr(item, "unpin_all") else getattr(item, "object", None)
+                if target is not None and hasattr(target, "unpin_all"):
+                    target.unpin_all()
                 item.close()
             except Exception as e:  # noqa: BLE001  (close everything, then report the first failure)
                 errors.append(e)
@@ -294,6 +312,21 @@ def bpf_skeleton(tmp_path: Path) -> Iterator[Callable[..., ModuleType]]:
     yield factory
     for m in made:
         sys.modules.pop(m, None)
+
+
+_PLUGIN_NAMES = ("pybpfobj", __name__)
+
+
+def pytest_plugin_registered(plugin: object, plugin_name: str, manager: pytest.PytestPluginManager) -> None:
+    """Registered under one of its two names (the ``pybpfobj`` entry point, or this module's
+    name through ``-p pybpfobj.pytest_plugin`` / ``pytest_plugins``), block the other: pytest
+    would otherwise register this same module a second time and stop with "Plugin already
+    registered under a different name"."""
+    if plugin is not sys.modules[__name__]:
+        return
+    for name in _PLUGIN_NAMES:
+        if name != plugin_name and manager.get_plugin(name) is None and not manager.is_blocked(name):
+            manager.set_blocked(name)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -737,6 +737,8 @@ class Skeleton:
         if path is None and self.OBJECT_EMBEDDED is not None:
             source = zlib.decompress(base64.b64decode(self.OBJECT_EMBEDDED))
         elif self.path is not None:
+            self.path = os.fspath(self.path)
+            _check_object_file(type(self), self.path)
             source = self.path
         else:
             raise BpfError(f"skeleton {self.OBJECT_NAME!r} has neither an embedded object nor a path",
@@ -911,6 +913,32 @@ class Skeleton:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "loaded" if self.loaded else "open"
         return f"<{type(self).__name__} {self.OBJECT_NAME!r} {state}>"
+
+
+def _check_object_file(skel_cls: type[Skeleton], path: str) -> None:
+    """A path-mode skeleton's object must exist and be the object it was generated from:
+    a rebuilt object may lay its maps and globals out differently, and the generated
+    types would then read and write the wrong bytes."""
+    import hashlib
+
+    name = skel_cls.OBJECT_NAME
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        from pybpfobj.errors import NotFoundError
+
+        raise NotFoundError(f"skeleton {name!r}: its object file {path!r} does not exist (moved? pass "
+                            f"open(path=...), or regenerate the skeleton)", obj=name, path=path) from None
+    except OSError as e:
+        raise BpfError(f"skeleton {name!r}: cannot read its object file {path!r}: {e.strerror or e}",
+                       errno=e.errno or _errno.EIO, obj=name, path=path) from None
+    if skel_cls.OBJECT_SHA256 and hashlib.sha256(data).hexdigest() != skel_cls.OBJECT_SHA256:
+        from pybpfobj.errors import ObjectFormatError
+
+        raise ObjectFormatError(f"skeleton {name!r}: object file {path!r} is not the object it was "
+                                f"generated from (sha256 differs): regenerate the skeleton", obj=name,
+                                path=path)
 
 
 def object_bytes(skel_cls: type[Skeleton]) -> bytes:
