@@ -7,11 +7,10 @@ an optional context, and returns a :class:`TestRunResult`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 import errno
 import os
+from dataclasses import dataclass
+from typing import Protocol
 
 from pybpfobj.errors import BpfError, ProgramError
 
