@@ -1,9 +1,15 @@
-"""``pybpfobj btf``: bpftool's ``btf dump`` of BTF files and object files.
+"""``pybpfobj btf``: bpftool 7.1's ``btf`` command set.
 
-``btf dump file FILE [format raw]`` prints bpftool's raw format (text, or
-``{"types": [...]}`` with ``-j``).  FILE is a raw BTF file or an ELF object
-(its ``.BTF`` section); files under /sys/kernel/btf/ other than vmlinux are
-split BTF and get /sys/kernel/btf/vmlinux as base, as bpftool does.
+- ``btf { show | list } [id BTF_ID]``: the kernel's BTF objects with the
+  programs and maps using each (listed in bpftool's order, see
+  :func:`_bpftool_order`), text or ``-j``.
+- ``btf dump BTF_SRC [format {raw|c}]`` with ``BTF_SRC := { id BTF_ID |
+  prog PROG | map MAP [{key|value|kv|all}] | file FILE }``.  ``raw`` is
+  bpftool's raw format (text, or ``{"types": [...]}`` with ``-j``); ``c`` is
+  libbpf's own C printer (:mod:`pybpfobj.kernel.btfdump`).  FILE is a raw
+  BTF file or an ELF object (its ``.BTF`` section); files under
+  /sys/kernel/btf/ other than vmlinux, and kernel module BTF by id, are split
+  BTF on vmlinux, as bpftool does.
 """
 
 from __future__ import annotations
@@ -13,16 +19,23 @@ import os
 import struct
 from typing import Any
 
-from pybpfobj.cli.common import CliError, Context, UsageError, dispatch, is_keyword
-from pybpfobj.errors import BTFError
+from pybpfobj.cli.common import CliError, Context, UsageError, is_keyword, match_keyword, parse_ulong
+from pybpfobj.errors import BpfError, BTFError
 from pybpfobj.spec.btf import BTF, BtfKind, BtfType
 
-USAGE = """Usage: pybpfobj btf dump BTF_SRC [format FORMAT]
+USAGE = """Usage: pybpfobj btf { show | list } [id BTF_ID]
+       pybpfobj btf dump BTF_SRC [format FORMAT]
        pybpfobj btf help
 
-       BTF_SRC := { file FILE }
-       FORMAT  := { raw }
+       BTF_SRC := { id BTF_ID | prog PROG | map MAP [{key | value | kv | all}] | file FILE }
+       FORMAT  := { raw | c }
+       MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
+       PROG := { id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }
        OPTIONS := { {-j|--json} [{-p|--pretty}] | {-d|--debug} }
+
+       show lists 'pids' from /proc/*/fdinfo (bpftool needs a BPF iterator).
+       format c is libbpf's btf_dump printer from the system libbpf; a zero-argument
+       function prototype prints as '(void)', as bpftool 7.1 does.
 """
 
 _SYSFS_PREFIX = "/sys/kernel/btf/"
@@ -194,55 +207,362 @@ def _elf_btf(path: str, magic: bytes) -> BTF:
     return BTF.from_bytes(data, source=path)
 
 
+# ---------------------------------------------------------------------------
+# dump
+
+_EINVAL = (-_errno.EINVAL) & 0xFF
+_VOID_TEXT = "[0] UNKNOWN '(anon)'"
+
+
+def _write_types(ctx: Context, btf: BTF, ids: list[int] | None) -> None:
+    """bpftool's raw dump: ``ids`` (map key/value roots, 0 being void) or every own type."""
+    types: Any = (btf.type(i) for i in ids) if ids is not None else btf.own_types()
+    if ctx.json:
+        ctx.emit_json({"types": [{"id": 0, "kind": "UNKNOWN", "name": "(anon)"} if t.id == 0
+                                 else raw_type_json(btf, t) for t in types]})
+        return
+    out = ctx.out
+    chunk: list[str] = []
+    for t in types:
+        chunk.append(_VOID_TEXT if t.id == 0 else raw_type_text(btf, t))
+        if len(chunk) >= 4096:
+            out.write("\n".join(chunk) + "\n")
+            chunk.clear()
+    if chunk:
+        out.write("\n".join(chunk) + "\n")
+
+
+def _json_error_then(ctx: Context, first: str, second: str, code: int) -> CliError:
+    """bpftool reports two errors in a row here: the first is written now (JSON: as the
+    first of two comma-joined objects, as its json_writer does), the second returned."""
+    if ctx.json:
+        import io
+
+        saved, ctx.out = ctx.out, io.StringIO()
+        try:
+            ctx.emit_json({"error": first})
+            text = ctx.out.getvalue()
+        finally:
+            ctx.out = saved
+        ctx.out.write(text.rstrip("\n") + ",")
+    else:
+        ctx.err.write(f"Error: {first}\n")
+    return CliError(second, code)
+
+
+class _Reported(Exception):
+    """A failure already printed in full; :func:`do_btf` returns ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _usage_error(ctx: Context, message: str) -> Exception:
+    """bpftool's ``usage()`` after an error: text prints ``Error:`` and the usage on
+    stderr; JSON prints the error object and, for the usage, ``null``, comma-joined."""
+    if not ctx.json:
+        return UsageError(message, USAGE)
+    _json_error_then(ctx, message, "", 255)
+    ctx.out.write("null\n")
+    return _Reported(255)
+
+
+def _kernel_btf(ctx: Context, btf_id: int) -> tuple[BTF, bytes, bytes | None]:
+    """BTF object ``btf_id`` from the kernel, with vmlinux as base for module BTF, as
+    bpftool does (with its warning); returns the BTF and the raw blobs (own, base)."""
+    from pybpfobj.kernel import info as kinfo
+
+    try:
+        fd = kinfo.btf_fd_by_id(btf_id)
+    except BpfError as e:
+        err = e.errno or _errno.ENOENT
+        raise _json_error_then(ctx, f"can't get BTF object by id ({btf_id}): {os.strerror(err)}",
+                               f"get btf by id ({btf_id}): {os.strerror(err)}", (-err) & 0xFF) from None
+    try:
+        bi = kinfo.btf_info(fd, data=True)
+    except BpfError as e:
+        raise CliError(f"get btf by id ({btf_id}): {os.strerror(e.errno or _errno.EINVAL)}",
+                       (-(e.errno or _errno.EINVAL)) & 0xFF) from None
+    finally:
+        os.close(fd)
+    assert bi.data is not None
+    base: BTF | None = None
+    base_data: bytes | None = None
+    if bi.kernel_btf and bi.name != "vmlinux":
+        ctx.warn("Warning: valid base BTF was not specified with -B option, falling back to "
+                 f"standard base BTF ({_SYSFS_VMLINUX})")
+        with open(_SYSFS_VMLINUX, "rb") as f:
+            base_data = f.read()
+        base = BTF.from_bytes(base_data, source=_SYSFS_VMLINUX)
+    try:
+        return BTF.from_bytes(bi.data, source=f"BTF id {btf_id}", base=base), bi.data, base_data
+    except BTFError as e:
+        raise CliError(f"get btf by id ({btf_id}): {e.message}", e.exit_code) from None
+
+
+def _c_text(text: str) -> str:
+    # bpftool 7.1's bundled libbpf prints a prototype without parameters as '(void)', the
+    # system libbpf 1.1.2 as '()'.  In btf_dump's output '()' only comes from such
+    # prototypes (names cannot hold parentheses; attributes print '((...))').
+    return text.replace("()", "(void)")
+
+
 def do_dump(ctx: Context, args: list[str]) -> int:
-    """``btf dump file FILE [format raw]``."""
+    """``btf dump BTF_SRC [format {raw|c}]``, words checked in bpftool's order: the
+    source first (a map or program is opened, a file parsed), then the options, then
+    the kernel BTF is fetched."""
     if len(args) < 2:
-        raise UsageError(f"'dump' needs at least 2 arguments, {len(args)} found", USAGE)
+        raise _usage_error(ctx, f"'dump' needs at least 2 arguments, {len(args)} found")
     src, rest = args[0], args[1:]
-    if is_keyword(src, "file"):
-        path = rest[0]
+    btf: BTF | None = None
+    path: str | None = None
+    btf_id = 0
+    roots: list[int] | None = None
+    if is_keyword(src, "map"):
+        if len(rest) < 2:  # bpftool names the word before the missing ones
+            raise _usage_error(ctx, f"'{src}' needs at least 2 arguments, {len(rest)} found")
+        from pybpfobj.cli.map import parse_one_map
+        from pybpfobj.kernel import info as kinfo
+
+        m, rest = parse_one_map(rest)
+        with m:
+            mi = kinfo.map_info(m.fd)
+        btf_id = mi.btf_id
+        kv = [mi.btf_key_type_id, mi.btf_value_type_id]
+        if rest and is_keyword(rest[0], "key"):
+            roots, rest = kv[:1], rest[1:]
+        elif rest and is_keyword(rest[0], "value"):
+            roots, rest = kv[1:], rest[1:]
+        elif rest and is_keyword(rest[0], "all"):
+            rest = rest[1:]
+        elif rest and is_keyword(rest[0], "kv"):
+            roots, rest = kv, rest[1:]
+        else:
+            roots = kv
+    elif is_keyword(src, "prog"):
+        if len(rest) < 2:
+            raise _usage_error(ctx, f"'{src}' needs at least 2 arguments, {len(rest)} found")
+        from pybpfobj.cli.prog import parse_one_prog
+
+        prog, rest = parse_one_prog(rest)
+        with prog:
+            try:
+                btf_id = prog.info().btf_id
+            except BpfError as e:
+                raise CliError(f"can't get prog info: {os.strerror(e.errno or _errno.EINVAL)}") from None
+    elif is_keyword(src, "id"):
+        try:
+            btf_id = parse_ulong(rest[0])
+        except ValueError:
+            raise CliError(f"can't parse {rest[0]} as ID") from None
         rest = rest[1:]
-    elif any(is_keyword(src, w) for w in ("id", "prog", "map")):
-        raise CliError(f"BTF source '{src}' needs the kernel and is not supported by pybpfobj btf dump yet",
-                       (-_errno.EOPNOTSUPP) & 0xFF)
+    elif is_keyword(src, "file"):
+        path = rest[0]
+        btf = load_btf_file(path)
+        rest = rest[1:]
     else:
         raise CliError(f"unrecognized BTF source specifier: '{src}'")
+    dump_c = False
     while rest:
         if is_keyword(rest[0], "format"):
             if len(rest) < 2:
-                raise CliError("expecting value for 'format' option\n", (-_errno.EINVAL) & 0xFF)
-            if rest[1] == "c":
-                raise CliError("C-syntax dump is not supported by pybpfobj", (-_errno.EOPNOTSUPP) & 0xFF)
-            if rest[1] != "raw":
+                raise CliError("expecting value for 'format' option\n", _EINVAL)
+            if rest[1] not in ("raw", "c"):
                 raise CliError(f"unrecognized format specifier: '{rest[1]}', possible values: raw, c",
-                               (-_errno.EINVAL) & 0xFF)
+                               _EINVAL)
+            dump_c = rest[1] == "c"
             rest = rest[2:]
         else:
-            raise CliError(f"unrecognized option: '{rest[0]}'", (-_errno.EINVAL) & 0xFF)
-    btf = load_btf_file(path)
-    try:
+            raise CliError(f"unrecognized option: '{rest[0]}'", _EINVAL)
+    data = base_data = None
+    if btf is None:
+        btf, data, base_data = _kernel_btf(ctx, btf_id)
+    if dump_c:
         if ctx.json:
-            ctx.emit_json({"types": [raw_type_json(btf, t) for t in btf.own_types()]})
-        else:
-            out = ctx.out
-            chunk: list[str] = []
-            for t in btf.own_types():
-                chunk.append(raw_type_text(btf, t))
-                if len(chunk) >= 4096:
-                    out.write("\n".join(chunk) + "\n")
-                    chunk.clear()
-            if chunk:
-                out.write("\n".join(chunk) + "\n")
+            raise CliError("JSON output for C-syntax dump is not supported", (-_errno.EOPNOTSUPP) & 0xFF)
+        return _dump_c(ctx, path, data, base_data, roots)
+    try:
+        _write_types(ctx, btf, roots)
     except BTFError as e:
-        raise CliError(f"failed to load BTF from {path}: {e.message}", e.exit_code) from None
+        raise CliError(f"failed to load BTF from {path or f'id {btf_id}'}: {e.message}", e.exit_code) from None
+    return 0
+
+
+def _dump_c(ctx: Context, path: str | None, data: bytes | None, base_data: bytes | None,
+            roots: list[int] | None) -> int:
+    from pybpfobj.kernel import btfdump
+
+    try:
+        if path is not None:
+            base_path = _SYSFS_VMLINUX if path.startswith(_SYSFS_PREFIX) and path != _SYSFS_VMLINUX \
+                else None
+            text, err = btfdump.dump_c(b"", path=path, base_path=base_path, root_ids=roots)
+        else:
+            assert data is not None
+            text, err = btfdump.dump_c(data, base_data=base_data, root_ids=roots)
+    except BTFError as e:
+        raise CliError(e.message, e.exit_code) from None
+    ctx.out.write(_c_text(text))
+    return (-err) & 0xFF if err else 0
+
+
+# ---------------------------------------------------------------------------
+# show
+
+def _bpftool_order(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """BTF id -> ids of its users, in the order bpftool 7.1 lists them.
+
+    bpftool appends ``(btf_id, obj_id)`` to a libbpf multimap in ascending
+    object id and lists a key's values by walking its bucket.  Entries go in
+    at the head of their bucket, and each time the table grows (before an
+    insert that would pass 75% of its capacity, starting at 4 buckets) every
+    bucket is re-linked head-first, reversing the values of each key.  The
+    order thus depends on how many objects with BTF the whole system has.
+    """
+    table: dict[int, list[int]] = {}
+    cap = 0
+    for size, (key, value) in enumerate(pairs):
+        if cap == 0 or (size + 1) * 4 // 3 > cap:
+            cap = max(cap * 2, 4)
+            for values in table.values():
+                values.reverse()
+        table.setdefault(key, []).insert(0, value)
+    return table
+
+
+def _users(kind: str) -> dict[int, list[int]]:
+    """BTF id -> ids of the programs (``kind="prog"``) or maps using it, in bpftool's order."""
+    from pybpfobj.kernel import info as kinfo
+
+    ids = kinfo.prog_ids() if kind == "prog" else kinfo.map_ids()
+    pairs: list[tuple[int, int]] = []
+    for obj_id in ids:
+        try:
+            fd = kinfo.prog_fd_by_id(obj_id) if kind == "prog" else kinfo.map_fd_by_id(obj_id)
+        except BpfError:
+            continue  # gone meanwhile (bpftool skips ENOENT too)
+        try:
+            btf_id = kinfo.prog_info(fd).btf_id if kind == "prog" else kinfo.map_info(fd).btf_id
+        except BpfError as e:
+            raise CliError(f"can't get {kind} info: {e.message}") from None
+        finally:
+            os.close(fd)
+        if btf_id:
+            pairs.append((btf_id, obj_id))
+    return _bpftool_order(pairs)
+
+
+def _show_one(ctx: Context, fd: int, progs: dict[int, list[int]], maps: dict[int, list[int]],
+              pids: dict[int, list[tuple[int, str]]]) -> Any:
+    from pybpfobj.kernel import info as kinfo
+
+    try:
+        bi = kinfo.btf_info(fd)
+    except BpfError as e:
+        raise CliError(f"can't get BTF object info: {os.strerror(e.errno or _errno.EINVAL)}") from None
+    holders = pids.get(bi.id, [])
+    if ctx.json:
+        d: dict[str, Any] = {"id": bi.id, "size": bi.btf_size, "prog_ids": progs.get(bi.id, []),
+                             "map_ids": maps.get(bi.id, [])}
+        if holders:
+            d["pids"] = [{"pid": p, "comm": c} for p, c in holders]
+        d["kernel"] = bi.kernel_btf
+        if bi.name:
+            d["name"] = bi.name
+        return d
+    if bi.kernel_btf:
+        s = f"{bi.id}: name [{bi.name}]  "
+    else:
+        s = f"{bi.id}: name {bi.name or '<anon>'}  "
+    s += f"size {bi.btf_size}B"
+    if progs.get(bi.id):
+        s += "  prog_ids " + ",".join(map(str, progs[bi.id]))
+    if maps.get(bi.id):
+        s += "  map_ids " + ",".join(map(str, maps[bi.id]))
+    if holders:
+        s += "\n\tpids " + ", ".join(f"{c}({p})" for p, c in holders)
+    ctx.print(s)
+    return None
+
+
+def do_show(ctx: Context, args: list[str]) -> int:
+    """``btf { show | list } [id BTF_ID]``."""
+    from pybpfobj.kernel import info as kinfo
+
+    fd = -1
+    if len(args) == 2:
+        if not is_keyword(args[0], "id"):
+            raise CliError(f"expected 'id', got: '{args[0]}'?")
+        try:
+            btf_id = parse_ulong(args[1])
+        except ValueError:
+            raise CliError(f"can't parse {args[1]} as ID") from None
+        try:
+            fd = kinfo.btf_fd_by_id(btf_id)
+        except BpfError as e:
+            raise CliError(f"can't get BTF object by id ({btf_id}): "
+                           f"{os.strerror(e.errno or _errno.ENOENT)}") from None
+    elif args:
+        raise CliError(f"what is '{args[0]}'?")
+    try:
+        me = os.getpid()
+        pids = {k: [h for h in v if h[0] != me] for k, v in kinfo.pids_table("btf").items()}
+        progs, maps = _users("prog"), _users("map")
+        if fd >= 0:
+            obj = _show_one(ctx, fd, progs, maps, pids)
+            if ctx.json:
+                ctx.emit_json(obj)
+            return 0
+        results = []
+        for btf_id in kinfo.btf_ids():
+            try:
+                one = kinfo.btf_fd_by_id(btf_id)
+            except BpfError as e:
+                if e.errno in (0, _errno.ENOENT):
+                    continue  # unloaded meanwhile
+                raise CliError(f"can't get BTF object by id ({btf_id}): {os.strerror(e.errno or 0)}") \
+                    from None
+            try:
+                results.append(_show_one(ctx, one, progs, maps, pids))
+            finally:
+                os.close(one)
+        if ctx.json:
+            ctx.emit_json(results)
+    finally:
+        if fd >= 0:
+            os.close(fd)
     return 0
 
 
 def do_help(ctx: Context, args: list[str]) -> int:
-    ctx.out.write(USAGE)
+    """``btf help``: the usage on stderr (``null`` on stdout with ``-j``), as bpftool."""
+    if ctx.json:
+        ctx.emit_json(None)
+    else:
+        ctx.err.write(USAGE)
     return 0
 
 
+_COMMANDS = {"show": do_show, "list": do_show, "help": do_help, "dump": do_dump}
+
+
 def do_btf(ctx: Context, args: list[str]) -> int:
-    """Entry point of the ``btf`` command group."""
-    return dispatch(ctx, args, [("dump", do_dump), ("help", do_help)], USAGE)
+    """Entry point of the ``btf`` command group; ``btf`` alone is ``btf show``.
+
+    An unknown verb prints the usage on stderr (``null`` on stdout with
+    ``-j``) and exits 255, without an ``Error:`` line, as bpftool does.
+    """
+    if not args:
+        return do_show(ctx, [])
+    name = match_keyword(args[0], list(_COMMANDS))
+    if name is None:
+        if ctx.json:
+            ctx.emit_json(None)
+        else:
+            ctx.err.write(USAGE)
+        return 255
+    try:
+        return _COMMANDS[name](ctx, args[1:])
+    except _Reported as e:
+        return e.code
