@@ -1476,24 +1476,32 @@ def _on_mapping(t: Any, mm: Any) -> Any:
 
 def datasec_ctype(btf: BTF, datasec_id: int) -> Any:
     """A ctypes Structure laying out a DATASEC's variables at their offsets (padding in between)."""
-    from pybpfobj.spec.ctypes_types import CTypesBuilder
+    from pybpfobj.spec.ctypes_types import _CTYPES_SPECIAL, CTypesBuilder
 
     ds = btf.type(datasec_id)
     builder = CTypesBuilder(btf)
     fields: list[tuple[str, Any]] = []
+    used: set[str] = set()
     pos = 0
     for i, si in enumerate(sorted(ds.secinfo, key=lambda s: s.offset)):
         var = btf.type(si.type_id)
         if si.offset > pos:
-            fields.append((f"_pad{i}", ctypes.c_uint8 * (si.offset - pos)))
+            # padding gets names no C variable can have
+            fields.append((f"<pad {i}>", ctypes.c_uint8 * (si.offset - pos)))
             pos = si.offset
         if si.offset < pos:
             continue
         ct = builder.build(var.type_id)
-        fields.append((var.name or f"_anon{i}", ct))
+        name = var.name or f"<anon {i}>"
+        # ctypes' own class attributes (_fields_, _pack_...) cannot be fields: a C global
+        # named so is reached as name + "_"
+        while name in _CTYPES_SPECIAL or name in used:
+            name += "_"
+        used.add(name)
+        fields.append((name, ct))
         pos += ctypes.sizeof(ct)
     if ds.size > pos:
-        fields.append(("_tail", ctypes.c_uint8 * (ds.size - pos)))
+        fields.append(("<tail>", ctypes.c_uint8 * (ds.size - pos)))
     name = ds.name.lstrip(".").replace(".", "_") or "datasec"
     return type(name, (ctypes.Structure,), {"_pack_": 1, "_fields_": fields})
 

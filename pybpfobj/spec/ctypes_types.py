@@ -31,6 +31,10 @@ if ctypes.sizeof(ctypes.c_longdouble) == 16:
     _FLOATS[16] = ctypes.c_longdouble
 
 
+# ctypes' class attributes: a field of that name would replace them
+_CTYPES_SPECIAL = frozenset(("_fields_", "_pack_", "_anonymous_", "_swappedbytes_", "_align_", "_objects",
+                             "_b_base_", "_b_needsfree_", "_type_", "_length_", "_btf_type_id_"))
+
 class CTypesBuilder:
     """Build (and cache) ctypes types for the types of one :class:`BTF`."""
 
@@ -166,12 +170,15 @@ class CTypesBuilder:
         return cls
 
     def _field_names(self, members: list[BtfMember]) -> list[str]:
+        """ctypes field names for ``members``: C's names, except that ctypes' own class
+        attributes (``_fields_``, ``_pack_``...) and repeats get a ``_`` suffix; anonymous
+        members and the padding the builder adds get names no C member can have."""
         names: list[str] = []
         seen: set[str] = set()
         for i, m in enumerate(members):
-            n = m.name or f"_anon{i}"
-            if n in seen:
-                n = f"{n}_{i}"
+            n = m.name or f"<anon {i}>"
+            while n in _CTYPES_SPECIAL or n in seen:
+                n += "_"
             seen.add(n)
             names.append(n)
         return names
@@ -236,14 +243,14 @@ class CTypesBuilder:
                 gap_from = max(end_bit, unit_start)
                 if m.bit_offset > gap_from:
                     npad += 1
-                    fields.append((f"_pad{npad}", f[1], m.bit_offset - gap_from))
+                    fields.append((f"<pad {npad}>", f[1], m.bit_offset - gap_from))
                 end_bit = m.bit_offset + m.bitfield_size
             elif not is_union:
                 end_bit = m.bit_offset + ctypes.sizeof(f[1]) * 8
             fields.append(f)
         cls = self._make(t, fields, self._anonymous(members, names), is_union, False)
         if ctypes.sizeof(cls) < size:
-            fields.append(("_pad_end", ctypes.c_uint8 * (size - ctypes.sizeof(cls))))
+            fields.append(("<pad end>", ctypes.c_uint8 * (size - ctypes.sizeof(cls))))
             cls = self._make(t, fields, self._anonymous(members, names), is_union, False)
         return cls if self._layout_ok(cls, members, names, size) else None
 
@@ -251,7 +258,7 @@ class CTypesBuilder:
                     is_union: bool, runs: bool = True) -> CType | None:
         if is_union:
             ufields = [self._member_fields(m, n) for m, n in zip(members, names)]
-            ufields.append(("_pad_end", ctypes.c_uint8 * size))
+            ufields.append(("<pad end>", ctypes.c_uint8 * size))
             cls = self._make(t, ufields, self._anonymous(members, names), True, True)
             return cls if self._layout_ok(cls, members, names, size) else None
         fields: list[tuple[Any, ...]] = []
@@ -270,7 +277,7 @@ class CTypesBuilder:
                     ut = _UNSIGNED[unit[1]]
                     if gap:
                         npad += 1
-                        fields.append((f"_pad{npad}", ut, gap))
+                        fields.append((f"<pad {npad}>", ut, gap))
                     ct = self._bitfield_type(m, self.build(m.type_id))
                     fields.append((n, _SIGNED[unit[1]] if self._signed(ct) else ut, bs))
                     unit[2] = bo + bs - unit[0] * 8
@@ -281,7 +288,7 @@ class CTypesBuilder:
                 if unit is not None and unit[2] < unit[1] * 8:
                     # close the open unit so ctypes does not pack into its spare bits
                     npad += 1
-                    fields.append((f"_pad{npad}", _UNSIGNED[unit[1]], unit[1] * 8 - unit[2]))
+                    fields.append((f"<pad {npad}>", _UNSIGNED[unit[1]], unit[1] * 8 - unit[2]))
                 limit = members[idx + 1].bit_offset // 8 if idx + 1 < len(members) and \
                     not members[idx + 1].bitfield_size else size
                 # one storage unit for the whole run of bitfields if possible
@@ -300,12 +307,12 @@ class CTypesBuilder:
                     return None
                 if start > pos:
                     npad += 1
-                    fields.append((f"_pad{npad}", ctypes.c_uint8 * (start - pos)))
+                    fields.append((f"<pad {npad}>", ctypes.c_uint8 * (start - pos)))
                 gap = bo - start * 8
                 ut = _UNSIGNED[usize]
                 if gap:
                     npad += 1
-                    fields.append((f"_pad{npad}", ut, gap))
+                    fields.append((f"<pad {npad}>", ut, gap))
                 ct = self._bitfield_type(m, self.build(m.type_id))
                 fields.append((n, _SIGNED[usize] if self._signed(ct) else ut, bs))
                 unit = [start, usize, bo + bs - start * 8]
@@ -317,12 +324,12 @@ class CTypesBuilder:
                 return None
             if off > pos:
                 npad += 1
-                fields.append((f"_pad{npad}", ctypes.c_uint8 * (off - pos)))
+                fields.append((f"<pad {npad}>", ctypes.c_uint8 * (off - pos)))
             ct = self.build(m.type_id)
             fields.append((n, ct))
             pos = off + ctypes.sizeof(ct)
         if pos < size:
-            fields.append(("_pad_end", ctypes.c_uint8 * (size - pos)))
+            fields.append(("<pad end>", ctypes.c_uint8 * (size - pos)))
         cls = self._make(t, fields, self._anonymous(members, names), False, True)
         return cls if self._layout_ok(cls, members, names, size) else None
 

@@ -304,3 +304,24 @@ def test_paths_with_a_nul_byte_are_refused_not_cut_short(bpffs: Path) -> None:
         assert sorted(p.name for p in bpffs.iterdir() if not p.name.endswith(".debug")) == ["a"]
     finally:
         m.close()
+
+
+def test_a_global_named_like_a_ctypes_attribute_gets_a_view_field(need_root: None, tmp_path: Path) -> None:
+    # `_fields_` as a field name broke the view's ctypes class; `_tail`/`_pad0` collided with padding
+    import subprocess
+
+    from pybpfobj.loader import BpfObject
+
+    src = tmp_path / "ctnames.bpf.c"
+    src.write_text(
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+        "int _fields_ = 3; int _pack_ = 4; int _tail = 5; int _pad0 = 6;\n"
+        'SEC("xdp") int p(struct xdp_md *c) { return _fields_ + _pack_ + _tail + _pad0; }\n'
+        'char LICENSE[] SEC("license") = "GPL";\n')
+    obj = tmp_path / "ctnames.o"
+    subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
+                    str(src), "-o", str(obj)], check=True)
+    with BpfObject(obj) as o:
+        o.load()
+        view = o.maps["ctnames.data"].mmap()
+        assert (view._fields__, view._pack__, view._tail, view._pad0) == (3, 4, 5, 6)

@@ -21,7 +21,7 @@ VMLINUX = "/sys/kernel/btf/vmlinux"
 def assert_layout(btf: BTF, cls: type, t: BtfType) -> None:
     assert ctypes.sizeof(cls) == t.size, t.name
     for i, m in enumerate(t.members):
-        name = m.name or next(f for f in (f"_anon{i}",) if hasattr(cls, f))
+        name = m.name or f"<anon {i}>"
         desc = getattr(cls, name)
         if m.bitfield_size:
             assert desc.size >> 16 == m.bitfield_size
@@ -134,3 +134,24 @@ def test_vmlinux_structs_match_btf_layout() -> None:
     # the hard ones above (gappy bitfields, packed runs) all build
     for n in ("fred_ss", "x86_pmu", "vc_data", "task_struct"):
         cb.build(btf.find(n).id)
+
+
+def test_members_named_like_ctypes_attributes_or_padding_keep_their_own_fields(tmp_path: Path) -> None:
+    # a member `_fields_` replaced ctypes' class attribute; `_pad0`/`_anon1` were shadowed by the
+    # builder's own padding and anonymous-member names (reads returned the padding)
+    clang = shutil.which("clang-19") or shutil.which("clang")
+    assert clang is not None
+    src = tmp_path / "names.c"
+    src.write_text("struct names { char _pad0; int _fields_; union { int a; } ; long _anon1; short _pack_; };\n"
+                   "struct names v;\n")
+    out = tmp_path / "names.o"
+    subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-c", str(src), "-o", str(out)], check=True)
+    btf = read_elf_btf(out)[0]
+    t = btf.find("names")
+    cls = CTypesBuilder(btf).build(t.id)
+    obj = cls.from_buffer_copy(bytes(range(ctypes.sizeof(cls))))
+    assert obj._pad0 == b"\x00" and obj._fields__ == int.from_bytes(bytes(range(4, 8)), "little")
+    assert obj.a == int.from_bytes(bytes(range(8, 12)), "little")
+    assert obj._anon1 == int.from_bytes(bytes(range(16, 24)), "little")
+    assert obj._pack__ == int.from_bytes(bytes(range(24, 26)), "little")
+    assert ctypes.sizeof(cls) == t.size
