@@ -4,7 +4,8 @@ global-data loads, helpers and kfuncs the verifier rewrites or inlines, BPF-to-B
 callbacks, tail calls, every atomic, spin locks, timers, ld_abs, ring buffers, dead code,
 cpu v4 instructions, may_goto and a gotol over 33K instructions.  Every form (text, opcodes,
 linum, visual, -j) must be byte-identical to bpftool 7.1 apart from the instructions bpftool
-7.1 predates, where we print upstream's spelling (see :func:`as_bpftool71`).  ``dump jited``
+7.1 predates, where we print upstream's spelling (see :func:`as_bpftool71`), and backslashes
+in JSON strings, which bpftool 7.1 garbles (see :func:`as_bpftool71_json`).  ``dump jited``
 must not fail on any of them and must interleave source lines."""
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ BUILDS: dict[str, tuple[str, list[str]]] = {
 # differs but whose forms take the same paths, in text linum (giving plain text too), JSON
 # linum (giving plain JSON) and JSON opcodes: bpftool re-reads /proc/kallsyms for every dump.
 FULL = {"maps_calls_v3", "misc", "v4_insns", "nobtf"}
-TOOL_FORMS: list[tuple[bool, list[str]]] = [(False, ["linum"]), (True, ["linum"]), (True, ["opcodes"])]
-TOOL_FULL_FORMS: list[tuple[bool, list[str]]] = [(False, ["opcodes"]), (False, ["visual"])]
+# (output option: "" text, "-j" or "-p" JSON; dump words)
+TOOL_FORMS: list[tuple[str, list[str]]] = [("", ["linum"]), ("-j", ["linum"]), ("-j", ["opcodes"])]
+TOOL_FULL_FORMS: list[tuple[str, list[str]]] = [("", ["opcodes"]), ("", ["visual"]), ("-p", ["linum"])]
 _LINUM_SUFFIX = re.compile(r" \[file:[^\n]* line_num:\d+ line_col:\d+\]$", re.MULTILINE)
 # bpftool 7.1's graph takes a gotol's target from off (0), not imm: its blocks differ there,
 # ours follow the jump.  The text and JSON forms of that program are still compared.
@@ -67,6 +69,15 @@ def as_bpftool71(text: str) -> str:
         text = pattern.sub(repl, text)
     # bpftool 7.1 reads gotol as a jmp32 "ja" with an immediate operand
     return _GOTOL.sub(lambda m: f"(06) if w0 jmp 0x{int(m.group(1)) & 0xFFFFFFFF:x} goto pc+0", text)
+
+
+_JSON_ESCAPE = re.compile(r"\\(.)")
+
+
+def as_bpftool71_json(text: str) -> str:
+    """Our JSON text as bpftool 7.1 writes it.  Its JSON writer turns a backslash in a string
+    into ``\\n``, changing the text: a bpftool bug we do not mirror (ours stays correct)."""
+    return _JSON_ESCAPE.sub(lambda m: "\\n" if m.group(1) == "\\" else m.group(0), as_bpftool71(text))
 
 
 @pytest.fixture(scope="module")
@@ -109,30 +120,24 @@ def test_dump_xlated_matches_bpftool_on_kernel_rewritten_programs(obj: str, load
     jobs = [(pin, js, f) for pin in pins for js, f in forms
             if not (f == ["visual"] and pin.name in NO_TOOL_VISUAL)]
 
-    def theirs(job: tuple[Path, bool, list[str]]) -> tuple[int, str, str]:
+    def theirs(job: tuple[Path, str, list[str]]) -> tuple[int, str, str]:
         pin, js, extra = job
-        return tool(bpftool, *(["-j"] if js else []), "prog", "dump", "xlated", "pinned", str(pin), *extra)
+        return tool(bpftool, *([js] if js else []), "prog", "dump", "xlated", "pinned", str(pin), *extra)
 
     with ThreadPoolExecutor(2) as pool:
         reference = list(pool.map(theirs, jobs))
     for (pin, js, extra), (rc_t, t_out, _) in zip(jobs, reference):
         assert rc_t == 0, (pin, js, extra)
-        forms = [(extra, t_out)]
+        refs = [(extra, t_out)]
         if extra == ["linum"] and not js:
-            forms.append(([], _LINUM_SUFFIX.sub("", t_out)))
-        elif extra == ["linum"] and obj in FULL:
+            refs.append(([], _LINUM_SUFFIX.sub("", t_out)))
+        elif extra == ["linum"] and js == "-j" and obj in FULL:
             plain = [{k: v for k, v in row.items() if k not in ("file", "line_num", "line_col")}
                      for row in json.loads(t_out)]
-            forms.append(([], json.dumps(plain)))
-        for words, ref in forms:
-            _, o_out = _dump(*(["-j"] if js else []), "prog", "dump", "xlated", "pinned", str(pin), *words)
-            if not js:
-                assert as_bpftool71(o_out) == ref, (pin, words)
-                continue
-            rows = json.loads(o_out)
-            for row in rows:
-                row["disasm"] = as_bpftool71(row["disasm"])
-            assert rows == json.loads(ref), (pin, words)
+            refs.append(([], json.dumps(plain, separators=(",", ":"), ensure_ascii=False) + "\n"))
+        for words, ref in refs:
+            _, o_out = _dump(*([js] if js else []), "prog", "dump", "xlated", "pinned", str(pin), *words)
+            assert (as_bpftool71_json if js else as_bpftool71)(o_out) == ref, (pin, js, words)
 
 
 def test_kernel_rewrites_show_in_the_sweep(loaded: dict[str, list[Path]]) -> None:
@@ -153,6 +158,11 @@ def test_kernel_rewrites_show_in_the_sweep(loaded: dict[str, list[Path]]) -> Non
     raw_tp = text("maps_calls", "xl_raw_tp")
     assert "call bpf_rcu_read_lock#" in raw_tp and re.search(r"call pc\+\d+#bpf_prog_\w+_global_sub", raw_tp)
     assert "call bpf_get_socket_uid#" in text("maps_calls", "xl_cgroup")
+    # JSON: UTF-8 written through as bpftool does, a backslash escaped as JSON says
+    pin = next(p for p in loaded["maps_calls"] if p.name == "xl_tracepoint")
+    js = _dump("-j", "prog", "dump", "xlated", "pinned", str(pin))[1]
+    assert '"src":"bpf_printk(\\"café \\\\\\"q' in js and "(comm[0] == '\\\\'' ||" in js
+    assert any(row.get("src", "").startswith("if (comm[0] == '\\'' ||") for row in json.loads(js))
     tc = text("maps_calls", "xl_tc")
     assert "call bpf_timer_init#" in tc and "long loop_cb(__u32 i, void * ctx):" in tc
     asm = text("v4_insns", "v4_asm")

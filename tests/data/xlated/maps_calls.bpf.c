@@ -190,6 +190,10 @@ int xl_tracepoint(void *ctx)
 	bpf_get_current_comm(comm, sizeof(comm));
 	bss_counter = id + (__u64)&bpf_prog_put + comm[0];
 	bpf_printk("pid %d comm %s", id >> 32, comm);
+	/* source lines with a quote, a backslash, a tab inside and UTF-8 (JSON escaping) */
+	if (comm[0] == '\'' || comm[1] == '"')
+		bpf_printk("café \"q\"\t%d\n", comm[2]);
+	bss_counter +=	comm[3];
 	return 0;
 }
 
