@@ -172,6 +172,8 @@ def test_kernel_rewrites_show_in_the_sweep(loaded: dict[str, list[Path]]) -> Non
     assert "call bpf_iter_num_next#" in text("v4_insns", "v4_iter")
     assert re.search(r"\(06\) gotol pc\+3\d{4}\n", text("v4_insns", "v4_far"))
     assert "call bpf_obj_new_impl#" in text("misc", "misc_obj")
+    assert ("ull odd_types(int (int)* fp, const volatile __u32 * cv, enum colour c, union either * u, "
+            "_Bool flag, const char * name, struct __sk_buff * skb):\n") in text("misc", "misc_ring")
     assert re.search(r"call pc\+\d+#bpf_prog_[0-9a-f]{16}_F\n", text("nobtf", "nobtf_xdp"))
 
 

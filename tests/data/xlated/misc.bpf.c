@@ -47,6 +47,22 @@ __noinline int global_sum(struct __sk_buff *skb)
 	return acc;
 }
 
+enum colour { RED, GREEN };
+union either { __u32 a; __u16 b[2]; };
+typedef unsigned long long ull;
+
+/* parameter types bpftool prints in func_info prototypes */
+static __noinline ull odd_types(int (*fp)(int), const volatile __u32 *cv, enum colour c,
+				union either *u, _Bool flag, const char *name, struct __sk_buff *skb)
+{
+	return (fp != 0) + *cv + c + u->a + flag + name[0] + skb->len;
+}
+
+static __noinline void no_result(__u64 *p)
+{
+	*p += 1;
+}
+
 static __noinline int jump_away(struct __sk_buff *skb)
 {
 	bpf_tail_call(skb, &progs, 0);
@@ -74,6 +90,13 @@ int misc_ring(struct __sk_buff *skb)
 	}
 	seen = (v >> (skb->mark & 63)) + (v << 3) + bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA);
 	seen += global_sum(skb) + jump_away(skb);
+	{
+		union either u = { .a = skb->mark };
+		__u32 cv = skb->hash;
+
+		seen += odd_types(0, &cv, (enum colour)(skb->len & 1), &u, skb->len > 3, "nm", skb);
+		no_result(&seen);
+	}
 	return TC_ACT_OK;
 }
 
