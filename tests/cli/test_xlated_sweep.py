@@ -95,8 +95,9 @@ def loaded(bpftool: str) -> Iterator[dict[str, list[Path]]]:
             obj = build / f"{name}.o"
             subprocess.run([CLANG, *CFLAGS, *flags, "-c", str(SRC / f"{src}.bpf.c"), "-o", str(obj)],
                            check=True)
-            subprocess.run([bpftool, "prog", "loadall", str(obj), str(fs / name)], check=True,
-                           capture_output=True)
+            r = subprocess.run([bpftool, "prog", "loadall", str(obj), str(fs / name)], check=False,
+                               capture_output=True, text=True)
+            assert r.returncode == 0, f"bpftool cannot load {name}: {r.stderr[-2000:]}"
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(make, BUILDS))
         yield {name: sorted((fs / name).iterdir()) for name in BUILDS}
@@ -138,6 +139,16 @@ def test_dump_xlated_matches_bpftool_on_kernel_rewritten_programs(obj: str, load
         for words, ref in refs:
             _, o_out = _dump(*([js] if js else []), "prog", "dump", "xlated", "pinned", str(pin), *words)
             assert (as_bpftool71_json if js else as_bpftool71)(o_out) == ref, (pin, js, words)
+
+
+@pytest.mark.parametrize("name", ["xl_cgroup", "xl_tracepoint", "xl_syscall"])
+def test_a_name_matching_every_build_dumps_each_with_its_header(name: str, loaded: dict[str, list[Path]],
+                                                                 bpftool: str) -> None:
+    for opts in ([], ["-j"], ["-p"]):
+        rc, t_out, _ = tool(bpftool, *opts, "prog", "dump", "xlated", "name", name, "linum")
+        _, o_out = _dump(*opts, "prog", "dump", "xlated", "name", name, "linum")
+        assert rc == 0 and (as_bpftool71_json if opts else as_bpftool71)(o_out) == t_out, opts
+    assert t_out.count('"insns": [') >= 3
 
 
 def test_kernel_rewrites_show_in_the_sweep(loaded: dict[str, list[Path]]) -> None:
