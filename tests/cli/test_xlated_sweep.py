@@ -37,9 +37,11 @@ BUILDS: dict[str, tuple[str, list[str]]] = {
     "misc_v3": ("misc", ["-g", "-mcpu=v3"]),
     "v4_insns": ("v4_insns", ["-g", "-mcpu=v4"]),
     "nobtf": ("nobtf", []),          # no BTF: no prototypes, no source lines
+    "ctx_types": ("ctx_types", ["-g"]),   # per-type context rewrites: plain loads and stores
 }
-# Each source is compared in every form on one build (FULL); its other builds, whose code
-# differs but whose forms take the same paths, in text linum (giving plain text too), JSON
+# Each source but ctx_types (plain loads, nothing special to draw) is compared in every form on
+# one build (FULL); other builds, whose code differs but whose forms take the same paths, in
+# text linum (giving plain text too), JSON
 # linum (giving plain JSON) and JSON opcodes: bpftool re-reads /proc/kallsyms for every dump.
 FULL = {"maps_calls_v3", "misc", "v4_insns", "nobtf"}
 # (output option: "" text, "-j" or "-p" JSON; dump words)
