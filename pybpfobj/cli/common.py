@@ -65,13 +65,22 @@ class Context:
 
     def emit_json(self, obj: Any) -> None:
         """Print ``obj`` as bpftool does: compact, or with ``-p`` through bpftool's pretty
-        writer (``[{`` and ``},{``, array elements on one line)."""
+        writer (``[{`` and ``},{``, array elements on one line).  Non-ASCII text (source
+        lines, paths) is written as UTF-8, as bpftool's writer passes it through; text the
+        output cannot encode (a file name that is not UTF-8) falls back to ``\\u`` escapes."""
+        import functools
         import json
 
-        if self.pretty:
-            text = _pretty(obj, json.dumps)
-        else:
-            text = json.dumps(obj, separators=(",", ":"))
+        for ascii_only in (False, True):
+            if self.pretty:
+                text = _pretty(obj, functools.partial(json.dumps, ensure_ascii=ascii_only))
+            else:
+                text = json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only)
+            try:
+                text.encode(getattr(self.out, "encoding", None) or "utf-8")
+            except (UnicodeEncodeError, LookupError):
+                continue
+            break
         self.out.write(text + "\n")
 
     def emit_null(self) -> None:

@@ -217,29 +217,9 @@ def _headed(ctx: Context, pi: Any, body: Any, several: bool) -> Any:
 def _emit_dumps(ctx: Context, dumps: list[Any], several: bool) -> None:
     """Print the dumps: JSON, one program's instructions or an array of headed dumps; text, joined."""
     if ctx.json:
-        _emit_json_utf8(ctx, dumps if several or not dumps else dumps[0])
+        ctx.emit_json(dumps if several or not dumps else dumps[0])
     else:
         ctx.out.write("\n".join(dumps))
-
-
-def _emit_json_utf8(ctx: Context, obj: Any) -> None:
-    """``ctx.emit_json`` with non-ASCII text (source lines, BTF names) written as UTF-8, as
-    bpftool's JSON writer passes bytes >= 0x80 through, instead of ``\\uXXXX`` escapes.
-
-    bpftool 7.1's writer also turns a backslash into ``\\n`` (changing the text); that we
-    do not mirror: ours escapes it as JSON says."""
-    import json
-
-    from pybpfobj.cli.common import _pretty
-
-    def scalar(v: Any) -> str:
-        return json.dumps(v, ensure_ascii=False)
-
-    if ctx.pretty:
-        text = _pretty(obj, scalar)
-    else:
-        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    ctx.out.write(text + "\n")
 
 
 def do_profile(ctx: Context, args: list[str]) -> int:

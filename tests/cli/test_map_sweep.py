@@ -145,3 +145,13 @@ def test_stray_words_after_pop_pin_and_dump_are_refused_by_name(fs: Path) -> Non
     assert (rc, out, err) == (255, "", "Error: what is 'extra'?\n") and not (fs / "h2").exists()
     rc, _out, err = ours("map", "dump", "pinned", str(fs / "h"), "extra")
     assert rc == 255 and err.startswith("Error: what is 'extra'?\n")
+
+
+def test_json_writes_non_ascii_paths_as_utf8_like_bpftool(bpffs: Path, bpftool: str) -> None:
+    d = bpffs / "café"
+    d.mkdir()
+    subprocess.run([bpftool, "map", "create", str(d / "m"), "type", "hash", "key", "4", "value", "4",
+                    "entries", "2", "name", "utf8"], check=True)
+    for opts in (["-j"], ["-j", "-p"]):
+        rc, out, _ = same(bpftool, *opts, "-f", "map", "show", "pinned", str(d / "m"))
+        assert rc == 0 and "café" in out
