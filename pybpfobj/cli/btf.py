@@ -550,18 +550,15 @@ _COMMANDS = {"show": do_show, "list": do_show, "help": do_help, "dump": do_dump}
 def do_btf(ctx: Context, args: list[str]) -> int:
     """Entry point of the ``btf`` command group; ``btf`` alone is ``btf show``.
 
-    An unknown verb prints the usage on stderr (``null`` on stdout with
-    ``-j``) and exits 255, without an ``Error:`` line, as bpftool does.
+    An unknown verb exits 255 with the usage, as bpftool does, after an
+    ``Error:`` line naming the verb (bpftool prints the usage alone), like
+    the other command groups.
     """
     if not args:
         return do_show(ctx, [])
     name = match_keyword(args[0], list(_COMMANDS))
     if name is None:
-        if ctx.json:
-            ctx.emit_json(None)
-        else:
-            ctx.err.write(USAGE)
-        return 255
+        raise UsageError(f"unknown command '{args[0]}'", USAGE)
     try:
         return _COMMANDS[name](ctx, args[1:])
     except _Reported as e:

@@ -220,13 +220,18 @@ def test_errors_match_bpftools_texts_and_exit_codes(fs: Any, bpftool: str) -> No
         ["btf", "dump", "map", "pinned", str(d / "missing")],
         ["btf", "dump", "prog", "tag", "zz"],
         ["btf", "dump", "map", "pinned", nobtf, "value", "extra"],
-        ["btf", "foo"], ["btf", "help"], ["btf", "dump", "file", "/nonexistent"],
+        ["btf", "help"], ["btf", "dump", "file", "/nonexistent"],
         ["btf", "dump", "file", str(d), "format", "c"],
     ]
     for argv in cases:
         for opts in ((), ("-j",), ("-p",)):
             rc, out, err = same(bpftool, *opts, *argv)
             assert "Traceback" not in out + err
+    # an unknown verb: the same exit code and usage; we name the verb first (as `map`/`prog` do)
+    rc_t, _, err_t = theirs(bpftool, "btf", "foo")
+    rc_o, out_o, err_o = ours("btf", "foo")
+    assert rc_t == rc_o == 255 and out_o == "" and err_t.startswith("Usage: ") and "btf dump BTF_SRC" in err_t
+    assert err_o.startswith("Error: unknown command 'foo'\nUsage: pybpfobj btf")
     # bpftool 7.1 fails silently on a name matching nothing; we say so (as `map` does)
     assert theirs(bpftool, "btf", "dump", "map", "name", "btfsw_no_such") == (255, "", "")
     assert ours("btf", "dump", "map", "name", "btfsw_no_such") == \
