@@ -3,6 +3,7 @@ counters), sockmap/sockhash verdicts and parsers, flow_dissector, and bad reques
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -210,10 +211,11 @@ def test_from_pinned_of_the_wrong_kind_raises_and_closes_the_fd(progs_all: Any, 
 
     path = str(bpffs / "a_prog")
     progs_all.programs["xdp_count_proto"].pin(path)
+    gc.collect()  # handles dropped earlier close their fds when collected: not this test's doing
     before = set(os.listdir("/proc/self/fd"))
     with pytest.raises(BpfError, match=rf"incorrect object type: {path} is not a link \(it is a prog\)") as ei:
         Link.from_pinned(path)
     assert ei.value.errno == 22
     with pytest.raises(BpfError, match=rf"incorrect object type: {path} is not a map \(it is a prog\)"):
         Map.from_pinned(path)
-    assert set(os.listdir("/proc/self/fd")) == before
+    assert set(os.listdir("/proc/self/fd")) <= before
