@@ -10,6 +10,7 @@ call through a slot always reaches either the old or the new program.
 from __future__ import annotations
 
 import errno as E
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ from pybpfobj.testrun import HasFd, prog_fd, prog_label
 
 ProgLike = int | HasFd
 MapLike = int | HasFd
+
+# swaps from several threads of one process are serialized, so each swap's
+# slots change together and its reported old programs are the ones it replaced
+_SWAP_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -157,19 +162,39 @@ def swap(prog_array: MapLike, slots: Mapping[int, ProgLike | None]) -> list[Slot
                            errno=E.EINVAL, map=mlabel)
     changes: list[SlotChange] = []
     written: list[tuple[int, int | None]] = []
-    try:
-        for slot, prog in slots.items():
-            old = attach.prog_array_get(mfd, slot)
-            attach.prog_array_set(mfd, slot, None if prog is None else prog_fd(prog))
-            written.append((slot, old))
-            new = attach.prog_array_get(mfd, slot)
-            new_name = (prog_label(prog) if prog is not None and not isinstance(prog, int) else None) \
-                or _prog_name_by_id(new)
-            changes.append(SlotChange(slot, old, new, _prog_name_by_id(old), new_name))
-    except BpfError:
-        _restore(mfd, written)
-        raise
+    with _SWAP_LOCK:
+        try:
+            for slot, prog in slots.items():
+                old = attach.prog_array_get(mfd, slot)
+                try:
+                    attach.prog_array_set(mfd, slot, None if prog is None else prog_fd(prog))
+                except BpfError as e:
+                    raise _write_error(e, mlabel, slot, prog) from None
+                written.append((slot, old))
+                new = attach.prog_array_get(mfd, slot)
+                new_name = (prog_label(prog) if prog is not None and not isinstance(prog, int) else None) \
+                    or _prog_name_by_id(new)
+                changes.append(SlotChange(slot, old, new, _prog_name_by_id(old), new_name))
+        except BpfError:
+            _restore(mfd, written)
+            raise
     return changes
+
+
+def _write_error(e: BpfError, mlabel: str, slot: int, prog: ProgLike | None) -> BpfError:
+    """A clear error for a slot write the kernel refused after our checks passed.
+
+    The kernel also matches the owner's expected attach type (``xdp/devmap``,
+    ``xdp/cpumap``...) and XDP frags support (``xdp.frags``), which no fdinfo
+    shows, so an EINVAL here means one of those differs.
+    """
+    if prog is None or e.errno != E.EINVAL:
+        return e
+    plabel = prog_label(prog) or f"fd {prog_fd(prog)}"
+    return ProgramError(
+        f"prog_array {mlabel} refused program {plabel} in slot {slot}: its expected attach type or XDP "
+        f"frags support differs from the table's owner program (Invalid argument)",
+        errno=E.EINVAL, prog=prog_label(prog), map=mlabel)
 
 
 def _restore(mfd: int, written: list[tuple[int, int | None]]) -> None:
