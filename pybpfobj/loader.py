@@ -66,6 +66,7 @@ _NEED_MAX_ENTRIES = frozenset(constants.MAP_TYPE[n] for n in (
 _RINGBUFS = frozenset((constants.MAP_TYPE["ringbuf"], constants.MAP_TYPE["user_ringbuf"]))
 _DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_hash"]))
 _STACK_TRACE = constants.MAP_TYPE["stack_trace"]
+_BLOOM = constants.MAP_TYPE["bloom_filter"]
 # types.MappingProxyType without importing types (not loaded at start-up otherwise)
 _mappingproxy = type(type.__dict__)
 _LOG_SIZE = 1 << 24  # libbpf's own first size (BPF_LOG_BUF_SIZE); untouched pages cost nothing
@@ -336,6 +337,9 @@ class BpfObject:
         mname, m = self._map(name)
         self._not_reused(mname, what)
         _check_u32(n, f"{field} of map '{mname}'")
+        if _o.map_is_internal(m):  # the kernel or the verifier would refuse it, less clearly
+            raise MapError(f"{what}: map '{mname}' of object '{self.name}' holds global data: its "
+                           f"{field} comes from its section", map=mname, obj=self.name, errno=_errno.EINVAL)
         setter(m, n)
 
     def _not_reused(self, name: str, what: str) -> None:
@@ -404,7 +408,8 @@ class BpfObject:
         path = os.fspath(pinned)
         return _info.obj_get(path, "map"), f"pinned map '{path}'"
 
-    def _check_compat(self, name: str, m: int, fd: int, desc: str) -> None:
+    def _check_compat(self, name: str, m: int, fd: int, desc: str,
+                      hint: str = "use force to reuse it anyway") -> None:
         from pybpfobj.kernel import info as _info
 
         want = _o.map_def(m)
@@ -430,13 +435,18 @@ class BpfObject:
             hf &= ~constants.BPF_F_RDONLY_PROG
         if wf != hf:
             diffs["map_flags"] = (hex(wf), hex(hf))
+        wx, hx = _map_extra(m), have.map_extra
+        if wt == _BLOOM:  # the number of hash functions; 0 means the kernel's default
+            wx, hx = (wx & 0xF) or 5, (hx & 0xF) or 5
+        if wx != hx:
+            diffs["map_extra"] = (wx, hx)
         if have.btf_id and (have.btf_key_type_id or have.btf_value_type_id):
             self._compare_btf(name, m, want, have, diffs)
         if diffs:
             detail = ", ".join(f"{k} {a} != {b}" for k, (a, b) in diffs.items())
             raise MapIncompatibleError(
                 f"map '{name}' of object '{self.name}' is incompatible with {desc} "
-                f"(object's != existing): {detail}; use force to reuse it anyway",
+                f"(object's != existing): {detail}; {hint}",
                 differences=diffs, map=name, obj=self.name)
 
     def _compare_btf(self, name: str, m: int, want: dict[str, int], have: Any,
@@ -457,10 +467,11 @@ class BpfObject:
             return  # no BTF to compare on one side: the size checks stand alone
         for f, a, b in (("btf_key_type", key_id, have.btf_key_type_id),
                         ("btf_value_type", val_id, have.btf_value_type_id)):
-            if a and b:
+            # Equal in shape is compatible: names of typedefs, members and the
+            # object the BTF came from do not matter to the kernel.
+            if a and b and not _same_shape(mine, a, theirs, b):
                 an, bn = mine.type_name(a), theirs.type_name(b)
-                if an != bn:
-                    diffs[f] = (an, bn)
+                diffs[f] = (an, bn if bn != an else f"{bn} of another layout")
 
     def _object_btf(self) -> BTF | None:
         if self._btf is None:
@@ -496,6 +507,8 @@ class BpfObject:
             for si in sec.secinfo:
                 var = btf.type(si.type_id)
                 if var.kind == BtfKind.VAR and var.name == name:
+                    # a replaced map is not created from its initial value: the value would be lost
+                    self._not_reused(mname, f"set_var '{name}'")
                     data = _encode_var(btf, var.type_id, si.size, value, name)
                     addr, size = _o.map_initial_value(m)
                     if not addr or si.offset + si.size > size:
@@ -702,16 +715,23 @@ class BpfObject:
             pin = _o.map_pin_path(m) if m in pinned else None
             if pin:
                 pins[name] = pin
-                if name not in self._reused:
-                    root = os.path.dirname(pin) or "/"
-                    probe = root
-                    while not os.path.exists(probe) and probe not in ("/", ""):
-                        probe = os.path.dirname(probe)
-                    if not bpffs.is_bpffs(probe):
-                        raise PinError(
-                            f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
-                            f"which is not on a BPF file system (give pin_root, or 'pinroot DIR')",
-                            map=name, obj=self.name, path=root, errno=_errno.EINVAL)
+                # as libbpf: a replaced map is pinned (or swapped for an existing pin) too
+                root = os.path.dirname(pin) or "/"
+                probe = root
+                while not os.path.exists(probe) and probe not in ("/", ""):
+                    probe = os.path.dirname(probe)
+                if not bpffs.is_bpffs(probe):
+                    raise PinError(
+                        f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
+                        f"which is not on a BPF file system (give pin_root, or 'pinroot DIR')",
+                        map=name, obj=self.name, path=root, errno=_errno.EINVAL)
+                if os.path.lexists(pin):
+                    self._reuse_pin(name, m, pin)
+                elif probe != root and probe != os.path.dirname(root):
+                    # libbpf makes only the last directory, then fails with a bare ENOENT
+                    raise PinError(f"map '{name}' of object '{self.name}' is pinned by name under "
+                                   f"'{root}', whose parent '{os.path.dirname(root)}' does not exist",
+                                   map=name, obj=self.name, path=root, errno=_errno.ENOENT)
             if m not in unsized:
                 continue
             mtype, max_entries, value_size = _o.map_type(m), _o.map_max_entries(m), _o.map_value_size(m)
@@ -727,6 +747,28 @@ class BpfObject:
                 raise MapError(f"map '{name}' of object '{self.name}' has no value_size: set it "
                                f"before load (set_value_size, or 'value_size {name} N')",
                                map=name, obj=self.name, errno=_errno.EINVAL)
+
+    def _reuse_pin(self, name: str, m: int, pin: str) -> None:
+        """Reuse the existing by-name pin of map ``name`` as libbpf does, but checked here:
+        a mismatch lists every differing field (libbpf 1.1 only says "parameter mismatch"),
+        and what libbpf 1.1 wrongly refuses (a devmap's BPF_F_RDONLY_PROG, a CPU-sized
+        perf_event_array) is reused.  libbpf is then told the map has no pin path, so it
+        neither checks nor pins it again; :attr:`pinned_by_name` still names the pin."""
+        from pybpfobj.kernel import info as _info
+
+        try:
+            fd = _info.obj_get(pin, "map")
+        except BpfError as e:
+            raise PinError(f"map '{name}' of object '{self.name}': cannot reuse its pin '{pin}': "
+                           f"{e.message}", map=name, obj=self.name, path=pin,
+                           errno=e.errno or _errno.EINVAL) from None
+        try:
+            self._check_compat(name, m, fd, f"pinned map '{pin}'",
+                               hint="remove the pin or give another pin root")
+            _o.map_reuse_fd(m, fd)
+            _map_clear_pin_path(m)
+        finally:
+            os.close(fd)
 
     def _raise_load_error(self, err: int, lines: list[str], log: str | None) -> None:
         import re
@@ -1078,6 +1120,59 @@ def _last_warning(lines: list[str]) -> str:
     return ""
 
 
+@libbpf.declares
+def _declare(lb: Any) -> None:
+    import ctypes
+
+    libbpf._proto(lb, "bpf_map__map_extra", ctypes.c_uint64, ctypes.c_void_p)
+    libbpf._proto(lb, "bpf_map__set_pin_path", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
+
+
+def _map_extra(m: int) -> int:
+    return int(libbpf.lib().bpf_map__map_extra(m))
+
+
+def _map_clear_pin_path(m: int) -> None:
+    libbpf.lib().bpf_map__set_pin_path(m, None)
+
+
+def _same_shape(a: BTF, aid: int, b: BTF, bid: int, depth: int = 0) -> bool:
+    """Whether BTF type ``aid`` of ``a`` and ``bid`` of ``b`` have the same layout: sizes,
+    signedness, member offsets and bitfields, array lengths, recursively (typedefs,
+    qualifiers and names aside)."""
+    from pybpfobj.spec.btf import BtfKind
+
+    if depth > 32:
+        return True
+    ta, tb = a.resolve(aid), b.resolve(bid)
+    ka, kb = ta.kind, tb.kind
+    enums = (BtfKind.ENUM, BtfKind.ENUM64)
+    if ka in enums and kb in enums:
+        return ta.size == tb.size
+    if ka != kb:
+        return False
+    if ka == BtfKind.PTR:
+        return True
+    if ka == BtfKind.INT:
+        return (ta.size, ta.int_encoding & 1, ta.int_offset, ta.int_bits) == \
+            (tb.size, tb.int_encoding & 1, tb.int_offset, tb.int_bits)
+    if ka == BtfKind.ARRAY:
+        return ta.nelems == tb.nelems and _same_shape(a, ta.elem_type, b, tb.elem_type, depth + 1)
+    if ka in (BtfKind.STRUCT, BtfKind.UNION):
+        if ta.size != tb.size or len(ta.members) != len(tb.members):
+            return False
+        return all(ma.bit_offset == mb.bit_offset and ma.bitfield_size == mb.bitfield_size
+                   and _same_shape(a, ma.type_id, b, mb.type_id, depth + 1)
+                   for ma, mb in zip(ta.members, tb.members))
+    if ka == BtfKind.DATASEC:
+        if ta.size != tb.size or len(ta.secinfo) != len(tb.secinfo):
+            return False
+        return all(sa.offset == sb.offset and sa.size == sb.size
+                   and _same_shape(a, a.type(sa.type_id).type_id, b, b.type(sb.type_id).type_id, depth + 1)
+                   for sa, sb in zip(ta.secinfo, tb.secinfo))
+    return a.size_of(ta.id) == b.size_of(tb.id)
+
+
 def _path_arg(path: Any, what: str) -> str:
     """``os.fspath(path)`` as a str, or a BpfError naming ``what`` (not a TypeError)."""
     try:
@@ -1188,7 +1283,9 @@ def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str) -> byt
                 try:
                     value = int(value, 0)
                 except ValueError:
-                    raise BpfError(f"variable '{name}' ({tname}) needs an integer, got '{value}'",
+                    names = ", ".join(v.name for v in t.enum_values)
+                    raise BpfError(f"variable '{name}' ({tname}) needs an integer"
+                                   + (f" or one of {names}" if names else "") + f", got '{value}'",
                                    errno=_errno.EINVAL) from None
         if isinstance(value, (bytes, bytearray)):
             if len(value) != size:

@@ -1,0 +1,115 @@
+"""``load``/``loadall`` swept against bpftool 7.1: ``type`` keywords, refused map
+replacements and by-name pins (fields listed, nothing left), ``var``/``size`` errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from clirun import ours, theirs
+
+# A one-instruction program every listed type accepts (or every loader refuses alike).
+_TRIVIAL = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp") int f(void *ctx) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _prog_type(bpftool: str, pin: Path) -> str | None:
+    p = subprocess.run([bpftool, "-j", "prog", "show", "pinned", str(pin)], capture_output=True, text=True,
+                       check=False)
+    return json.loads(p.stdout)["type"] if p.returncode == 0 else None
+
+
+def _build_trivial(tmp: Path) -> str:
+    cc = shutil.which("clang-19") or shutil.which("clang")
+    assert cc is not None, "clang is needed to build the test object"
+    (tmp / "trivial.bpf.c").write_text(_TRIVIAL)
+    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
+                    "-c", str(tmp / "trivial.bpf.c"), "-o", str(tmp / "trivial.o")], check=True)
+    return str(tmp / "trivial.o")
+
+
+def _errors(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("Error: ")]
+
+
+@pytest.mark.parametrize("words", [
+    ("socket", "kprobe", "classifier", "action", "cgroup/skb", "cgroup/dev", "lwt_seg6local", "sockops",
+     "cgroup/sysctl", "cgroup/connect4", "cgroup/post_bind6", "cgroup/sock_release", "sk_lookup", "tc",
+     "kprobe/foo", "xdp.frags"),
+    ("lirc_mode2", "cgroup/getpeername4", "cgroup/recvmsg6", "struct_ops", "fentry", "freplace", "lsm",
+     "sched_cls", "cgroup_skb", "tracing", "ext", "xdp/", "cgroup", "bogus", "12"),
+], ids=["accepted", "refused"])
+def test_type_keywords_give_bpftools_program_type(tmp_path: Path, bpffs: Path, bpftool: str,
+                                                   words: tuple[str, ...]) -> None:
+    obj = _build_trivial(tmp_path)
+    for word in words:
+        got = []
+        for who, run in (("bpftool", lambda *a: theirs(bpftool, *a)), ("ours", ours)):
+            pin = bpffs / who
+            rc, _out, _err = run("prog", "load", obj, str(pin), "type", word)
+            got.append((rc, _prog_type(bpftool, pin) if rc == 0 else None))
+            if pin.exists():
+                pin.unlink()
+        assert got[0] == got[1], word
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
+
+
+def test_incompatible_replacement_fails_as_bpftool_and_lists_fields(objs: Path, bpffs: Path,
+                                                                    bpftool: str) -> None:
+    other = bpffs / "other"
+    subprocess.run([bpftool, "map", "create", str(other), "type", "array", "key", "4", "value", "4",
+                    "entries", "3", "name", "stats"], check=True)
+    argv = ("prog", "load", str(objs / "xdp_counter.o"), "", "map", "name", "stats", "pinned", str(other))
+    rc_theirs = theirs(bpftool, *[str(bpffs / "p") if a == "" else a for a in argv])[0]
+    rc, _out, err = ours(*[str(bpffs / "q") if a == "" else a for a in argv])
+    assert rc == rc_theirs == 255
+    (line,) = _errors(err)
+    assert "map 'stats'" in line and "type array != " not in line  # both are arrays
+    assert "value_size 16 != 4" in line and "max_entries 1 != 3" in line and "use force" in line
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "other", "progs.debug"]
+
+
+def test_incompatible_by_name_pin_lists_fields_and_leaves_nothing(objs: Path, bpffs: Path,
+                                                                  bpftool: str) -> None:
+    pin = bpffs / "pinned_hash"
+    subprocess.run([bpftool, "map", "create", str(pin), "type", "hash", "key", "4", "value", "4",
+                    "entries", "32", "name", "pinned_hash"], check=True)
+    rc, _out, err = ours("load", str(objs / "pinbyname.o"), str(bpffs / "p"), "pinroot", str(bpffs))
+    assert rc == 255
+    assert _errors(err) == [(f"Error: map 'pinned_hash' of object 'pinbyname' is incompatible with pinned "
+                             f"map '{pin}' (object's != existing): value_size 8 != 4; remove the pin or "
+                             f"give another pin root")]
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "pinned_hash", "progs.debug"]
+    pin.unlink()
+    for d in ("p1", "p2"):  # a compatible pin is reused: one map behind both programs
+        assert ours("load", str(objs / "pinbyname.o"), str(bpffs / d), "pinroot", str(bpffs))[0] == 0
+    ids = {json.loads(theirs(bpftool, "-j", "prog", "show", "pinned", str(bpffs / d))[1])["map_ids"][0]
+           for d in ("p1", "p2")}
+    assert len(ids) == 1
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("var", "favourite", "PURPLE"), "needs an integer or one of RED, GREEN, BLUE, got 'PURPLE'"),
+    (("var", "verdict", "-1"), "value -1 does not fit variable 'verdict'"),
+    (("var", "greeting", "12345678"), "does not fit variable 'greeting' (char[8]) with its NUL"),
+    (("var", "nope", "1"), "has no global variable 'nope'"),
+    (("size", "globals.rodata", "4"), "map 'globals.rodata' of object 'globals' holds global data"),
+    (("value_size", "globals.bss", "4"), "map 'globals.bss' of object 'globals' holds global data"),
+    (("size", "nope", "4"), "unable to find map 'nope'"),
+])
+def test_var_and_size_errors_name_what_is_wrong(objs: Path, bpffs: Path, argv: tuple[str, ...],
+                                               message: str) -> None:
+    rc, _out, err = ours("load", str(objs / "globals.o"), str(bpffs / "p"), *argv)
+    assert rc == 255
+    (line,) = _errors(err)
+    assert message in line
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
