@@ -226,7 +226,8 @@ class Link:
 
         fd = info.obj_get(path, "link")
         fi = info.fdinfo(fd)
-        link = cls(fd, fi.get("link_type", "link"), prog_id=int(fi.get("prog_id", "0") or 0))
+        link = cls(fd, fi.get("link_type", "link"), prog_id=int(fi.get("prog_id", "0") or 0),
+                   ifindex=int(fi.get("ifindex", "0") or 0))
         link.pin_path = path
         return link
 
@@ -245,6 +246,9 @@ class Link:
 
     def pin(self, path: str) -> None:
         """Pin the link at ``path`` on a bpffs, so it outlives this process."""
+        if self.fd == -2:
+            raise BpfError(f"cannot pin {self.kind} link at {path}: the link handle is closed", errno=E.EBADF,
+                           path=path)
         if self.fd < 0:
             raise UnsupportedError(f"a {self.kind} attachment is not a BPF link and cannot be pinned",
                                    errno=E.EOPNOTSUPP, path=path)
@@ -287,12 +291,11 @@ class Link:
             finally:
                 os.close(pfd)
         elif undo[0] == "tc":
-            _, hook, handle, priority, created = undo
+            _, hook, handle, priority, _created = undo
             try:
                 attach.tc_detach(hook, handle, priority)  # type: ignore[arg-type]
             finally:
-                if created:
-                    _destroy_clsact(hook)
+                _destroy_clsact_if_unused(hook)
 
     def close(self) -> None:
         """Drop this handle: a BPF link detaches unless pinned; a netlink attachment is detached."""
@@ -312,6 +315,17 @@ class Link:
             except BpfError:
                 pass
         self.close()
+
+    def __del__(self) -> None:
+        # a dropped netlink XDP attachment stays attached, but the program fd kept
+        # for its exact detach would leak: close just that
+        undo = getattr(self, "_undo", None)
+        if undo is not None and undo[0] == "xdp" and isinstance(undo[3], int):
+            self._undo = None
+            try:
+                os.close(undo[3])
+            except OSError:
+                pass
 
     def __repr__(self) -> str:
         return f"<Link {self.kind} fd={self.fd} ifindex={self.ifindex}>"
@@ -457,6 +471,54 @@ def _destroy_clsact(hook: object) -> None:
         pass
 
 
+# interfaces whose clsact qdisc this process created (removed again once no filter is left)
+_OUR_CLSACT: set[int] = set()
+_TC_H_CLSACT = 0xFFFFFFF1
+_RTM_NEWTFILTER, _RTM_GETTFILTER, _NLMSG_DONE, _NLMSG_ERROR = 44, 46, 3, 2
+
+
+def _tc_filter_count(ifindex: int) -> int:
+    """Filters on an interface's clsact ingress and egress hooks (an rtnetlink dump), -1 on error."""
+    import struct
+
+    count = 0
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sk:
+            for minor in (0xFFF2, 0xFFF3):  # TC_H_MIN_INGRESS, TC_H_MIN_EGRESS
+                parent = (_TC_H_CLSACT & 0xFFFF0000) | minor
+                tcm = struct.pack("=BxxxiIII", socket.AF_UNSPEC, ifindex, 0, parent, 0)
+                sk.send(struct.pack("=IHHII", 16 + len(tcm), _RTM_GETTFILTER, 0x301, 1, 0) + tcm)
+                done = False
+                while not done:
+                    buf = sk.recv(65536)
+                    off = 0
+                    while off + 16 <= len(buf):
+                        ln, typ = struct.unpack_from("=IH", buf, off)
+                        if typ == _NLMSG_DONE:
+                            done = True
+                        elif typ == _NLMSG_ERROR:
+                            (err,) = struct.unpack_from("=i", buf, off + 16)
+                            if err:
+                                return -1
+                            done = True
+                        elif typ == _RTM_NEWTFILTER:
+                            count += 1
+                        off += (ln + 3) & ~3
+                        if ln < 16:
+                            return -1
+    except OSError:
+        return -1
+    return count
+
+
+def _destroy_clsact_if_unused(hook: object) -> None:
+    """Remove the clsact qdisc this process created once no filter (ours or anyone's) is left on it."""
+    ifindex = hook.ifindex  # type: ignore[attr-defined]
+    if ifindex in _OUR_CLSACT and _tc_filter_count(ifindex) == 0:
+        _OUR_CLSACT.discard(ifindex)
+        _destroy_clsact(hook)
+
+
 def attach_tc(prog: ProgLike, interface: int | str, direction: str = "ingress", *,
               mode: str = "auto", priority: int = 0, handle: int = 0) -> Link:
     """Attach a tc (``sched_cls``) program to an interface's ingress or egress.
@@ -482,11 +544,12 @@ def attach_tc(prog: ProgLike, interface: int | str, direction: str = "ingress", 
         return Link(fd, "tcx", ifindex=ifindex, prog_id=_prog_id(pfd))
     hook = attach.tc_hook(ifindex, attach.BPF_TC_INGRESS if direction == "ingress" else attach.BPF_TC_EGRESS)
     created = attach.tc_hook_create(hook)
+    if created:
+        _OUR_CLSACT.add(ifindex)
     try:
         h, prio, pid = attach.tc_attach(hook, pfd, handle=handle, priority=priority)
     except BpfError:
-        if created:
-            _destroy_clsact(hook)
+        _destroy_clsact_if_unused(hook)
         raise
     return Link(-1, "tc-netlink", ifindex=ifindex, prog_id=pid, _undo=("tc", hook, h, prio, created))
 
