@@ -944,7 +944,14 @@ class Map:
         try:
             r = self._f_update(self.fd, self._key(key), struct.pack("<I", fd), ANY)
             if r:
-                raise map_error(-r, f"update of key {key!r}", self.name)
+                e = map_error(-r, f"update of key {key!r}", self.name)
+                if kind == "prog" and -r == _errno.EINVAL:
+                    # the kernel matches every program against the table's owner
+                    e = MapError(f"{e.message} (a prog_array takes only programs with its owner "
+                                 "program's type, expected attach type, JIT and XDP frags setting; "
+                                 "the first program put in it, or the program using it, is the owner)",
+                                 errno=_errno.EINVAL, map=self.name)
+                raise e
         finally:
             if close_fd >= 0:
                 os.close(close_fd)

@@ -455,3 +455,16 @@ def test_enotsupp_from_the_kernel_reads_as_words_not_unknown_error_524(need_root
         assert "Unknown error" not in str(info.value) and "not supported" in str(info.value)
     finally:
         bloom.close()
+
+
+def test_a_prog_array_slot_refused_by_the_kernel_says_what_must_match(objs: Path) -> None:
+    from pybpfobj.loader import BpfObject
+
+    with BpfObject(objs / "tailcall.o") as t, BpfObject(objs / "progs_all.o") as p:
+        t.load()
+        p.load()
+        other = next(prog for prog in p.programs.values() if prog.type != "xdp")
+        with pytest.raises(MapError, match=r"Invalid argument \(a prog_array takes only programs with its "
+                                           r"owner program's type") as info:
+            t.maps["jmp_table"].set_prog(0, other)
+        assert info.value.errno == errno.EINVAL
