@@ -100,6 +100,7 @@ def test_mutated_objects_raise_only_pybpfobj_errors(objs: Path, tmp_path: Path) 
                 failures.append(f"mutant {i} ({kind} of {name}): inspect rc {rc} without Error: {err.getvalue()!r}")
             if "internal error" in err.getvalue() or "Traceback" in err.getvalue():
                 failures.append(f"mutant {i} ({kind} of {name}): inspect: {err.getvalue().strip()}")
+    print(f"{MUTANTS} mutants: {parsed} parsed, {rejected} rejected with a pybpfobj error, {len(failures)} failures")
     assert not failures, "\n".join(failures)
     # the campaign exercised both sides: mutants the reader took and ones it refused
     assert parsed > MUTANTS // 20 and rejected > MUTANTS // 20, (parsed, rejected)
