@@ -198,6 +198,7 @@ class BpfObject:
     _type_set: AbstractSet[str] = frozenset()  # programs given a type by the caller
     _from_table: AbstractSet[str] = frozenset()  # ... by our section table
     _reused: Mapping[str, str] = _mappingproxy({})  # map name -> what replaces it
+    _vars_set: Mapping[str, str] = _mappingproxy({})  # data map name -> first variable set_var set in it
     _pin_paths: Mapping[str, str] = _mappingproxy({})  # LIBBPF_PIN_BY_NAME paths, set at load
     _prog_handles: dict[str, Any] | None = None
     _map_handles: dict[str, Any] | None = None
@@ -366,6 +367,11 @@ class BpfObject:
         if mname in self._reused:
             raise MapError(f"replacement for map '{mname}' specified more than once", map=mname,
                            errno=_errno.EINVAL)
+        if mname in self._vars_set:
+            # a replacing map keeps its own contents: the value set_var wrote would be lost
+            raise MapError(f"reuse_map: variable '{self._vars_set[mname]}' of map '{mname}' was set with "
+                           f"set_var, and a replacing map keeps its own contents", map=mname,
+                           obj=self.name, errno=_errno.EINVAL)
         given = [x for x in (source, fd, id, pinned) if x is not None]
         if len(given) != 1:
             raise BpfError("reuse_map: give exactly one of a map handle, fd=, id= or pinned=",
@@ -514,6 +520,8 @@ class BpfObject:
                     if not addr or si.offset + si.size > size:
                         raise MapError(f"map '{mname}' has no room for variable '{name}'", map=mname)
                     _o.write_memory(addr, si.offset, data)
+                    if mname not in self._vars_set:
+                        self._vars_set = {**self._vars_set, mname: name}
                     return
         raise NotFoundError(f"object '{self.name}' has no global variable '{name}'", obj=self.name)
 

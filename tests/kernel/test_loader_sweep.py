@@ -4,6 +4,7 @@ configuration errors (set_var, set_max_entries) that name what is wrong."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -165,3 +166,17 @@ def test_unknown_enum_name_lists_the_enum_names(objs: Path) -> None:
             obj.set_var("favourite", "PURPLE")
         obj.set_var("favourite", "BLUE")
         assert obj.get_var("favourite") == (4).to_bytes(4, "little")
+
+
+def test_reusing_a_data_map_after_set_var_is_refused_not_silently_dropped(objs: Path) -> None:
+    with BpfObject(objs / "xdp_counter.o") as first:
+        first.load()
+        with BpfObject(objs / "xdp_counter.o") as second:
+            second.set_var("verdict", 1)
+            with pytest.raises(MapError, match=r"variable 'verdict' of map 'xdp_coun.rodata' was set with "
+                                               r"set_var") as info:
+                second.reuse_map("xdp_coun.rodata", first.maps["xdp_coun.rodata"])
+            assert info.value.errno == errno.EINVAL
+            second.reuse_map("stats", first.maps["stats"])  # other maps still can be
+            second.load()
+            assert second.get_var("verdict") == (1).to_bytes(len(second.get_var("verdict")), "little")
