@@ -17,7 +17,7 @@
    alternate C, bare ctypes and BpfObject (a batch of loads each, at least
    N, more for small objects: each batch's median), many rounds; the ratio
    printed is the median of the rounds' ratios, "(rounds)" their
-   interquartile range.  Target <= 1.1.
+   interquartile range.  Both sides run pinned to one CPU.  Target <= 1.1.
 
 Both print a table for people, then ``RATIO <name> <value> <target|->``
 lines for bench/run_all.py: ``loadall_<obj>_difference_ms`` (target 40),
@@ -219,6 +219,12 @@ def main() -> None:
             subprocess.run(["umount", "-l", str(fs)], check=False)
             shutil.rmtree(fs, ignore_errors=True)
     if a.only != "process":
+        # In process, both sides on one CPU (the C program inherits it): per-CPU kernel state
+        # (allocator caches, RCU callbacks of the previous round's frees) is then alike for both,
+        # and a busy neighbour on one core does not favour either side.
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[-1]})
+        print(f"\nin process: both sides pinned to CPU {cpus[-1]}")
         ratio_lines += in_process(a.objects, n_in_process)
     # for bench/run_all.py: RATIO <name> <value> <target|-> (issue 3's targets)
     print()

@@ -153,12 +153,18 @@ class BpfObject:
         if log_level.__class__ is not int or log_level:  # 0, the default, needs no check
             _check_u32(log_level, "verifier log level")
         self.log_level = log_level
-        self._path: str | None = None
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            src: str | bytes = bytes(source)
+        path: str | None = None
+        if isinstance(source, str):  # the common case first: no conversion, no check
+            src: str | bytes = source
+            path = self.source = source
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            src = bytes(source)
             self.source = name or "<bytes>"
         else:
-            src = self._path = self.source = _path_arg(source, "object file")
+            src = path = self.source = _path_arg(source, "object file")
+        self._path = path
+        if path is not None:
+            src = path
             try:
                 mode = os.stat(src).st_mode
             except ValueError:  # a NUL byte: libbpf would open the path up to it
@@ -177,7 +183,7 @@ class BpfObject:
         if name is not None and not isinstance(name, str):
             raise BpfError(f"object name must be a str, not {type(name).__name__}", errno=_errno.EINVAL,
                            obj=self.source)
-        if not isinstance(pin_root, str):
+        if pin_root.__class__ is not str and not isinstance(pin_root, str):
             raise BpfError(f"pin_root must be a str path, not {type(pin_root).__name__}",
                            errno=_errno.EINVAL, obj=self.source)
         self.pin_root = pin_root
