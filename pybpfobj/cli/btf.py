@@ -536,11 +536,12 @@ def do_show(ctx: Context, args: list[str]) -> int:
 
 
 def do_help(ctx: Context, args: list[str]) -> int:
-    """``btf help``: the usage on stderr (``null`` on stdout with ``-j``), as bpftool."""
+    """``btf help``: the usage on stdout like every group's ``help`` here (bpftool writes
+    it to stderr); ``null`` with ``-j``."""
     if ctx.json:
         ctx.emit_json(None)
     else:
-        ctx.err.write(USAGE)
+        ctx.out.write(USAGE)
     return 0
 
 

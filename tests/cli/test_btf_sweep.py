@@ -220,13 +220,19 @@ def test_errors_match_bpftools_texts_and_exit_codes(fs: Any, bpftool: str) -> No
         ["btf", "dump", "map", "pinned", str(d / "missing")],
         ["btf", "dump", "prog", "tag", "zz"],
         ["btf", "dump", "map", "pinned", nobtf, "value", "extra"],
-        ["btf", "help"], ["btf", "dump", "file", "/nonexistent"],
+        ["btf", "dump", "file", "/nonexistent"],
         ["btf", "dump", "file", str(d), "format", "c"],
     ]
     for argv in cases:
         for opts in ((), ("-j",), ("-p",)):
             rc, out, err = same(bpftool, *opts, *argv)
             assert "Traceback" not in out + err
+    # help: exit 0 and the usage, on stdout like every group's help here (bpftool: stderr)
+    rc_t, out_t, err_t = theirs(bpftool, "btf", "help")
+    rc_o, out_o, err_o = ours("btf", "help")
+    assert rc_t == rc_o == 0 and out_t == err_o == "" and "btf dump BTF_SRC" in err_t
+    assert out_o.startswith("Usage: pybpfobj btf") and "btf dump BTF_SRC" in out_o
+    assert ours("-j", "btf", "help") == (0, "null\n", "")
     # an unknown verb: the same exit code and usage; we name the verb first (as `map`/`prog` do)
     rc_t, _, err_t = theirs(bpftool, "btf", "foo")
     rc_o, out_o, err_o = ours("btf", "foo")
