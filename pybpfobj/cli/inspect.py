@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pybpfobj.spec.elf import MapSpec, ObjectSpec, ProgramSpec, VarSpec
 
 USAGE = """Usage: pybpfobj inspect OBJ
-       pybpfobj -j inspect OBJ
+       pybpfobj -j [-p] inspect OBJ
 
        Describe the programs, maps (in 'map idx' order) and global variables
        of a BPF object file without loading it. -m tolerates unknown map fields.

@@ -59,6 +59,9 @@ USAGE = """Usage: pybpfobj prog { show | list } [PROG]
        Graphviz; visual FILE.dot writes the DOT text.  `pybpfobj load help` explains
        load's extra keywords (size, value_size, var, force, pinroot).
        show lists 'pids' from /proc/*/fdinfo (bpftool needs a BPF iterator).
+       pin (and load) mount a bpffs on the parent directory when it is not on
+       one, as bpftool does (-n refuses instead); a name with '.' is refused.
+       profile needs fentry/fexit programs and perf counters from the kernel.
 """
 
 BPF_OBJ_NAME_LEN = 16
