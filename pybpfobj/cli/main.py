@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from pybpfobj.cli.common import CliError, Context, UsageError, match_keyword
+from pybpfobj.cli.common import CliError, Context, UsageError, is_keyword, match_keyword
 
 # Every run pays for what this module imports: typing and logging stay out
 # (logging is set up on the first libbpf message, or at once with -d).
@@ -54,11 +54,13 @@ _PASSTHROUGH = {"--no-embed": "path"}
 
 
 class OptionError(UsageError):
-    """A bad global option; ``json`` tells whether -j/-p came before it (bpftool then answers in JSON)."""
+    """A bad global option; ``opts`` are the options seen before it (bpftool answers in
+    JSON, pretty with -p, when -j/-p came first)."""
 
-    def __init__(self, message: str, json: bool) -> None:
+    def __init__(self, message: str, opts: set[str]) -> None:
         super().__init__(message, USAGE)
-        self.json = json
+        self.json = bool(opts & {"j", "p"})
+        self.pretty = "p" in opts
 
 
 def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
@@ -66,7 +68,10 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
 
     ``-jp`` style clusters work; ``--`` ends options.  A token that looks
     like a negative number stays a word, so the DATA parser can reject it
-    with a clear message instead of calling it an unknown option.
+    with a clear message instead of calling it an unknown option.  ``-h``
+    ends the parse at once, as bpftool's getopt loop returns the help there:
+    it wins over ``-V`` and over bad options after it, and only the options
+    before it (``-j``) shape the answer.
     """
     opts: set[str] = set()
     words: list[str] = []
@@ -75,13 +80,15 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
         if tok == "--":
             words.extend(it)
             break
-        if tok in _PASSTHROUGH_WITH_VALUE:
+        # gen's own options, only after the word 'gen': elsewhere they are unknown options
+        # (not words that would make 'object -o is unknown' or 'got: path')
+        if tok in _PASSTHROUGH_WITH_VALUE and words and is_keyword(words[0], "gen"):
             value = next(it, None)
             if value is None:
-                raise OptionError(f"option '{tok}' requires an argument", bool(opts & {"j", "p"}))
+                raise OptionError(f"option '{tok}' requires an argument", opts)
             words.extend([_PASSTHROUGH_WITH_VALUE[tok], value])
             continue
-        if tok in _PASSTHROUGH:
+        if tok in _PASSTHROUGH and words and is_keyword(words[0], "gen"):
             words.append(_PASSTHROUGH[tok])
             continue
         if tok.startswith("--"):
@@ -91,14 +98,18 @@ def parse_options(argv: Sequence[str]) -> tuple[set[str], list[str]]:
             if name in _LONG:
                 matches = [name]
             if len(matches) != 1 or "=" in tok:
-                raise OptionError(f"unrecognized option '{tok}'", bool(opts & {"j", "p"}))
+                raise OptionError(f"unrecognized option '{tok}'", opts)
             opts.add(_LONG[matches[0]])
+            if "h" in opts:
+                return opts, words
         elif tok.startswith("-") and len(tok) > 1 and not tok[1:2].isdigit():
             for ch in tok[1:]:
                 if ch not in _SHORT:
                     # bpftool names the whole token, and answers in JSON if -j came first
-                    raise OptionError(f"unrecognized option '{tok}'", bool(opts & {"j", "p"}))
+                    raise OptionError(f"unrecognized option '{tok}'", opts)
                 opts.add(ch)
+                if ch == "h":
+                    return opts, words
         else:
             words.append(tok)
     return opts, words
@@ -170,7 +181,12 @@ def do_version(ctx: Context, args: list[str]) -> int:
 
 
 def do_help(ctx: Context, args: list[str]) -> int:
-    ctx.out.write(USAGE)
+    """``help``, ``-h``: the usage on stdout like every group's ``help`` here (bpftool
+    writes it to stderr), exit 0; in JSON mode only ``null``, as bpftool."""
+    if ctx.json:
+        ctx.out.write("null\n")
+    else:
+        ctx.out.write(USAGE)
     return 0
 
 
@@ -182,6 +198,7 @@ def run(argv: Sequence[str], ctx: Context | None = None) -> int:
     except OptionError as e:
         if e.json:
             ctx.json = True
+            ctx.pretty = e.pretty
             _report(ctx, e.message)
         else:
             ctx.err.write(f"Error: {e.message}\n{USAGE}")
@@ -192,11 +209,16 @@ def run(argv: Sequence[str], ctx: Context | None = None) -> int:
     ctx.bpffs = "f" in opts
     ctx.mapcompat = "m" in opts
     ctx.nomount = "n" in opts
+    if "h" in opts:
+        return do_help(ctx, [])
+    if not words and "V" not in opts:
+        # no object at all: bpftool's help, exit 0; the usage on stderr (nobody asked for it)
+        if not ctx.json:
+            ctx.err.write(USAGE)
+            return 0
+        return do_help(ctx, [])
     if "V" in opts:
         return do_version(ctx, [])
-    if "h" in opts or not words:
-        ctx.err.write(USAGE) if not words and "h" not in opts else ctx.out.write(USAGE)
-        return 0 if "h" in opts else 255
     try:
         name = match_keyword(words[0], [g[0] for g in GROUPS])
         if name is None:
