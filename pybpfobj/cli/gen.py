@@ -59,6 +59,9 @@ def do_skeleton(ctx: Context, args: list[str]) -> int:
 
 
 def do_help(ctx: Context, args: list[str]) -> int:
+    if ctx.json:
+        ctx.emit_json(None)  # bpftool's help in JSON mode
+        return 0
     ctx.out.write(USAGE)
     return 0
 

@@ -33,7 +33,10 @@ def do_inspect(ctx: Context, args: list[str]) -> int:
     """Entry point of ``pybpfobj inspect``."""
     if not args or args[0] == "help":
         if args:
-            ctx.out.write(USAGE)
+            if ctx.json:
+                ctx.emit_json(None)  # bpftool's help in JSON mode
+            else:
+                ctx.out.write(USAGE)
             return 0
         raise UsageError("expected an object file", USAGE)
     if len(args) > 1:

@@ -152,10 +152,10 @@ def _maps_named(name: str) -> list[int]:
     return out
 
 
-def parse_load_args(args: list[str]) -> _Args:
+def parse_load_args(args: list[str], verb: str = "load") -> _Args:
     """Parse ``OBJ PATH [keywords...]`` with bpftool's messages; opens replacement map fds."""
     if len(args) < 2:
-        raise CliError(f"'load' needs at least 2 arguments, {len(args)} found")
+        raise CliError(f"'{verb}' needs at least 2 arguments, {len(args)} found")
     a = _Args(args[0], args[1])
     i = 2
     order = 0
@@ -235,12 +235,15 @@ def _map_indices(obj: Any, a: _Args) -> list[tuple[int, int, str]]:
 
 def _load(ctx: Context, args: list[str], first_only: bool) -> int:
     if args[:1] == ["help"]:
-        ctx.out.write(LOAD_USAGE)
+        if ctx.json:
+            ctx.emit_json(None)  # bpftool's help in JSON mode
+        else:
+            ctx.out.write(LOAD_USAGE)
         return 0
     from pybpfobj.errors import BpfError, VerifierError
     from pybpfobj.kernel import bpffs
 
-    a = parse_load_args(args)
+    a = parse_load_args(args, "load" if first_only else "loadall")
     mounts: list[bpffs.Mounted] = []
     obj: Any = None
     ok = False

@@ -156,11 +156,8 @@ def test_every_group_help_goes_to_stdout_like_the_top_level_help(group: str) -> 
     assert rc == 0 and err == "" and out.startswith("Usage: pybpfobj ")
 
 
-# Known divergence in the group modules (reported to their owners): with -j, bpftool's
-# `OBJECT help` prints only `null`.
-@pytest.mark.parametrize("group", [pytest.param(g, marks=pytest.mark.xfail(reason="usage text with -j; in the group "
-                                                                                  "module", strict=False))
-                                   for g in ("gen", "inspect", "load")] + ["prog", "map", "btf"])
+# with -j, bpftool's `OBJECT help` prints only `null`
+@pytest.mark.parametrize("group", ["gen", "inspect", "load", "loadall", "prog", "map", "btf"])
 def test_group_help_in_json_mode_is_null(group: str) -> None:
     assert ours("-j", group, "help") == (0, "null\n", "")
 
