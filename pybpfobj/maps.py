@@ -32,7 +32,7 @@ import os
 import re
 import struct
 from array import array as _array
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -874,8 +874,7 @@ class Map:
 
     def push(self, value: Any, flags: int | str = ANY) -> None:
         """queue/stack/bloom_filter: add ``value`` (``exist`` on a full queue overwrites the oldest)."""
-        if self.type not in _NO_KEY_TYPES:
-            raise self._keyed("push", "update(key, value)")
+        self._need_type(_NO_KEY_TYPES, "push", "update(key, value)")
         fl = _flag_value(flags, False, self.name)
         r = self._f_update(self.fd, None, self._value_bytes(value), fl)
         if r:
@@ -883,8 +882,7 @@ class Map:
 
     def pop(self) -> Any:
         """queue/stack: remove and return the next value (KeyNotFoundError when empty)."""
-        if self.type not in _QUEUE_STACK:
-            raise self._keyed("pop", "lookup_and_delete(key)")
+        self._need_type(_QUEUE_STACK, "pop", self._keyed_instead("lookup_and_delete(key)"))
         r, v = self._value_call(self._f_lad, None)
         if r:
             raise map_error(-r, "pop (map empty?)" if -r == _errno.ENOENT else "pop", self.name)
@@ -892,8 +890,7 @@ class Map:
 
     def peek(self) -> Any:
         """queue/stack: the next value without removing it (KeyNotFoundError when empty)."""
-        if self.type not in _QUEUE_STACK:
-            raise self._keyed("peek", "lookup(key)")
+        self._need_type(_QUEUE_STACK, "peek", self._keyed_instead("lookup(key)"))
         r, v = self._value_call(self._f_lookup, None)
         if r:
             raise map_error(-r, "peek (map empty?)" if -r == _errno.ENOENT else "peek", self.name)
@@ -970,11 +967,14 @@ class Map:
         """array_of_maps/hash_of_maps: a new Map handle on the inner map at ``key``."""
         return Map.from_id(self.inner_map_id(key), **kw)
 
-    def _need_type(self, types: tuple[int, ...], what: str) -> None:
+    def _need_type(self, types: Collection[int], what: str, instead: str | None = None) -> None:
+        """Refuse ``what`` unless the map is of one of ``types``; ``instead`` names the call
+        to use on other maps."""
         if self.type not in types:
-            raise MapError(f"{what}: map {self.name!r} is a {self.type_name} map, not "
-                           + " or ".join(C.map_type_name(t) for t in types), errno=_errno.EINVAL,
-                           map=self.name)
+            names = " or ".join(C.map_type_name(t) for t in sorted(types))
+            raise MapError(f"{what}: map {self.name!r} is a {self.type_name} map; it is not {names}"
+                           + (f" (use {instead})" if instead else ""),
+                           errno=_errno.EINVAL, map=self.name)
 
     def _raw_lookup(self, key: Any) -> bytes:
         r, raw = self._raw_value(self._key(key))
@@ -1001,14 +1001,10 @@ class Map:
         finally:
             gc.enable()
 
-    def _keyed(self, what: str, instead: str) -> MapError:
-        """The error for a keyless operation (push/pop/peek) on a map that is not a queue or
-        stack (or, for push, a bloom filter)."""
-        if self.type == C.MAP_TYPE["bloom_filter"]:
-            instead = "bloom_contains(value)"
-        return MapError(f"{what}: map {self.name!r} is a {self.type_name} map; {what} works on queue "
-                        f"and stack maps{' and bloom filters' if what == 'push' else ''} (use {instead})",
-                        errno=_errno.EINVAL, map=self.name)
+    def _keyed_instead(self, call: str) -> str:
+        """What to call instead of pop/peek: ``call`` on keyed maps; a bloom filter has only
+        bloom_contains."""
+        return "bloom_contains(value)" if self.type == C.MAP_TYPE["bloom_filter"] else call
 
     def _no_keys(self, what: str) -> MapError:
         return MapError(f"{what}: map {self.name!r} is a {self.type_name} map: it has no keys to list "
