@@ -71,17 +71,18 @@ class Context:
         import functools
         import json
 
-        for ascii_only in (False, True):
+        from pybpfobj.jsonw import pretty
+
+        def dumps(ascii_only: bool) -> str:
             if self.pretty:
-                text = _pretty(obj, functools.partial(json.dumps, ensure_ascii=ascii_only))
-            else:
-                text = json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only)
-            try:
-                text.encode(getattr(self.out, "encoding", None) or "utf-8")
-            except (UnicodeEncodeError, LookupError):
-                continue
-            break
-        self.out.write(text + "\n")
+                return pretty(obj, functools.partial(json.dumps, ensure_ascii=ascii_only))
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only)
+
+        try:
+            # a text stream encodes the whole string before writing any of it
+            self.out.write(dumps(False) + "\n")
+        except UnicodeEncodeError:
+            self.out.write(dumps(True) + "\n")
 
     def emit_null(self) -> None:
         """Success of a mutating command: nothing in text mode, ``null`` in JSON."""
@@ -95,33 +96,6 @@ class Context:
         """A warning on stderr; hidden in JSON mode, like bpftool's p_info."""
         if not self.json:
             self.err.write(text + "\n")
-
-
-def _pretty(value: Any, scalar: Callable[[Any], str]) -> str:
-    """bpftool's pretty JSON layout: object members one per line (4 spaces a level),
-    array elements run on (``[{``, ``},{``, ``[1,2``), a non-empty container closes on
-    its own line.  Scalars are valid JSON (bpftool's writer escapes ``'`` as ``\\'``)."""
-    out: list[str] = []
-
-    def emit(v: Any, d: int) -> None:
-        if isinstance(v, dict):
-            out.append("{")
-            for n, (k, x) in enumerate(v.items()):
-                out.append(("," if n else "") + "\n" + "    " * (d + 1) + scalar(str(k)) + ": ")
-                emit(x, d + 1)
-            out.append(("\n" + "    " * d if v else "") + "}")
-        elif isinstance(v, (list, tuple)):
-            out.append("[")
-            for n, x in enumerate(v):
-                if n:
-                    out.append(",")
-                emit(x, d + 1)
-            out.append(("\n" + "    " * d if v else "") + "]")
-        else:
-            out.append(scalar(v))
-
-    emit(value, 0)
-    return "".join(out)
 
 
 def match_keyword(word: str, table: Sequence[str]) -> str | None:

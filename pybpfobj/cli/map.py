@@ -367,20 +367,11 @@ def _print_key_value(ctx: Context, m: Map, key: bytes, value: bytes) -> None:
     """bpftool's print_key_value (lookup, peek, pop)."""
     fmt = _BtfFormatter(m, not ctx.json) if _has_btf(m) else None
     if ctx.json:
-        _emit(ctx, entry_json(m, key, value, fmt))
+        ctx.emit_json(entry_json(m, key, value, fmt))
     elif fmt is not None:
         ctx.print(jsonw_pretty(fmt(key, value)))
     else:
         ctx.print(entry_plain(m, key, value))
-
-
-def _emit(ctx: Context, obj: Any) -> None:
-    """A JSON result as bpftool prints it: compact, or with ``-p`` in its json_writer's
-    pretty layout (array elements run on, ``[{`` and ``},{``), not Python's indent=4."""
-    if ctx.pretty:
-        ctx.out.write(jsonw_pretty(obj) + "\n")
-    else:
-        ctx.emit_json(obj)
 
 
 def _errcode(e: BpfError) -> int:
@@ -478,7 +469,7 @@ def do_show(ctx: Context, args: list[str]) -> int:
             for m in maps:
                 m.close()
         if ctx.json:
-            _emit(ctx, objs if len(objs) > 1 else objs[0])
+            ctx.emit_json(objs if len(objs) > 1 else objs[0])
         return 0
     results = []
     for mid in kinfo.map_ids():
@@ -491,7 +482,7 @@ def do_show(ctx: Context, args: list[str]) -> int:
         finally:
             m.close()
     if ctx.json:
-        _emit(ctx, results)
+        ctx.emit_json(results)
     return 0
 
 
@@ -662,7 +653,7 @@ def do_dump(ctx: Context, args: list[str]) -> int:
         if ctx.json or btf_mode:
             out = results if len(maps) > 1 else results[0]
             if ctx.json:
-                _emit(ctx, out)
+                ctx.emit_json(out)
             else:
                 ctx.print(jsonw_pretty(out))
         return rc
@@ -738,7 +729,7 @@ def do_getnext(ctx: Context, args: list[str]) -> int:
         if r:
             raise CliError(f"can't get next key: {os.strerror(-r)}", r & 0xFF)
         if ctx.json:
-            _emit(ctx, {"key": hexbytes(key) if key is not None else None, "next_key": hexbytes(nxt)})
+            ctx.emit_json({"key": hexbytes(key) if key is not None else None, "next_key": hexbytes(nxt)})
         else:
             ctx.print(("key:\n" + fprint_hex(key) if key is not None else "key: None")
                       + "\nnext key:\n" + fprint_hex(nxt))

@@ -23,6 +23,7 @@ import struct
 from typing import Any
 
 from pybpfobj.errors import BTFError
+from pybpfobj.jsonw import pretty
 from pybpfobj.spec.btf import BTF, INT_BOOL, INT_CHAR, INT_SIGNED, BtfKind, BtfType
 
 
@@ -58,45 +59,9 @@ def _scalar(v: Any) -> str:
 
 
 def pretty_json(value: Any, depth: int = 0) -> str:
-    """``value`` as bpftool's pretty JSON writer prints it, starting at nesting ``depth``.
-
-    Object members go on their own lines (4 spaces per level); array
-    elements follow each other on the line, and a non-empty array or object
-    closes on a new line.
-    """
-    out: list[str] = []
-
-    def eol(d: int) -> None:
-        out.append("\n" + "    " * d)
-
-    def emit(v: Any, d: int) -> None:
-        if isinstance(v, dict):
-            out.append("{")
-            first = True
-            for k, x in v.items():
-                if not first:
-                    out.append(",")
-                first = False
-                eol(d + 1)
-                out.append(_quote(str(k)) + ": ")
-                emit(x, d + 1)
-            if not first:
-                eol(d)
-            out.append("}")
-        elif isinstance(v, list):
-            out.append("[")
-            for i, x in enumerate(v):
-                if i:
-                    out.append(",")
-                emit(x, d + 1)
-            if v:
-                eol(d)
-            out.append("]")
-        else:
-            out.append(_scalar(v))
-
-    emit(value, depth)
-    return "".join(out)
+    """``value`` as bpftool's pretty JSON writer prints it, starting at nesting ``depth``
+    (:func:`pybpfobj.jsonw.pretty` with bpftool's own leaf escaping)."""
+    return pretty(value, _scalar, depth)
 
 
 class _AnonKey(str):
