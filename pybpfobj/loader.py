@@ -71,6 +71,8 @@ _BLOOM = constants.MAP_TYPE["bloom_filter"]
 _mappingproxy = type(type.__dict__)
 _LOG_SIZE = 1 << 24  # libbpf's own first size (BPF_LOG_BUF_SIZE); untouched pages cost nothing
 _tls = _thread._local()
+# Files (device, inode, size, mtime, ctime) whose pre-load scan found nothing to do
+_CLEAN_FILES: set[tuple[int, int, int, int, int]] = set()
 
 # Sections libbpf attaches from the name alone (bpf_program__attach); the others
 # (xdp, tc, socket, cgroup...) need a target that the caller gives.
@@ -166,20 +168,22 @@ class BpfObject:
         if path is not None:
             src = path
             try:
-                mode = os.stat(src).st_mode
+                st = os.stat(src)
             except ValueError:  # a NUL byte: libbpf would open the path up to it
                 raise ObjectOpenError(f"failed to open object file {src!r}: the path contains a NUL byte",
                                       errno=_errno.EINVAL, obj=src, path=src) from None
             except OSError:
                 pass  # missing and such: libbpf says so in its own words
             else:
-                if not S_ISREG(mode):
+                if not S_ISREG(st.st_mode):
                     # libbpf 1.1 leaks its fd when elf_begin fails on a directory: refuse first
-                    isdir = S_ISDIR(mode)
+                    isdir = S_ISDIR(st.st_mode)
                     raise ObjectOpenError(
                         f"failed to open object file '{src}': "
                         f"{'is a directory' if isdir else 'not a regular file'}",
                         errno=_errno.EISDIR if isdir else _errno.EINVAL, obj=src, path=src)
+                # this file as it is now, for the pre-load scan's memo (see load)
+                self._file = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if name is not None and not isinstance(name, str):
             raise BpfError(f"object name must be a str, not {type(name).__name__}", errno=_errno.EINVAL,
                            obj=self.source)
@@ -193,7 +197,15 @@ class BpfObject:
         self._log_buf: _o.LogBuffer | None = None if log_level else _thread_log_buffer()
         self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat,
                                    log_level=log_level, log_buf=self._log_buf)
-        self.name = _o.object_name(self._obj)
+
+    @property
+    def name(self) -> str:
+        """The object's name as libbpf has it (the file name up to its first dot, at
+        most 15 characters, or the ``name`` given); read from libbpf on first use."""
+        n = self._name
+        if n is None:
+            n = self._name = _o.object_name(self._obj) if self._obj else ""
+        return n
 
     # The rest of the state starts as these class-level values (immutable, so a
     # stray in-place update fails loudly) and gets its own object on first
@@ -210,6 +222,10 @@ class BpfObject:
     _map_handles: dict[str, Any] | None = None
     _pins: _Pins | None = None  # every pin and directory this object made
     _btf: BTF | None = None
+    _name: str | None = None
+    # (device, inode, size, mtime, ctime) of the file opened, None for bytes
+    _file: tuple[int, int, int, int, int] | None = None
+    _resized = False  # a map size was set before load (it may be 0): the scan runs
 
     def _own_pins(self) -> _Pins:
         if self._pins is None:
@@ -348,6 +364,7 @@ class BpfObject:
             raise MapError(f"{what}: map '{mname}' of object '{self.name}' holds global data: its "
                            f"{field} comes from its section", map=mname, obj=self.name, errno=_errno.EINVAL)
         setter(m, n)
+        self._resized = True
 
     def _not_reused(self, name: str, what: str) -> None:
         if name in self._reused:
@@ -647,11 +664,21 @@ class BpfObject:
             self._check_open("load")
         root_existed = True
         try:
-            untyped, pinned, unsized = _o.scan_for_load(self._obj)
-            if untyped:
-                self._prepare_types(untyped)
-            if pinned or unsized:
-                self._check_maps(pinned, unsized)
+            # The pre-load scan looks for what needs attention: a program type to set, a
+            # by-name pin to check, a size missing.  Its finding depends on the file alone
+            # (and on map sizes set since the open); "nothing" is remembered per file, so
+            # loading the same unchanged file again skips the scan.
+            file = self._file
+            if file is None or self._resized or file not in _CLEAN_FILES:
+                untyped, pinned, unsized = _o.scan_for_load(self._obj)
+                if untyped:
+                    self._prepare_types(untyped)
+                if pinned or unsized:
+                    self._check_maps(pinned, unsized)
+                elif not untyped and file is not None and not self._resized:
+                    if len(_CLEAN_FILES) >= 256:
+                        _CLEAN_FILES.clear()
+                    _CLEAN_FILES.add(file)
             pins = self._pin_paths
             existed: set[str] = set()
             if pins:  # only by-name pins can create the pin root
@@ -1068,6 +1095,8 @@ class BpfObject:
         """
         if self._state == "closed":
             return
+        if self._name is None:  # the name stays readable once closed
+            self._name = _o.object_name(self._obj)
         _o.close_object(self._obj)
         self._obj = 0
         self._state = "closed"

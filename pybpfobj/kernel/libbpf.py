@@ -61,6 +61,51 @@ _log_setup: list[Callable[[], None]] = []
 # True while a captured() call runs whose start found no listener for debug lines
 _debug_off = False
 _modules = sys.modules
+# The same answer for native code: 0 while debug lines are to be dropped before they reach
+# Python (see _native_gate), 1 otherwise.  Its address is built into the gate's code.
+_gate_open = ctypes.c_uint8(1)
+ENV_PY_PRINT = "PYBPFOBJ_PY_PRINT"
+_print_gate = "python"  # or "native": what lib() installed as libbpf's print function
+
+
+def _native_gate(target: int) -> int | None:
+    """Build, on x86-64, a few instructions that libbpf calls as its print function:
+    a debug line (level 2) is dropped right there while ``_gate_open`` is 0, and
+    every other call jumps on to ``target`` (the Python callback) with its
+    arguments untouched.  libbpf prints two dozen debug lines per small object,
+    and each call into Python costs about as much as the rest of a binding's
+    work on an open+load.  The code goes in a page of its own, written, then
+    made read-only and executable (never writable and executable at once).
+    Returns its address, or None where the machine is not x86-64 or the page
+    cannot be made executable; the caller then installs ``target`` itself.
+    """
+    if os.uname().machine != "x86_64" or os.environ.get(ENV_PY_PRINT):
+        return None
+    assert _libc is not None
+    gate = ctypes.addressof(_gate_open)
+    code = (b"\xf3\x0f\x1e\xfa"                          # endbr64 (a no-op without CET)
+            b"\x83\xff\x02"                              # cmp edi, 2 (LIBBPF_DEBUG)
+            b"\x75\x0f"                                  # jne to_python
+            b"\x48\xb8" + gate.to_bytes(8, "little") +   # movabs rax, &_gate_open
+            b"\x80\x38\x00"                              # cmp byte [rax], 0
+            b"\x74\x0c"                                  # je drop
+            b"\x48\xb8" + target.to_bytes(8, "little") + # to_python: movabs rax, target
+            b"\xff\xe0"                                  # jmp rax (a tail call)
+            b"\x31\xc0"                                  # drop: xor eax, eax
+            b"\xc3")                                     # ret
+    mmap, mprotect = _libc.mmap, _libc.mprotect
+    mmap.restype, mmap.argtypes = c_void_p, [c_void_p, c_size_t, c_int, c_int, c_int, ctypes.c_long]
+    mprotect.restype, mprotect.argtypes = c_int, [c_void_p, c_size_t, c_int]
+    size = 4096
+    page = mmap(None, size, 0x1 | 0x2, 0x02 | 0x20, -1, 0)  # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
+    if not page or page == ctypes.c_void_p(-1).value:
+        return None
+    ctypes.memmove(page, code, len(code))
+    if mprotect(page, size, 0x1 | 0x4) != 0:  # PROT_READ|EXEC; refused under some policies
+        _libc.munmap.argtypes = [c_void_p, c_size_t]
+        _libc.munmap(page, size)
+        return None
+    return int(page)
 
 
 def on_first_log(fn: Callable[[], None]) -> None:
@@ -150,13 +195,16 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
     lines: list[str] = []
     local.lines = lines
     # _wanted(LIBBPF_DEBUG), inlined: this runs twice per object
-    _debug_off = "logging" not in _modules or not logger().isEnabledFor(10)
+    _debug_off = off = "logging" not in _modules or not logger().isEnabledFor(10)
+    if off:
+        _gate_open.value = 0
     try:
         return fn(*args), lines
     finally:
         # back to the per-line check (right whatever other threads set meanwhile:
         # False only makes their lines take the longer path)
         _debug_off = False
+        _gate_open.value = 1
         local.lines = prev
 
 
@@ -204,9 +252,27 @@ def lib() -> ctypes.CDLL:
         for declare in _DECLARATIONS:
             declare(handle)
         _print_cb = _PRINT_FN(_on_print)
-        handle.libbpf_set_print(_print_cb)
+        gate = _native_gate(ctypes.cast(_print_cb, c_void_p).value or 0)
+        if gate is None:
+            handle.libbpf_set_print(_print_cb)
+        else:
+            handle.libbpf_set_print(ctypes.cast(gate, _PRINT_FN))
+            _set_print_gate("native")
         _lib = handle
         return handle
+
+
+def _set_print_gate(kind: str) -> None:
+    global _print_gate
+    _print_gate = kind
+
+
+def print_gate() -> str:
+    """How libbpf's debug lines nobody listens to are dropped: ``native`` (before
+    they reach Python; x86-64) or ``python`` (in the callback; elsewhere, or
+    with ``PYBPFOBJ_PY_PRINT=1`` in the environment)."""
+    lib()
+    return _print_gate
 
 
 def _load_libc() -> ctypes.CDLL:
@@ -351,6 +417,7 @@ __all__ = [
     "logger",
     "num_possible_cpus",
     "on_first_log",
+    "print_gate",
     "strerror",
     "version",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from loader_testutil import Records, build_bpf, libbpf_records
 
-from pybpfobj.errors import LibbpfError, UnsupportedError, VerifierError
+from pybpfobj.errors import LibbpfError, MapError, UnsupportedError, VerifierError
 from pybpfobj.loader import BpfObject
 
 pytestmark = pytest.mark.kernel
@@ -152,3 +153,97 @@ def test_a_log_level_of_the_wrong_type_is_refused(objs: Path) -> None:
         with pytest.raises(BpfError, match="verifier log level") as info:
             BpfObject(objs / "xdp_counter.o", log_level=bad)  # type: ignore[arg-type]
         assert info.value.errno == errno.EINVAL
+
+
+def test_libbpf_debug_lines_are_gated_natively_on_x86_64() -> None:
+    import platform
+
+    from pybpfobj.kernel import libbpf
+
+    want = "native" if platform.machine() in ("x86_64", "AMD64") else "python"
+    assert libbpf.print_gate() == want
+    assert libbpf._gate_open.value == 1  # open between calls: other libbpf calls print as ever
+
+
+_GATE_CHILD = """
+import logging, sys
+from pybpfobj.kernel import libbpf
+from pybpfobj.loader import BpfObject
+from pybpfobj.errors import LibbpfError
+got = []
+class H(logging.Handler):
+    def emit(self, r): got.append((r.levelno, r.getMessage()))
+log = logging.getLogger("pybpfobj.libbpf"); log.addHandler(H()); log.propagate = False
+log.setLevel(logging.DEBUG)
+with BpfObject(sys.argv[1]) as o:
+    o.load()
+debug = [m for lv, m in got if lv == logging.DEBUG]
+got.clear()
+log.setLevel(logging.WARNING)
+with BpfObject(sys.argv[1]) as o:
+    o.load()
+quiet = list(got)
+try:
+    BpfObject(sys.argv[2])
+except LibbpfError as e:
+    err = str(e)
+print(libbpf.print_gate(), any("elf: section" in m for m in debug), quiet == [],
+      any(lv == logging.WARNING for lv, _ in got), "failed to open object file" in err)
+"""
+
+
+@pytest.mark.parametrize("env", [{}, {"PYBPFOBJ_PY_PRINT": "1"}], ids=["default", "python-gate"])
+def test_both_gates_pass_debug_lines_when_asked_and_warnings_always(
+        objs: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    junk = tmp_path / "junk.o"
+    junk.write_bytes(b"\x7fELF" + b"\0" * 60)
+    out = subprocess.run([sys.executable, "-c", _GATE_CHILD, str(objs / "xdp_counter.o"), str(junk)],
+                         env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout.split()
+    native = platform.machine() in ("x86_64", "AMD64") and not env
+    assert out == ["native" if native else "python", "True", "True", "True", "True"]
+
+
+def _copy_over(src: Path, dst: Path) -> None:
+    tmp = dst.with_suffix(".new")
+    tmp.write_bytes(src.read_bytes())
+    os.replace(tmp, dst)  # a new file at the same path, as a rebuild makes
+
+
+def test_a_file_rebuilt_after_a_clean_load_is_scanned_again(objs: Path, tmp_path: Path, bpffs: Path) -> None:
+    obj = tmp_path / "prog.o"
+    _copy_over(objs / "xdp_counter.o", obj)
+    for _ in range(2):  # the second load takes the remembered "nothing to do"
+        with BpfObject(obj) as o:
+            o.load()
+    from pybpfobj import loader
+
+    st = obj.stat()
+    assert (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) in loader._CLEAN_FILES
+    _copy_over(objs / "needs_sizing.o", obj)  # now unsized maps: refused before the kernel sees them
+    with BpfObject(obj) as o, pytest.raises(MapError, match="'unsized_rb' of object 'prog' has no max_entries"):
+        o.load()
+    _copy_over(objs / "pinbyname.o", obj)  # now a by-name pin: checked and recorded
+    with BpfObject(obj, pin_root=str(bpffs)) as o:
+        o.load()
+        assert o.pinned_by_name == {"pinned_hash": f"{bpffs}/pinned_hash"}
+        o.unpin_all()
+    _copy_over(objs / "newsec.o", obj)  # sections libbpf 1.1 cannot place: typed from the table
+    with BpfObject(obj) as o:
+        o.load()
+        assert o.programs
+
+
+def test_a_map_sized_zero_before_load_is_refused_also_for_a_file_loaded_cleanly_before(objs: Path) -> None:
+    path = objs / "xdp_counter.o"
+    for _ in range(2):
+        with BpfObject(path) as o:
+            o.load()
+    with BpfObject(path) as o:
+        o.set_max_entries("stats", 0)
+        with pytest.raises(MapError, match="map 'stats' of object 'xdp_counter' has no max_entries"):
+            o.load()
