@@ -165,10 +165,13 @@ class BpfObject:
         else:
             src = path = self.source = _path_arg(source, "object file")
         self._path = path
+        raw = None
         if path is not None:
             src = path
+            # as C sees the path (os.fsencode's steps); os.stat refuses a NUL byte in it
+            raw = path.encode(libbpf.FS_ENCODING, "surrogateescape")
             try:
-                st = os.stat(src)
+                st = os.stat(raw)
             except ValueError:  # a NUL byte: libbpf would open the path up to it
                 raise ObjectOpenError(f"failed to open object file {src!r}: the path contains a NUL byte",
                                       errno=_errno.EINVAL, obj=src, path=src) from None
@@ -196,7 +199,7 @@ class BpfObject:
         # with a log level libbpf keeps its own buffer and prints each log itself.
         self._log_buf: _o.LogBuffer | None = None if log_level else _thread_log_buffer()
         self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat,
-                                   log_level=log_level, log_buf=self._log_buf)
+                                   log_level=log_level, log_buf=self._log_buf, raw_path=raw)
 
     @property
     def name(self) -> str:

@@ -299,14 +299,14 @@ def version() -> str:
 # ---------------------------------------------------------------------------
 # error checking
 
-_FS_ENCODING = sys.getfilesystemencoding()
+FS_ENCODING = sys.getfilesystemencoding()
 
 
 def c_path(path: str | bytes) -> bytes:
     """``path`` as C sees it (:func:`os.fsencode`), refusing a NUL byte: C would stop
     there and act on a shorter path (pin there, open another object)."""
     if isinstance(path, str):  # os.fsencode's own steps, without its type dispatch
-        raw = path.encode(_FS_ENCODING, "surrogateescape")
+        raw = path.encode(FS_ENCODING, "surrogateescape")
     else:
         raw = os.fsencode(path)
     if b"\0" in raw:

@@ -172,10 +172,12 @@ def _open_opts(name: str | None, pin_root: str | None, relaxed_maps: bool, log_l
 
 
 def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
-                relaxed_maps: bool, log_level: int = 0, log_buf: LogBuffer | None = None) -> int:
+                relaxed_maps: bool, log_level: int = 0, log_buf: LogBuffer | None = None,
+                raw_path: bytes | None = None) -> int:
     """``bpf_object__open_file`` / ``open_mem``; returns the ``struct bpf_object *``.
 
-    ``source`` is a path (str) or the object's bytes.  ``log_buf`` becomes
+    ``source`` is a path (str) or the object's bytes; ``raw_path``, when
+    given, is the path already as C sees it (:func:`libbpf.c_path`).  ``log_buf`` becomes
     the object's verifier log buffer (libbpf writes a program's log there
     when its load fails): it must outlive the load.  Open failures raise
     :class:`LibbpfError` naming the object, with libbpf's last warning.
@@ -184,7 +186,7 @@ def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
     opts = _open_opts(name, pin_root, relaxed_maps, log_level, log_buf)
     ctypes.set_errno(0)
     if isinstance(source, str):
-        ptr, lines = libbpf.captured(lb.bpf_object__open_file, libbpf.c_path(source), opts)
+        ptr, lines = libbpf.captured(lb.bpf_object__open_file, raw_path or libbpf.c_path(source), opts)
         if ptr and ptr < _ERR_PTR_MIN:
             return int(ptr)
         what, path = source, source
