@@ -228,7 +228,9 @@ class BpfObject:
     _name: str | None = None
     # (device, inode, size, mtime, ctime) of the file opened, None for bytes
     _file: tuple[int, int, int, int, int] | None = None
-    _resized = False  # a map size was set before load (it may be 0): the scan runs
+    # a program type, map size or map reuse was set before load: the pre-load scan then reads
+    # what the caller made of the object, not the file, so it runs and is not remembered
+    _configured = False
 
     def _own_pins(self) -> _Pins:
         if self._pins is None:
@@ -328,6 +330,7 @@ class BpfObject:
         for name in targets:
             _o.prog_set_type(self._prog(name), pt, at)
             self._type_set = self._type_set | {name}
+            self._configured = True
 
     def set_ifindex(self, ifindex: int | str) -> None:
         """Offload to a device (bpftool's ``dev NAME``): programs and maps get its ifindex."""
@@ -367,7 +370,7 @@ class BpfObject:
             raise MapError(f"{what}: map '{mname}' of object '{self.name}' holds global data: its "
                            f"{field} comes from its section", map=mname, obj=self.name, errno=_errno.EINVAL)
         setter(m, n)
-        self._resized = True
+        self._configured = True
 
     def _not_reused(self, name: str, what: str) -> None:
         if name in self._reused:
@@ -411,6 +414,7 @@ class BpfObject:
         finally:
             os.close(own_fd)
         self._reused = {**self._reused, mname: desc}
+        self._configured = True  # libbpf took the reused map's size and type
 
     @staticmethod
     def _open_reuse_source(source: Any, fd: int | None, map_id: int | None,
@@ -669,16 +673,18 @@ class BpfObject:
         try:
             # The pre-load scan looks for what needs attention: a program type to set, a
             # by-name pin to check, a size missing.  Its finding depends on the file alone
-            # (and on map sizes set since the open); "nothing" is remembered per file, so
-            # loading the same unchanged file again skips the scan.
+            # (unless the caller set a type, size or reused map); "nothing" is remembered
+            # per file, so loading the same unchanged file again skips the scan.
             file = self._file
-            if file is None or self._resized or file not in _CLEAN_FILES:
+            if file is None or self._configured or file not in _CLEAN_FILES:
                 untyped, pinned, unsized = _o.scan_for_load(self._obj)
                 if untyped:
                     self._prepare_types(untyped)
                 if pinned or unsized:
+                    # unsized maps the kernel refuses raise; those it takes as they are
+                    # (a ringbuf's value size, a storage map's max_entries) pass
                     self._check_maps(pinned, unsized)
-                elif not untyped and file is not None and not self._resized:
+                if not (untyped or pinned) and file is not None and not self._configured:
                     if len(_CLEAN_FILES) >= 256:
                         _CLEAN_FILES.clear()
                     _CLEAN_FILES.add(file)

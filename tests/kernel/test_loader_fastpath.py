@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from loader_testutil import Records, build_bpf, libbpf_records
 
-from pybpfobj.errors import LibbpfError, MapError, UnsupportedError, VerifierError
+from pybpfobj.errors import LibbpfError, MapError, ProgramError, UnsupportedError, VerifierError
 from pybpfobj.loader import BpfObject
 
 pytestmark = pytest.mark.kernel
@@ -247,3 +247,36 @@ def test_a_map_sized_zero_before_load_is_refused_also_for_a_file_loaded_cleanly_
         o.set_max_entries("stats", 0)
         with pytest.raises(MapError, match="map 'stats' of object 'xdp_counter' has no max_entries"):
             o.load()
+
+
+def test_a_load_made_clean_by_configuration_is_not_remembered_for_the_file(objs: Path, tmp_path: Path) -> None:
+    # Each configuration below hides what the file needs (a type, a size) from the scan;
+    # a later unconfigured load of the same file must still find it.
+    for name, configure in (
+            ("bad_section", lambda o: o.set_prog_type("xdp")),
+            ("needs_sizing", lambda o: (o.set_max_entries("unsized_rb", 4096),
+                                        o.set_value_size("unsized_stacks", 8 * 127),
+                                        o.set_max_entries("unsized_stacks", 16)))):
+        obj = tmp_path / f"{name}.o"
+        _copy_over(objs / f"{name}.o", obj)
+        with BpfObject(obj) as o:
+            configure(o)
+            o.load()
+        with BpfObject(obj) as o, pytest.raises((ProgramError, MapError)) as info:
+            o.load()
+        assert ("foo/bar" if name == "bad_section" else "has no max_entries") in str(info.value)
+
+
+def test_a_reused_map_does_not_make_the_file_remembered_as_clean(
+        objs: Path, tmp_path: Path) -> None:
+    from pybpfobj.maps import Map
+
+    obj = tmp_path / "needs_sizing.o"
+    _copy_over(objs / "needs_sizing.o", obj)
+    with Map.create("ringbuf", 0, 0, 4096, name="unsized_rb") as rb, \
+            Map.create("stack_trace", 4, 8 * 127, 16, name="unsized_stacks") as st, BpfObject(obj) as o:
+        o.reuse_map("unsized_rb", rb, force=True)  # the object leaves both unsized
+        o.reuse_map("unsized_stacks", st, force=True)
+        o.load()
+    with BpfObject(obj) as o, pytest.raises(MapError, match="has no max_entries"):
+        o.load()
