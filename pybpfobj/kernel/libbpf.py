@@ -79,7 +79,8 @@ def _native_gate(target: int) -> int | None:
     Returns its address, or None where the machine is not x86-64 or the page
     cannot be made executable; the caller then installs ``target`` itself.
     """
-    if os.uname().machine != "x86_64" or os.environ.get(ENV_PY_PRINT):
+    # a 64-bit process on x86-64 (a 32-bit Python on a 64-bit kernel keeps the callback)
+    if os.uname().machine != "x86_64" or ctypes.sizeof(c_void_p) != 8 or os.environ.get(ENV_PY_PRINT):
         return None
     assert _libc is not None
     gate = ctypes.addressof(_gate_open)
