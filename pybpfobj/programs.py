@@ -79,12 +79,18 @@ class Program:
     def by_name(cls, name: str) -> list[Program]:
         """Every loaded program named ``name`` (ascending ids; may be empty).
 
-        Names longer than the kernel's 15 characters match the full name
-        from BTF, as bpftool does."""
+        As bpftool: ``name`` is compared with the program's full name, which
+        for a kernel name cut at 15 characters comes from BTF (so the cut
+        name alone matches only a program without BTF)."""
         if not isinstance(name, str):
             raise ProgramError(f"program name must be a str, not {type(name).__name__}", errno=_errno.EINVAL)
-        return cls._matching(lambda pi, fd: pi.name == name or (
-            len(name) >= 15 and name.startswith(pi.name) and _info.prog_full_name(fd, pi) == name))
+
+        def full_name_is(pi: Any, fd: int) -> bool:
+            if len(pi.name) < 15:  # not cut: the kernel's name is the full name
+                return bool(pi.name == name)
+            return name.startswith(pi.name) and _info.prog_full_name(fd, pi) == name
+
+        return cls._matching(full_name_is)
 
     @classmethod
     def by_tag(cls, tag: str | bytes) -> list[Program]:

@@ -230,24 +230,28 @@ def _cstr(data: bytes) -> str:
 def _internal_map_name(obj_name: str, real_name: str) -> str:
     """libbpf 1.1's name for the map of data section ``real_name``.
 
-    The object name prefix fills what is left of the 15 usable characters
-    after the suffix (counted as at least 7); custom sections with a second
-    dot (".data.custom") keep their bare section name.  Characters the
-    kernel refuses become ``_``.
+    The object name prefix fills what is left of the 15 usable bytes after
+    the suffix (counted as at least 7); custom sections with a second dot
+    (".data.custom") keep their bare section name.  libbpf counts and
+    cleans bytes, not characters: every byte the kernel refuses (a
+    non-ASCII letter is two or more) becomes ``_``.
     """
-    sfx_len = max(7, len(real_name))
-    if "." in real_name[1:]:
+    obj = obj_name.encode("utf-8", "surrogateescape")
+    sec = real_name.encode("utf-8", "surrogateescape")
+    sfx_len = max(7, len(sec))
+    if b"." in sec[1:]:
         pfx_len = 0
     else:
-        pfx_len = max(0, min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj_name)))
-    name = (obj_name[:pfx_len] + real_name[:sfx_len])[:BPF_OBJ_NAME_LEN - 1]
-    return "".join(c if (c.isascii() and c.isalnum()) or c in "_." else "_" for c in name)
+        pfx_len = max(0, min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj)))
+    name = (obj[:pfx_len] + sec[:sfx_len])[:BPF_OBJ_NAME_LEN - 1]
+    return "".join(chr(b) if chr(b).isalnum() and b < 128 or b in b"_." else "_" for b in name)
 
 
 def object_name(path: str) -> str:
-    """libbpf's object name: the file's basename up to its first dot."""
-    base = os.path.basename(path)
-    return base.split(".", 1)[0]
+    """libbpf's object name: the file's basename cut to 15 bytes, then at its first dot
+    (bytes a file name cannot decode are kept as :func:`os.fsdecode` keeps them)."""
+    base = os.fsencode(os.path.basename(path))[:BPF_OBJ_NAME_LEN - 1]
+    return os.fsdecode(base.split(b".", 1)[0])
 
 
 class ObjectSpec:

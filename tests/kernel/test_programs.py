@@ -47,6 +47,18 @@ def test_handles_by_pin_id_tag_and_name_find_the_same_program(pinned: Path, bpft
     assert Program.by_name("no_such_program") == []
 
 
+def test_the_kernel_cut_name_alone_matches_nothing_as_in_bpftool(pinned: Path, bpftool: str) -> None:
+    # bpf_func_process is cut to "bpf_func_proces" by the kernel; bpftool compares the full
+    # (BTF) name, so the cut one finds nothing, and exits 255 silently
+    assert Program.by_name("bpf_func_proces") == []
+    ref = subprocess.run([bpftool, "-j", "prog", "show", "name", "bpf_func_proces"], capture_output=True,
+                         text=True, check=False)
+    assert (ref.returncode, ref.stdout.strip()) == (255, "")
+    from pybpfobj.cli.main import run
+
+    assert run(["prog", "show", "name", "bpf_func_proces"]) == 255
+
+
 def test_info_fields_agree_with_bpftool(pinned: Path, bpftool: str) -> None:
     pin = pinned / "main_func"
     ref = bpftool_show(bpftool, pin)

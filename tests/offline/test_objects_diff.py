@@ -172,3 +172,20 @@ def test_maps_match_the_kernel_after_bpftool_loadall(objs: Path, bpftool: str, b
         assert k["flags"] == m.flags, m.name
     for p in spec.programs:
         assert (bpffs / "p" / p.name).exists()
+
+
+@pytest.mark.parametrize("file_name", ["ü.o", "a\udcffb.o", "averyveryverylongname.o", "x.y.o"],
+                         ids=["non-ascii", "non-utf8", "long", "two-dots"])
+def test_object_and_internal_map_names_are_libbpfs_byte_for_byte(
+        objs: Path, tmp_path: Path, file_name: str) -> None:
+    # libbpf cuts the object name at 15 bytes and turns each byte the kernel refuses into
+    # '_' (a two-byte letter becomes two); the spec must name maps as libbpf does, or
+    # 'map name NAME' and pinmaps file names disagree with what inspect shows
+    from pybpfobj.loader import BpfObject
+
+    path = tmp_path / file_name
+    shutil.copy(objs / "globals.o", path)
+    spec = ObjectSpec.from_file(str(path))
+    with BpfObject(str(path)) as obj:  # libbpf's open only: no root needed
+        assert [m.name for m in spec.maps] == obj.map_names()
+        assert os.fsencode(spec.name) == obj.name.encode("utf-8", "replace") or "\udcff" in spec.name
