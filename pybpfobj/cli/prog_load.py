@@ -116,13 +116,11 @@ def _map_fd(args: list[str], i: int) -> tuple[int, int]:
         if is_keyword(kind, "id"):
             return info.map_fd_by_id(_parse_u32(arg, "ID")), i + 2
         if is_keyword(kind, "pinned"):
-            try:
-                fd = info.obj_get(arg)
-            except BpfError as e:
-                raise CliError(f"bpf obj get ({arg}): {os.strerror(e.errno or _errno.ENOENT)}") from None
-            if info.fd_kind(fd) != "map":
+            fd = info.obj_get(arg)  # its errors are bpftool's ("directory not in bpf file system" ...)
+            kind_of = info.fd_kind(fd)
+            if kind_of != "map":
                 os.close(fd)
-                raise CliError(f"incorrect object type: {arg} is not a map")
+                raise CliError(f"incorrect object type: {kind_of or 'unknown'}")
             return fd, i + 2
         if is_keyword(kind, "name"):
             fds = [fd for fd in _maps_named(arg)]

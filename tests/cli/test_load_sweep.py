@@ -113,3 +113,15 @@ def test_var_and_size_errors_name_what_is_wrong(objs: Path, bpffs: Path, argv: t
     (line,) = _errors(err)
     assert message in line
     assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
+
+
+def test_a_replacement_pin_that_is_no_map_or_off_bpffs_fails_in_bpftools_words(
+        objs: Path, bpffs: Path, bpftool: str) -> None:
+    assert theirs(bpftool, "prog", "loadall", str(objs / "xdp_counter.o"), str(bpffs / "ref"))[0] == 0
+    for source in ("/etc/passwd", str(bpffs / "ref" / "xdp_count"), str(bpffs / "nonexistent")):
+        argv = ["prog", "load", str(objs / "xdp_counter.o"), "", "map", "name", "stats", "pinned", source]
+        t = theirs(bpftool, *[str(bpffs / "t") if a == "" else a for a in argv])
+        o = ours(*[str(bpffs / "o") if a == "" else a for a in argv])
+        assert (o[0], _errors(o[2])) == (t[0], _errors(t[2])), source
+        assert t[0] == 255
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug", "ref"]
