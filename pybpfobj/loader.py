@@ -1020,10 +1020,15 @@ class BpfObject:
         p = _path_arg(path, "pin path")
         if not self._progs:
             raise ProgramError(f"object '{self.name}' has no program to pin", obj=self.name)
-        name = next(iter(self._progs))
+        name, prog = next(iter(self._progs.items()))
+        fd = _o.prog_fd(prog)
+        if fd < 0:  # bpftool: libbpf's "can't pin program that wasn't loaded", then "failed to pin"
+            raise ProgramError(f"failed to pin program '{name}' (section '{_o.prog_section(prog)}'): "
+                               f"it was not loaded (a SEC(\"?...\") program: autoload is off until "
+                               f"set_autoload)", prog=name, obj=self.name, path=p, errno=_errno.EINVAL)
         txn = _Pins()
         try:
-            self._pin_fd(txn, _o.prog_fd(self._progs[name]), p, f"program '{name}'")
+            self._pin_fd(txn, fd, p, f"program '{name}'")
         except BaseException:
             txn.undo()
             raise
@@ -1031,7 +1036,9 @@ class BpfObject:
         return p
 
     def pin_programs(self, directory: PathLike) -> list[str]:
-        """Pin every program as ``directory/<function name>`` (directory created 0700, one level).
+        """Pin every loaded program as ``directory/<function name>`` (directory created 0700,
+        one level; not made when no program loaded).  Programs whose autoload is off
+        (``SEC("?...")``) were not loaded and are left out.
 
         All or nothing: a failure unpins what this call pinned and removes
         the directory if it made it.
@@ -1062,6 +1069,8 @@ class BpfObject:
         return dict(self._pin_paths)
 
     def _pin_many(self, d: str, items: list[tuple[str, int, str]]) -> list[str]:
+        if not items:  # as libbpf, which makes the directory as it pins the first object
+            return []
         txn = _Pins()
         done: list[str] = []
         try:

@@ -27,7 +27,8 @@ LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
        MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
 
        load pins the first program at PATH; loadall pins every program as
-       PATH/<function name>.  pinmaps pins every map as MAP_DIR/<name>
+       PATH/<function name>, except SEC("?...") programs, which libbpf does
+       not load (bpftool fails on them).  pinmaps pins every map as MAP_DIR/<name>
        ('.' becomes '_'), except LIBBPF_PIN_BY_NAME maps, which keep their
        pin under the pin root (bpftool fails on them unless MAP_DIR is the
        pin root).  -d asks the verifier for every program's log (level 7,
@@ -276,6 +277,8 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
                             log_level=7 if ctx.debug else 0)
         except BpfError as e:
             raise CliError(_unprefixed(e.message)) from None
+        if first_only and not obj.program_names():
+            raise CliError("object file doesn't contain any bpf program")  # bpftool's check, before load
         try:
             if a.prog_type is not None:
                 obj.set_prog_type(_bpftool_type(a.prog_type))

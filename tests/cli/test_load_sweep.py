@@ -28,13 +28,17 @@ def _prog_type(bpftool: str, pin: Path) -> str | None:
     return json.loads(p.stdout)["type"] if p.returncode == 0 else None
 
 
-def _build_trivial(tmp: Path) -> str:
+def _build(tmp: Path, name: str, src: str) -> str:
     cc = shutil.which("clang-19") or shutil.which("clang")
     assert cc is not None, "clang is needed to build the test object"
-    (tmp / "trivial.bpf.c").write_text(_TRIVIAL)
+    (tmp / f"{name}.bpf.c").write_text(src)
     subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(tmp / "trivial.bpf.c"), "-o", str(tmp / "trivial.o")], check=True)
-    return str(tmp / "trivial.o")
+                    "-c", str(tmp / f"{name}.bpf.c"), "-o", str(tmp / f"{name}.o")], check=True)
+    return str(tmp / f"{name}.o")
+
+
+def _build_trivial(tmp: Path) -> str:
+    return _build(tmp, "trivial", _TRIVIAL)
 
 
 def _errors(err: str) -> list[str]:
@@ -125,3 +129,43 @@ def test_a_replacement_pin_that_is_no_map_or_off_bpffs_fails_in_bpftools_words(
         assert (o[0], _errors(o[2])) == (t[0], _errors(t[2])), source
         assert t[0] == 255
     assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug", "ref"]
+
+
+_MAPS_ONLY = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 4); __type(key, __u32); __type(value, __u64); }
+    only_map SEC(".maps");
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_an_object_without_programs_is_refused_by_load_and_pins_only_maps_in_loadall(
+        tmp_path: Path, bpffs: Path, bpftool: str) -> None:
+    obj = _build(tmp_path, "mapsonly", _MAPS_ONLY)
+    t = theirs(bpftool, "prog", "load", obj, str(bpffs / "t"))
+    o = ours("prog", "load", obj, str(bpffs / "o"))
+    assert (o[0], _errors(o[2])) == (t[0], _errors(t[2])) == (255, ["Error: object file doesn't contain any bpf program"])
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
+    for who, run in (("t", lambda *a: theirs(bpftool, *a)), ("o", ours)):
+        assert run("prog", "loadall", obj, str(bpffs / f"{who}p"), "pinmaps", str(bpffs / f"{who}m"))[0] == 0
+    # no program directory on either side; the map pinned alike
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "om", "progs.debug", "tm"]
+    assert os.listdir(bpffs / "om") == os.listdir(bpffs / "tm") == ["only_map"]
+
+
+def test_programs_left_out_by_autoload_are_not_pinned(objs: Path, tmp_path: Path, bpffs: Path,
+                                                       bpftool: str) -> None:
+    src = Path(__file__).resolve().parent.parent / "data" / "foreign" / "autoload_off.bpf.c"
+    obj = _build(tmp_path, "autoload_off", src.read_text())
+    # load pins the first program, which did not load: both refuse, and nothing is left
+    t = theirs(bpftool, "prog", "load", obj, str(bpffs / "t"))
+    o = ours("prog", "load", obj, str(bpffs / "o"))
+    assert o[0] == t[0] == 255
+    assert _errors(o[2]) == [("Error: failed to pin program 'lazy_xdp' (section 'xdp'): it was not loaded "
+                              "(a SEC(\"?...\") program: autoload is off until set_autoload)")]
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
+    # loadall: bpftool 7.1 fails on the program that did not load; we pin those that did
+    assert theirs(bpftool, "prog", "loadall", obj, str(bpffs / "t"))[0] == 255
+    assert ours("prog", "loadall", obj, str(bpffs / "o"))[0] == 0
+    assert sorted(os.listdir(bpffs / "o")) == ["eager_sock"]
