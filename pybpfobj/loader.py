@@ -827,7 +827,7 @@ class BpfObject:
         failed = re.search(r"prog '([^']+)': failed to load", text)
         if log is None:  # libbpf's own buffer: the log came as a warning
             log = _log_from_lines(failed.group(1), lines) if failed is not None else ""
-        if failed is not None and (log or err in (_errno.EACCES, _errno.ENOSPC)):
+        if failed is not None and (_verifier_said_why(log) or err in (_errno.EACCES, _errno.ENOSPC)):
             raise self._verifier_error(failed.group(1), log, err)
         if failed is not None:
             prog = failed.group(1)
@@ -841,8 +841,12 @@ class BpfObject:
                         f"failed to load object file: program '{prog}' (section "
                         f"'{_o.prog_section(p)}') has type {tname}, which this kernel {maybe}",
                         prog=prog, obj=self.name, errno=err)
-            raise ProgramError(f"failed to load object file: program '{prog}': "
-                               f"{_first_cause(prog, lines) or os.strerror(err)}",
+            cause = _first_cause(prog, lines)
+            if not cause or "strerror_r(" in cause:  # libbpf could not name the errno (ENOTSUPP)
+                cause = _errno_text(err)
+                if p is not None:
+                    cause = f"the kernel refused it as type {constants.prog_type_name(_o.prog_type(p))}: {cause}"
+            raise ProgramError(f"failed to load object file: program '{prog}': {cause}",
                                prog=prog, obj=self.name, errno=err)
         mm = re.search(r"map '([^']+)': failed to create: ([^\n]*)", text)
         if mm is not None:
@@ -1171,6 +1175,18 @@ def _first_cause(prog: str, lines: list[str]) -> str:
         if why and not why.startswith(("failed to load", "failed to prepare load attributes")):
             return why
     return ""
+
+
+def _verifier_said_why(log: str) -> bool:
+    """Whether a program's verifier log holds more than the closing statistics: a load
+    the kernel refused before verifying (a type it does not support there) leaves
+    only "processed 0 insns ..."."""
+    return any(line.strip() and not line.startswith("processed ") for line in log.split("\n"))
+
+
+def _errno_text(err: int) -> str:
+    # the kernel-internal ENOTSUPP (524) has no C library text ("Unknown error 524")
+    return "operation not supported (ENOTSUPP)" if err == 524 else os.strerror(err)
 
 
 def _last_warning(lines: list[str]) -> str:

@@ -388,3 +388,16 @@ def test_a_program_failure_names_libbpfs_first_cause_not_its_follow_ups(objs: Pa
     assert str(info.value) == ("failed to load object file: program 'fentry_XXX': "
                                "failed to find kernel BTF type ID of 'XXX': -3")
     assert info.value.errno == errno.ESRCH and obj.state == "closed"
+
+
+def test_a_load_refused_before_verification_is_no_verifier_rejection(objs: Path) -> None:
+    # xdp code loaded as struct_ops: the kernel answers ENOTSUPP (524) with a log of
+    # statistics only ("processed 0 insns"); nothing was rejected by the verifier
+    obj = BpfObject(objs / "xdp_counter.o")
+    obj.set_prog_type("struct_ops")
+    with pytest.raises(ProgramError) as info:
+        obj.load()
+    assert not isinstance(info.value, VerifierError) and info.value.errno == 524
+    assert str(info.value) == ("failed to load object file: program 'xdp_count': the kernel refused it as "
+                               "type struct_ops: operation not supported (ENOTSUPP)")
+    assert obj.state == "closed"
