@@ -147,11 +147,14 @@ class BpfObject:
     of every program, also when it loads (1 = instructions, 2 = every
     state, 4 = statistics; bpftool's ``-d`` uses 7): libbpf logs each at
     DEBUG on the ``pybpfobj.libbpf`` logger.  Without it, a log is only
-    requested for a program the verifier rejects.
+    requested for a program the verifier rejects; ``libbpf_prints_log``
+    lets libbpf print that log itself, as a warning between its other
+    lines (bpftool's output; :class:`VerifierError` carries it either way).
     """
 
     def __init__(self, source: PathLike | bytes, *, name: str | None = None,
-                 pin_root: str = "/sys/fs/bpf", mapcompat: bool = False, log_level: int = 0) -> None:
+                 pin_root: str = "/sys/fs/bpf", mapcompat: bool = False, log_level: int = 0,
+                 libbpf_prints_log: bool = False) -> None:
         if log_level.__class__ is not int or log_level:  # 0, the default, needs no check
             _check_u32(log_level, "verifier log level")
         self.log_level = log_level
@@ -197,7 +200,7 @@ class BpfObject:
         self._state = "opened"
         # The verifier log buffer goes in the open options (no per-program call);
         # with a log level libbpf keeps its own buffer and prints each log itself.
-        self._log_buf: _o.LogBuffer | None = None if log_level else _thread_log_buffer()
+        self._log_buf: _o.LogBuffer | None = None if log_level or libbpf_prints_log else _thread_log_buffer()
         self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat,
                                    log_level=log_level, log_buf=self._log_buf, raw_path=raw)
 

@@ -133,7 +133,7 @@ def _setup_logging_when_needed(ctx: Context, group: str) -> None:
     elif group in _LIBBPF_GROUPS:
         from pybpfobj.kernel import libbpf
 
-        libbpf.on_first_log(lambda: _setup_logging(ctx))
+        libbpf.on_first_log(lambda: _setup_logging(ctx), level=libbpf.LIBBPF_INFO)
 
 
 def _setup_logging(ctx: Context) -> None:
@@ -150,12 +150,10 @@ def _setup_logging(ctx: Context) -> None:
     handler = logging.StreamHandler(ctx.err)
     handler._pybpfobj_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(_Formatter())
-    if ctx.debug:
-        level = logging.DEBUG
-    elif ctx.json:
-        level = logging.ERROR  # JSON mode hides warnings, as bpftool does
-    else:
-        level = logging.WARNING
+    # Only libbpf's lines come this way: as with bpftool (libbpf's default print
+    # function), its warnings and info lines go to stderr, in JSON mode too, and
+    # its debug lines with -d.
+    level = logging.DEBUG if ctx.debug else logging.INFO
     handler.setLevel(level)
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -273,8 +273,10 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
 
         try:
             # -d: the kernel's log of every program (instructions, states, statistics), as bpftool -d
+            # a rejected program's log printed by libbpf where bpftool shows it, between
+            # "BPF program load failed" and "failed to load"
             obj = BpfObject(a.obj, pin_root=a.pinroot, mapcompat=ctx.mapcompat,
-                            log_level=7 if ctx.debug else 0)
+                            log_level=7 if ctx.debug else 0, libbpf_prints_log=True)
         except BpfError as e:
             raise CliError(_unprefixed(e.message)) from None
         if first_only and not obj.program_names():
@@ -293,10 +295,7 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             for name, value in a.variables:
                 obj.set_var(name, value)
             obj.load()
-        except VerifierError as e:
-            if not ctx.json and e.log and not ctx.debug:  # with -d, libbpf printed it already
-                ctx.err.write(f"libbpf: prog '{e.prog}': -- BEGIN PROG LOAD LOG --\n{e.log}"
-                              f"{'' if e.log.endswith(chr(10)) else chr(10)}-- END PROG LOAD LOG --\n")
+        except VerifierError as e:  # libbpf printed the log (JSON mode too, as with bpftool)
             raise CliError(e.message) from None
         except BpfError as e:
             raise CliError(_unprefixed(e.message)) from None

@@ -58,6 +58,8 @@ _print_cb: Any = None  # keep the callback alive for the process's lifetime
 _capture = _thread._local()
 _log: Logger | None = None
 _log_setup: list[Callable[[], None]] = []
+# the least important libbpf level whose first message runs the _log_setup functions
+_first_log_level = LIBBPF_WARN
 # True while a captured() call runs whose start found no listener for debug lines
 _debug_off = False
 _modules = sys.modules
@@ -109,16 +111,20 @@ def _native_gate(target: int) -> int | None:
     return int(page)
 
 
-def on_first_log(fn: Callable[[], None]) -> None:
+def on_first_log(fn: Callable[[], None], *, level: int = LIBBPF_WARN) -> None:
     """Run ``fn`` once, just before libbpf's first message goes to :mod:`logging`.
 
     An application that configures logging only when a message actually
     comes (the CLI does, to keep :mod:`logging` out of its start-up)
-    registers its set-up here.
+    registers its set-up here.  ``level``: the least important libbpf
+    message that triggers it (``LIBBPF_INFO`` also takes info lines, which
+    are otherwise dropped while nothing has imported :mod:`logging`).
     """
+    global _first_log_level
     with _lock:
         if _log is None:
             _log_setup.append(fn)
+            _first_log_level = max(_first_log_level, level)
         else:
             fn()
 
@@ -149,7 +155,8 @@ def _wanted(level: int) -> bool:
     if level == LIBBPF_WARN:
         return True
     if "logging" not in sys.modules:
-        return False
+        # nothing listens yet, unless a set-up waits for messages of this level
+        return _log is None and level <= _first_log_level and bool(_log_setup)
     return logger().isEnabledFor(_PYLEVEL.get(level, 10))
 
 

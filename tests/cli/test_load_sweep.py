@@ -169,3 +169,49 @@ def test_programs_left_out_by_autoload_are_not_pinned(objs: Path, tmp_path: Path
     assert theirs(bpftool, "prog", "loadall", obj, str(bpffs / "t"))[0] == 255
     assert ours("prog", "loadall", obj, str(bpffs / "o"))[0] == 0
     assert sorted(os.listdir(bpffs / "o")) == ["eager_sock"]
+
+
+_INFO = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+int odd __attribute__((section(".mydata"))) = 1;   /* libbpf (info): skipping unrecognized data section */
+SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _libbpf_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if not line.startswith(("Warning: bpftool", "If it used")) and line]
+
+
+@pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
+def test_libbpf_info_lines_and_verifier_logs_reach_stderr_as_with_bpftool(
+        objs: Path, tmp_path: Path, bpffs: Path, bpftool: str, json_mode: bool) -> None:
+    # a separate process: libbpf's first line (an info line here) sets logging up lazily
+    import sys
+
+    def ours_process(*argv: str) -> tuple[int, str, str]:
+        p = subprocess.run([sys.executable, "-m", "pybpfobj", *argv], capture_output=True, text=True,
+                           check=False)
+        return p.returncode, p.stdout, p.stderr
+
+    j = ["-j"] if json_mode else []
+    info = _build(tmp_path, "info", _INFO)
+    t = theirs(bpftool, *j, "prog", "load", info, str(bpffs / "t"))
+    o = ours_process(*j, "prog", "load", info, str(bpffs / "o"))
+    assert t[0] == o[0] == 0 and t[1] == o[1]
+    assert _libbpf_lines(o[2]) == _libbpf_lines(t[2]) == [
+        "libbpf: elf: skipping unrecognized data section(4) .mydata"]
+    # a rejection: libbpf's lines and the verifier log between them, in bpftool's order
+    bad = str(objs / "bad_verifier.o")
+    t = theirs(bpftool, *j, "prog", "load", bad, str(bpffs / "t2"))
+    o = ours_process(*j, "prog", "load", bad, str(bpffs / "o2"))
+    assert t[0] == o[0] == 255
+    tl, ol = _libbpf_lines(t[2]), _libbpf_lines(o[2])
+    if json_mode:  # the error is on stdout
+        assert tl == ol and "-- BEGIN PROG LOAD LOG --" in "\n".join(ol)
+        assert json.loads(o[1])["error"].startswith("failed to load object file")
+    else:  # all but the last line, where ours says which program and why
+        assert tl[:-1] == ol[:-1] and tl[-1] == "Error: failed to load object file"
+        assert ol[-1].startswith("Error: failed to load object file: the verifier rejected program 'bad_deref'")
+    assert not (bpffs / "o2").exists() and (bpffs / "o").exists()
