@@ -25,6 +25,7 @@ import _thread
 import errno as _errno
 import os
 from stat import S_ISDIR, S_ISREG
+from time import time_ns
 
 from pybpfobj import constants
 from pybpfobj.errors import (
@@ -65,13 +66,17 @@ _NEED_MAX_ENTRIES = frozenset(constants.MAP_TYPE[n] for n in (
 ))
 _RINGBUFS = frozenset((constants.MAP_TYPE["ringbuf"], constants.MAP_TYPE["user_ringbuf"]))
 _DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_hash"]))
-_STACK_TRACE = constants.MAP_TYPE["stack_trace"]
+# Map types whose value_size is 0 (or set by libbpf: struct_ops)
+_NO_VALUE_OK = frozenset(constants.MAP_TYPE[n] for n in ("ringbuf", "user_ringbuf", "arena", "struct_ops")
+                         if n in constants.MAP_TYPE)
 _BLOOM = constants.MAP_TYPE["bloom_filter"]
 # types.MappingProxyType without importing types (not loaded at start-up otherwise)
 _mappingproxy = type(type.__dict__)
 _LOG_SIZE = 1 << 24  # libbpf's own first size (BPF_LOG_BUF_SIZE); untouched pages cost nothing
 _tls = _thread._local()
-# Files (device, inode, size, mtime, ctime) whose pre-load scan found nothing to do
+# Files (device, inode, size, mtime, ctime) whose pre-load scan found nothing to do, and how
+# long ago a file must have changed to be remembered there
+_FRESH_NS = 2_000_000_000
 _CLEAN_FILES: set[tuple[int, int, int, int, int]] = set()
 
 # Sections libbpf attaches from the name alone (bpf_program__attach); the others
@@ -688,9 +693,7 @@ class BpfObject:
                     # (a ringbuf's value size, a storage map's max_entries) pass
                     self._check_maps(pinned, unsized)
                 if not (untyped or pinned) and file is not None and not self._configured:
-                    if len(_CLEAN_FILES) >= 256:
-                        _CLEAN_FILES.clear()
-                    _CLEAN_FILES.add(file)
+                    self._remember_clean(file)
             pins = self._pin_paths
             existed: set[str] = set()
             if pins:  # only by-name pins can create the pin root
@@ -725,6 +728,26 @@ class BpfObject:
             self.close()
             raise
         self._state = "loaded"
+
+    def _remember_clean(self, file: tuple[int, int, int, int, int]) -> None:
+        """Remember that the file opened, as ``file`` describes it, needs no pre-load scan,
+        where that description can tell its contents apart: not on a file system whose
+        times are whole seconds (a rewrite within the second keeps them), not for a file
+        changed in the last two seconds (the kernel's clock for file times moves in
+        ticks), and only if the path still leads to that file (it was not re-pointed
+        between the stat and libbpf's open)."""
+        mtime, ctime = file[3], file[4]
+        if ctime % 1_000_000_000 == 0 or time_ns() - max(mtime, ctime) < _FRESH_NS:
+            return
+        try:
+            st = os.stat(self._path or "")
+        except (OSError, ValueError):
+            return
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != file:
+            return
+        if len(_CLEAN_FILES) >= 256:
+            _CLEAN_FILES.clear()
+        _CLEAN_FILES.add(file)
 
     def _record_pins(self, pins: Mapping[str, str], existed: set[str], root_existed: bool) -> None:
         """By-name pins libbpf just created (and the pin root, if it made it) are ours
@@ -789,7 +812,7 @@ class BpfObject:
                 continue
             mtype, max_entries, value_size = _o.map_type(m), _o.map_max_entries(m), _o.map_value_size(m)
             no_max = mtype in _NEED_MAX_ENTRIES and max_entries == 0
-            no_value = mtype == _STACK_TRACE and value_size == 0
+            no_value = value_size == 0 and mtype not in _NO_VALUE_OK
             if not (no_max or no_value) or name in self._reused or not _o.map_autocreate(m):
                 continue
             if no_max:

@@ -66,6 +66,23 @@ _modules = sys.modules
 # The same answer for native code: 0 while debug lines are to be dropped before they reach
 # Python (see _native_gate), 1 otherwise.  Its address is built into the gate's code.
 _gate_open = ctypes.c_uint8(1)
+# captured() calls in progress whose start found a listener for debug lines
+_listening = 0
+_count_lock = _thread.allocate_lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with no call in progress: the gate open, no lock held
+    (a thread of the parent may have held one at the fork, and is gone)."""
+    global _debug_off, _listening, _count_lock, _lock
+    _debug_off = False
+    _listening = 0
+    _gate_open.value = 1
+    _count_lock = _thread.allocate_lock()
+    _lock = _thread.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 ENV_PY_PRINT = "PYBPFOBJ_PY_PRINT"
 _print_gate = "python"  # or "native": what lib() installed as libbpf's print function
 
@@ -195,22 +212,34 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
     For the loader's hot calls (open, load): whether anyone listens to debug
     lines is asked of :mod:`logging` once here, not once per line.  The
     answer holds until the call returns; a logging level changed meanwhile
-    by another thread applies from the next call.
+    by another thread applies from the next call.  Debug lines are dropped
+    early (``_debug_off``, the native gate) only while no call in progress,
+    on any thread, found a listener.
     """
-    global _debug_off
+    global _debug_off, _listening
     local = _capture
     prev = getattr(local, "lines", None)
     lines: list[str] = []
     local.lines = lines
     # _wanted(LIBBPF_DEBUG), inlined: this runs twice per object
-    _debug_off = off = "logging" not in _modules or not logger().isEnabledFor(10)
+    off = "logging" not in _modules or not logger().isEnabledFor(10)
     if off:
-        _gate_open.value = 0
+        if not _listening:
+            _debug_off = True
+            _gate_open.value = 0
+    else:
+        with _count_lock:
+            _listening += 1
+        _debug_off = False
+        _gate_open.value = 1
     try:
         return fn(*args), lines
     finally:
+        if not off:
+            with _count_lock:
+                _listening -= 1
         # back to the per-line check (right whatever other threads set meanwhile:
-        # False only makes their lines take the longer path)
+        # an open gate only makes their lines take the longer path)
         _debug_off = False
         _gate_open.value = 1
         local.lines = prev

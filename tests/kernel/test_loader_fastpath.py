@@ -208,13 +208,28 @@ def test_both_gates_pass_debug_lines_when_asked_and_warnings_always(
     assert out == ["native" if native else "python", "True", "True", "True", "True"]
 
 
+@pytest.fixture
+def remember_fresh_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written by the test are seconds old: let the memo take them (the two-second
+    rule for fresh files has its own test)."""
+    from pybpfobj import loader
+
+    monkeypatch.setattr(loader, "_FRESH_NS", 0)
+
+
+def _key(path: Path) -> tuple[int, int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _copy_over(src: Path, dst: Path) -> None:
     tmp = dst.with_suffix(".new")
     tmp.write_bytes(src.read_bytes())
     os.replace(tmp, dst)  # a new file at the same path, as a rebuild makes
 
 
-def test_a_file_rebuilt_after_a_clean_load_is_scanned_again(objs: Path, tmp_path: Path, bpffs: Path) -> None:
+def test_a_file_rebuilt_after_a_clean_load_is_scanned_again(objs: Path, tmp_path: Path, bpffs: Path,
+                                                             remember_fresh_files: None) -> None:
     obj = tmp_path / "prog.o"
     _copy_over(objs / "xdp_counter.o", obj)
     for _ in range(2):  # the second load takes the remembered "nothing to do"
@@ -222,8 +237,7 @@ def test_a_file_rebuilt_after_a_clean_load_is_scanned_again(objs: Path, tmp_path
             o.load()
     from pybpfobj import loader
 
-    st = obj.stat()
-    assert (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) in loader._CLEAN_FILES
+    assert _key(obj) in loader._CLEAN_FILES
     _copy_over(objs / "needs_sizing.o", obj)  # now unsized maps: refused before the kernel sees them
     with BpfObject(obj) as o, pytest.raises(MapError, match="'unsized_rb' of object 'prog' has no max_entries"):
         o.load()
@@ -249,7 +263,8 @@ def test_a_map_sized_zero_before_load_is_refused_also_for_a_file_loaded_cleanly_
             o.load()
 
 
-def test_a_load_made_clean_by_configuration_is_not_remembered_for_the_file(objs: Path, tmp_path: Path) -> None:
+def test_a_load_made_clean_by_configuration_is_not_remembered_for_the_file(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
     # Each configuration below hides what the file needs (a type, a size) from the scan;
     # a later unconfigured load of the same file must still find it.
     for name, configure in (
@@ -268,7 +283,7 @@ def test_a_load_made_clean_by_configuration_is_not_remembered_for_the_file(objs:
 
 
 def test_a_reused_map_does_not_make_the_file_remembered_as_clean(
-        objs: Path, tmp_path: Path) -> None:
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
     from pybpfobj.maps import Map
 
     obj = tmp_path / "needs_sizing.o"
@@ -280,3 +295,139 @@ def test_a_reused_map_does_not_make_the_file_remembered_as_clean(
         o.load()
     with BpfObject(obj) as o, pytest.raises(MapError, match="has no max_entries"):
         o.load()
+
+
+def test_a_file_changed_in_the_last_two_seconds_is_not_remembered(objs: Path, tmp_path: Path) -> None:
+    # the kernel stamps file times from a clock that moves in ticks: a rewrite of the
+    # same size soon after may keep every time, so a fresh file is scanned on each load
+    from pybpfobj import loader
+
+    obj = tmp_path / "fresh.o"
+    _copy_over(objs / "xdp_counter.o", obj)
+    with BpfObject(obj) as o:
+        o.load()
+    assert _key(obj) not in loader._CLEAN_FILES
+
+
+def test_times_in_whole_seconds_are_not_trusted(objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    from pybpfobj import loader
+
+    obj = tmp_path / "coarse.o"
+    _copy_over(objs / "xdp_counter.o", obj)
+    with BpfObject(obj) as o:
+        o._file = (*o._file[:4], o._file[4] - o._file[4] % 1_000_000_000)  # as ext3 or vfat stamp it
+        o.load()
+        assert o._file not in loader._CLEAN_FILES
+
+
+def test_a_path_re_pointed_between_stat_and_open_is_not_remembered(
+        objs: Path, tmp_path: Path, remember_fresh_files: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # current.o -> v1.o (needs a size) at the stat, -> v2.o (clean) at libbpf's open: the
+    # clean scan of v2 must not be remembered under v1's key
+    from pybpfobj import loader
+
+    v1, v2, cur = tmp_path / "v1.o", tmp_path / "v2.o", tmp_path / "current.o"
+    _copy_over(objs / "needs_sizing.o", v1)
+    _copy_over(objs / "xdp_counter.o", v2)
+    cur.symlink_to(v1)
+    real_open = loader._o.open_object
+
+    def swap_then_open(*a: object, **k: object) -> int:
+        cur.unlink()
+        cur.symlink_to(v2)
+        return real_open(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader._o, "open_object", swap_then_open)
+    with BpfObject(str(cur)) as o:
+        o.load()
+    monkeypatch.setattr(loader._o, "open_object", real_open)
+    assert _key(v1) not in loader._CLEAN_FILES
+    with BpfObject(v1) as o, pytest.raises(MapError, match="has no max_entries"):
+        o.load()
+
+
+def test_a_value_size_of_zero_is_refused_before_load_for_maps_that_need_a_value(objs: Path) -> None:
+    with BpfObject(objs / "xdp_counter.o") as o:
+        o.set_value_size("stats", 0)
+        with pytest.raises(MapError, match="map 'stats' of object 'xdp_counter' has no value_size"):
+            o.load()
+
+
+_DEBUG_CHILD = """
+import logging, os, sys, threading
+from pybpfobj.loader import BpfObject
+heavy, small, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+seen = {}
+class H(logging.Handler):
+    def emit(self, r):
+        if r.levelno == logging.DEBUG:
+            seen[threading.get_ident()] = seen.get(threading.get_ident(), 0) + 1
+log = logging.getLogger("pybpfobj.libbpf"); log.addHandler(H()); log.propagate = False
+log.setLevel(logging.WARNING)
+started = threading.Event()
+def slow():
+    o = BpfObject(heavy)
+    started.set()
+    o.load(); o.close()
+a = threading.Thread(target=slow); a.start(); started.wait()
+import time; time.sleep(0.05)        # the other thread is in its load (170 ms of verifier)
+log.setLevel(logging.DEBUG)          # while that load runs without listeners
+if mode == "fork":
+    pid = os.fork()
+    if pid == 0:
+        seen.clear()
+        with BpfObject(small) as o:
+            o.load()
+        os._exit(0 if seen.get(threading.get_ident(), 0) >= 20 else 3)
+    _, status = os.waitpid(pid, 0)
+    print("child", os.waitstatus_to_exitcode(status))
+else:
+    with BpfObject(small) as o:
+        o.load()
+    print("lines", seen.get(threading.get_ident(), 0))
+a.join()
+"""
+
+
+@pytest.mark.parametrize("mode", ["thread", "fork"])
+@pytest.mark.parametrize("env", [{}, {"PYBPFOBJ_PY_PRINT": "1"}], ids=["default", "python-gate"])
+def test_debug_lines_reach_a_listener_while_another_thread_loads_without_one(
+        objs: Path, mode: str, env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", _DEBUG_CHILD, str(objs / "heavy.o"),
+                          str(objs / "xdp_counter.o"), mode], env={**os.environ, **env}, capture_output=True,
+                         text=True, check=True, timeout=60).stdout.split()
+    if mode == "fork":
+        assert out == ["child", "0"]
+    else:  # every debug line of the small object's open and load (27 with libbpf 1.1)
+        assert out[0] == "lines" and int(out[1]) >= 20
+
+
+_FORK_LOCK_CHILD = """
+import os, threading, time
+from pybpfobj.kernel import libbpf
+held = threading.Event()
+def hold():
+    with libbpf._lock:       # as a thread running libbpf's first load or logging set-up
+        held.set()
+        time.sleep(1)
+threading.Thread(target=hold).start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    libbpf.on_first_log(lambda: None)    # takes the lock: must not wait for a thread gone with the fork
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_child_forked_while_a_thread_holds_the_binding_lock_does_not_hang() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", _FORK_LOCK_CHILD], capture_output=True,
+                         text=True, check=True, timeout=30).stdout.split()
+    assert out == ["0"]
