@@ -66,6 +66,8 @@ _NEED_MAX_ENTRIES = frozenset(constants.MAP_TYPE[n] for n in (
 ))
 _RINGBUFS = frozenset((constants.MAP_TYPE["ringbuf"], constants.MAP_TYPE["user_ringbuf"]))
 _DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_hash"]))
+# Sections of externs, which libbpf fills in at load (kernel config, kernel symbols)
+_EXTERN_SECTIONS = (".kconfig", ".ksyms")
 # Map types whose value_size is 0 (or set by libbpf: struct_ops)
 _NO_VALUE_OK = frozenset(constants.MAP_TYPE[n] for n in ("ringbuf", "user_ringbuf", "arena", "struct_ops")
                          if n in constants.MAP_TYPE)
@@ -227,7 +229,7 @@ class BpfObject:
     _type_set: AbstractSet[str] = frozenset()  # programs given a type by the caller
     _from_table: AbstractSet[str] = frozenset()  # ... by our section table
     _reused: Mapping[str, str] = _mappingproxy({})  # map name -> what replaces it
-    _vars_set: Mapping[str, str] = _mappingproxy({})  # data map name -> first variable set_var set in it
+    _vars_set: Mapping[str, str] = _mappingproxy({})  # data map name -> what set its contents first
     _pin_paths: Mapping[str, str] = _mappingproxy({})  # LIBBPF_PIN_BY_NAME paths, set at load
     _prog_handles: dict[str, Any] | None = None
     _map_handles: dict[str, Any] | None = None
@@ -350,7 +352,7 @@ class BpfObject:
 
             try:
                 ifindex = socket.if_nametoindex(ifindex)
-            except OSError:  # Python's text is its own; bpftool says strerror(ENODEV)
+            except (OSError, ValueError):  # ValueError: a NUL byte in the name  # Python's text is its own; bpftool says strerror(ENODEV)
                 raise BpfError(f"unrecognized netdevice '{ifindex}': {os.strerror(_errno.ENODEV)}",
                                errno=_errno.ENODEV) from None
         for p in self._progs.values():
@@ -406,14 +408,19 @@ class BpfObject:
                            errno=_errno.EINVAL)
         if mname in self._vars_set:
             # a replacing map keeps its own contents: the value set_var wrote would be lost
-            raise MapError(f"reuse_map: variable '{self._vars_set[mname]}' of map '{mname}' was set with "
-                           f"set_var, and a replacing map keeps its own contents", map=mname,
+            raise MapError(f"reuse_map: {self._vars_set[mname]} of map '{mname}' was set, and a replacing "
+                           f"map keeps its own contents", map=mname,
                            obj=self.name, errno=_errno.EINVAL)
         given = [x for x in (source, fd, id, pinned) if x is not None]
         if len(given) != 1:
             raise BpfError("reuse_map: give exactly one of a map handle, fd=, id= or pinned=",
                            errno=_errno.EINVAL, map=mname)
-        own_fd, desc = self._open_reuse_source(source, fd, id, pinned)
+        try:
+            own_fd, desc = self._open_reuse_source(source, fd, id, pinned)
+        except BpfError as e:  # named: which map of which object the source was for
+            cls = NotFoundError if isinstance(e, NotFoundError) else MapError
+            raise cls(f"reuse_map: map '{mname}' of object '{self.name}': {e.message}", map=mname,
+                      obj=self.name, path=e.path, errno=e.errno or _errno.EINVAL) from None
         desc = describe or desc
         try:
             if not force:
@@ -430,26 +437,38 @@ class BpfObject:
         from pybpfobj.kernel import info as _info
 
         if fd is not None and (not isinstance(fd, int) or isinstance(fd, bool)):
-            raise MapError(f"reuse_map: fd must be an int, not {fd!r}", errno=_errno.EINVAL)
+            raise MapError(f"fd must be an int, not {fd!r}", errno=_errno.EINVAL)
+        if map_id is not None and (not isinstance(map_id, int) or isinstance(map_id, bool)
+                                   or not 0 <= map_id < 1 << 32):
+            raise MapError(f"id must be an int from 0 to 2**32-1, not {map_id!r}", errno=_errno.EINVAL)
+        if pinned is not None and not isinstance(pinned, (str, bytes, os.PathLike)):
+            raise MapError(f"pinned must be a path, not {type(pinned).__name__}", errno=_errno.EINVAL)
         if source is not None:
             if isinstance(source, bool):
-                raise BpfError(f"reuse_map: cannot use {source!r} as a map", errno=_errno.EINVAL)
+                raise BpfError(f"cannot use {source!r} as a map", errno=_errno.EINVAL)
             if hasattr(source, "fd"):
-                fd = int(source.fd)
+                fd = source.fd
+                if not isinstance(fd, int) or isinstance(fd, bool):
+                    raise MapError(f"{type(source).__name__}.fd must be an int, not {fd!r}",
+                                   errno=_errno.EINVAL)
             elif isinstance(source, (str, os.PathLike)):
                 pinned = source
             elif isinstance(source, int):
                 fd = source
             else:
-                raise BpfError(f"reuse_map: cannot use {source!r} as a map", errno=_errno.EINVAL)
+                raise BpfError(f"cannot use {source!r} as a map", errno=_errno.EINVAL)
         if fd is not None:
+            try:
+                os.fstat(fd)
+            except (OSError, OverflowError):
+                raise MapError(f"fd {fd} is not open", errno=_errno.EBADF) from None
             if _info.fd_kind(fd) != "map":
                 raise MapError(f"fd {fd} is not a BPF map", errno=_errno.EINVAL)
             return os.dup(fd), f"fd {fd}"
         if map_id is not None:
             return _info.map_fd_by_id(map_id), f"map id {map_id}"
         assert pinned is not None
-        path = os.fspath(pinned)
+        path = os.fsdecode(pinned)
         return _info.obj_get(path, "map"), f"pinned map '{path}'"
 
     def _check_compat(self, name: str, m: int, fd: int, desc: str,
@@ -463,6 +482,8 @@ class BpfObject:
         if wt != ht:
             diffs["type"] = (constants.map_type_name(wt), constants.map_type_name(ht))
         for f in ("key_size", "value_size"):
+            if f == "value_size" and want[f] == 0 and wt not in _NO_VALUE_OK:
+                continue  # left unsized by the object: the replacing map sizes it
             if want[f] != getattr(have, f):
                 diffs[f] = (want[f], getattr(have, f))
         exp_max = want["max_entries"]
@@ -470,7 +491,9 @@ class BpfObject:
             exp_max = max(exp_max, _page_size())
             exp_max = 1 << (exp_max - 1).bit_length()  # libbpf rounds ringbufs to a power of 2
         if wt == constants.MAP_TYPE["perf_event_array"] and exp_max == 0:
-            exp_max = have.max_entries  # libbpf sizes it by CPU count
+            exp_max = libbpf.num_possible_cpus()  # what libbpf would create it with
+        elif exp_max == 0 and wt in _NEED_MAX_ENTRIES:
+            exp_max = have.max_entries  # left unsized by the object: the replacing map sizes it
         if exp_max != have.max_entries:
             diffs["max_entries"] = (exp_max, have.max_entries)
         wf, hf = want["map_flags"], have.map_flags
@@ -504,7 +527,7 @@ class BpfObject:
                 return
             key_id, val_id = want["btf_key_type_id"], want["btf_value_type_id"]
             if not val_id and _o.map_is_internal(m):
-                sec = _datasec_for(mine, name)
+                sec = _datasec_for(mine, name, self.name)
                 val_id = sec.id if sec is not None else 0
             theirs = BTF.from_bytes(_info.btf_data(have.btf_id), source=f"btf id {have.btf_id}")
         except (BpfError, OSError):
@@ -545,12 +568,16 @@ class BpfObject:
         for mname, m in self._maps.items():
             if not _o.map_is_internal(m):
                 continue
-            sec = _datasec_for(btf, mname)
+            sec = _datasec_for(btf, mname, self.name)
             if sec is None:
                 continue
             for si in sec.secinfo:
                 var = btf.type(si.type_id)
                 if var.kind == BtfKind.VAR and var.name == name:
+                    if sec.name in _EXTERN_SECTIONS:
+                        raise MapError(f"set_var: '{name}' of object '{self.name}' is an extern ({sec.name}): "
+                                       f"libbpf fills it in at load from the kernel", map=mname,
+                                       obj=self.name, errno=_errno.EINVAL)
                     # a replaced map is not created from its initial value: the value would be lost
                     self._not_reused(mname, f"set_var '{name}'")
                     data = _encode_var(btf, var.type_id, si.size, value, name)
@@ -559,7 +586,7 @@ class BpfObject:
                         raise MapError(f"map '{mname}' has no room for variable '{name}'", map=mname)
                     _o.write_memory(addr, si.offset, data)
                     if mname not in self._vars_set:
-                        self._vars_set = {**self._vars_set, mname: name}
+                        self._vars_set = {**self._vars_set, mname: f"variable '{name}' (set_var)"}
                     return
         raise NotFoundError(f"object '{self.name}' has no global variable '{name}'", obj=self.name)
 
@@ -571,7 +598,7 @@ class BpfObject:
             from pybpfobj.spec.btf import BtfKind
 
             for mname, m in self._maps.items():
-                sec = _datasec_for(btf, mname) if _o.map_is_internal(m) else None
+                sec = _datasec_for(btf, mname, self.name) if _o.map_is_internal(m) else None
                 for si in (sec.secinfo if sec is not None else ()):
                     var = btf.type(si.type_id)
                     if var.kind == BtfKind.VAR and var.name == name:
@@ -587,8 +614,16 @@ class BpfObject:
         (``.rodata``, ``.data.custom``).
         """
         self._check_alive("section_map_name")
+        if not isinstance(section, str):
+            raise BpfError(f"section must be a str, not {type(section).__name__}", errno=_errno.EINVAL,
+                           obj=self.name)
         if section in self._maps:
             return section
+        from pybpfobj.spec.elf import internal_map_name
+
+        exact = internal_map_name(self.name, section)  # libbpf's own naming, byte for byte
+        if exact in self._maps and _o.map_is_internal(self._maps[exact]):
+            return exact
         for name, m in self._maps.items():
             if name.endswith(section) and "." not in name[: len(name) - len(section)] \
                     and _o.map_is_internal(m):
@@ -619,18 +654,27 @@ class BpfObject:
         """Before load: replace the whole initial value of a global-data map (exactly its size)."""
         self._check_open("set_initial_value")
         name, m, _addr, size = self._data_map(section, "set_initial_value")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise MapError(f"set_initial_value: map '{name}' of object '{self.name}': the data must be "
+                           f"bytes, not {type(data).__name__}", map=name, obj=self.name, errno=_errno.EINVAL)
+        self._not_reused(name, "set_initial_value")
+        if name.endswith(_EXTERN_SECTIONS):
+            raise MapError(f"set_initial_value: map '{name}' of object '{self.name}' holds externs: libbpf "
+                           f"fills it in at load from the kernel", map=name, obj=self.name, errno=_errno.EINVAL)
         data = bytes(data)
         if len(data) != size:
             raise MapError(f"set_initial_value: map '{name}' of object '{self.name}' is {size} bytes, "
                            f"the data {len(data)}", map=name, obj=self.name, errno=_errno.EINVAL)
         _o.map_set_initial_value(m, data)
+        if name not in self._vars_set:
+            self._vars_set = {**self._vars_set, name: "the initial value (set_initial_value)"}
 
     def set_attach_target(self, prog: str, target_fd: int = 0, func_name: str | None = None) -> None:
         """Before load: attach program ``prog`` (fentry/fexit/freplace/tp_btf...) to ``func_name``
         of the BPF program behind ``target_fd``, or of the kernel when ``target_fd`` is 0."""
         self._check_open("set_attach_target")
         p = self._prog(prog)
-        if not isinstance(target_fd, int) or isinstance(target_fd, bool) or target_fd < 0 \
+        if not isinstance(target_fd, int) or isinstance(target_fd, bool) or not 0 <= target_fd < 1 << 31 \
                 or not isinstance(func_name, (str, type(None))):
             raise ProgramError(f"program '{prog}' of object '{self.name}': set_attach_target needs an "
                                f"fd >= 0 and a function name, got {target_fd!r}, {func_name!r}",
@@ -1347,21 +1391,15 @@ def _resolve_type(t: str | int) -> tuple[int, int | None]:
     raise BpfError(f"unknown program type '{t}'", errno=_errno.EINVAL)
 
 
-def _datasec_for(btf: BTF, map_name: str) -> Any:
-    """The DATASEC behind internal map ``map_name`` (``<prefix>.rodata``, ``.data.custom`` ...)."""
-    dot = map_name.find(".")
-    if dot < 0:
-        return None
-    tail = map_name[dot:]
-    sec = btf.datasec(tail)
-    if sec is not None:
-        return sec
-    if len(map_name) >= 15:  # libbpf truncates long names to 15 characters
-        from pybpfobj.spec.btf import BtfKind
+def _datasec_for(btf: BTF, map_name: str, obj_name: str) -> Any:
+    """The DATASEC behind internal map ``map_name`` of object ``obj_name``: the one libbpf
+    names that way (``<prefix>.rodata``, ``.data.custom``; an object name may hold dots)."""
+    from pybpfobj.spec.btf import BtfKind
+    from pybpfobj.spec.elf import internal_map_name
 
-        for t in btf.types():
-            if t.kind == BtfKind.DATASEC and t.name.startswith(tail):
-                return t
+    for t in btf.types():
+        if t.kind == BtfKind.DATASEC and internal_map_name(obj_name, t.name) == map_name:
+            return t
     return None
 
 
@@ -1413,7 +1451,7 @@ def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str) -> byt
         if not is_char_array:
             raise BpfError(f"variable '{name}' ({tname}) is not a char array: give bytes or a "
                            f"ctypes value", errno=_errno.EINVAL)
-        enc = value.encode()
+        enc = value.encode("utf-8", "surrogateescape")  # a command line's undecodable bytes kept
         if len(enc) >= size:
             raise BpfError(f"string of {len(enc)} bytes does not fit variable '{name}' ({tname}) "
                            f"with its NUL", errno=_errno.ERANGE)
@@ -1430,7 +1468,11 @@ def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str) -> byt
         if fmt is None:
             raise BpfError(f"variable '{name}' ({tname}): {size}-byte floats unsupported",
                            errno=_errno.EINVAL)
-        return struct.pack(("<" if order == "little" else ">") + fmt, value)
+        try:
+            return struct.pack(("<" if order == "little" else ">") + fmt, value)
+        except (OverflowError, struct.error) as e:
+            raise BpfError(f"value {value} does not fit variable '{name}' ({tname}, {size} bytes): {e}",
+                           errno=_errno.ERANGE) from None
     raise BpfError(f"variable '{name}' ({tname}): cannot use a {type(value).__name__} value",
                    errno=_errno.EINVAL)
 

@@ -227,7 +227,7 @@ def _cstr(data: bytes) -> str:
     return data.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def _internal_map_name(obj_name: str, real_name: str) -> str:
+def internal_map_name(obj_name: str, real_name: str) -> str:
     """libbpf 1.1's name for the map of data section ``real_name``.
 
     The object name prefix fills what is left of the 15 usable bytes after
@@ -641,7 +641,7 @@ class ObjectSpec:
     def _data_map(self, sec: _Sec, kind: str) -> MapSpec:
         flags = constants.BPF_F_RDONLY_PROG if kind == "rodata" else 0
         data = bytes(sec.size) if sec.type == SHT_NOBITS else sec.data
-        m = MapSpec(name=_internal_map_name(self.name, sec.name), type=_MAP_TYPE_ARRAY,
+        m = MapSpec(name=internal_map_name(self.name, sec.name), type=_MAP_TYPE_ARRAY,
                     key_size=4, value_size=sec.size, max_entries=1, flags=flags,
                     internal=True, section=sec.name, data=data)
         m.variables = self._variables(sec, data)
@@ -715,7 +715,7 @@ class ObjectSpec:
             variables.append(VarSpec(var.name, off, size, var.type_id, bytes(size), var.linkage))
             off += size
         self.maps.append(MapSpec(
-            name=_internal_map_name(self.name, ".kconfig"), type=_MAP_TYPE_ARRAY, key_size=4,
+            name=internal_map_name(self.name, ".kconfig"), type=_MAP_TYPE_ARRAY, key_size=4,
             value_size=off, max_entries=1,
             flags=constants.BPF_F_MMAPABLE | constants.BPF_F_RDONLY_PROG,
             internal=True, section=".kconfig", data=bytes(off), variables=variables,
