@@ -41,4 +41,14 @@ def pretty(value: Any, scalar: Callable[[Any], str], depth: int = 0) -> str:
     return "".join(out)
 
 
-__all__ = ["pretty"]
+def compact(value: Any, scalar: Callable[[Any], str]) -> str:
+    """``value`` as bpftool's JSON writer prints it when not pretty: no spaces, no newlines
+    (``prog show``'s metadata in text mode); ``scalar`` writes each leaf and each key."""
+    if isinstance(value, dict):
+        return "{" + ",".join(scalar(str(k)) + ":" + compact(x, scalar) for k, x in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(compact(x, scalar) for x in value) + "]"
+    return scalar(value)
+
+
+__all__ = ["compact", "pretty"]

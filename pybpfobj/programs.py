@@ -88,7 +88,7 @@ class Program:
         def full_name_is(pi: Any, fd: int) -> bool:
             if len(pi.name) < 15:  # not cut: the kernel's name is the full name
                 return bool(pi.name == name)
-            return name.startswith(pi.name) and _info.prog_full_name(fd, pi) == name
+            return _info.prog_full_name(fd, pi) == name
 
         return cls._matching(full_name_is)
 

@@ -425,8 +425,8 @@ def _show_one(ctx: Context, m: Map, pinned: dict[int, list[str]], pids: dict[int
         d["frozen"] = int(mi.frozen)
         if mi.btf_id:
             d["btf_id"] = mi.btf_id
-        if ctx.bpffs and mi.id in pinned:
-            d["pinned"] = pinned[mi.id]
+        if ctx.bpffs and pinned:  # as bpftool: the key whenever any map is pinned anywhere
+            d["pinned"] = pinned.get(mi.id, [])
         if mi.id in pids:
             d["pids"] = [{"pid": p, "comm": c} for p, c in pids[mi.id]]
         return d

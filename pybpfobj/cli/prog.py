@@ -141,8 +141,13 @@ def _loaded_at_text(epoch: int) -> str:
 
 
 def _metadata(prog_map_ids: list[int]) -> list[tuple[str, Any, str]] | None:
-    """``(name, json value, text value)`` of the ``bpf_metadata_*`` variables of the
-    program's ``.rodata`` map, or None when it has none."""
+    """``(name, json value, text value)`` of the ``bpf_metadata_*`` variables, or None.
+
+    As bpftool: the metadata map is the program's first map that is a one-entry
+    array with a 4-byte key, a BTF value type and ".rodata" in its name; its
+    DATASEC's ``bpf_metadata_*`` variables are shown, whatever the section is
+    called, and no other map is looked at.
+    """
     from pybpfobj.kernel import info as kinfo
     from pybpfobj.kernel import progops
 
@@ -155,61 +160,31 @@ def _metadata(prog_map_ids: list[int]) -> list[tuple[str, Any, str]] | None:
         try:
             mi = kinfo.map_info(fd)
             if (mi.type_name != "array" or mi.key_size != 4 or mi.max_entries != 1
-                    or not mi.btf_id or not mi.btf_value_type_id or not mi.name.endswith(".rodata")):
+                    or not mi.btf_value_type_id or ".rodata" not in mi.name):
                 continue
             from pybpfobj.spec.btf import BTF, BtfKind
+            from pybpfobj.spec.btf_format import format_value, format_value_compact
 
             btf = BTF.from_bytes(kinfo.btf_data(mi.btf_id), source=f"BTF id {mi.btf_id}")
             sec = btf.type(mi.btf_value_type_id)
-            if sec.kind != BtfKind.DATASEC or sec.name != ".rodata":
-                continue
+            if sec.kind != BtfKind.DATASEC:
+                return None
             variables = [(btf.type(si.type_id), si) for si in sec.secinfo]
             if not any(v.name.startswith(prefix) for v, _ in variables):
-                continue
+                return None
             value = progops.map_lookup_bytes(fd, b"\0\0\0\0", mi.value_size)
             out = []
             for var, si in variables:
-                if not var.name.startswith(prefix):
-                    continue
-                data = value[si.offset:si.offset + si.size]
-                jv, tv = _format_var(btf, var.type_id, data)
-                out.append((var.name[len(prefix):], jv, tv))
+                if var.name.startswith(prefix):
+                    data = value[si.offset:si.offset + si.size]
+                    out.append((var.name[len(prefix):], format_value(btf, var.type_id, data),
+                                format_value_compact(btf, var.type_id, data)))
             return out
         except BpfError:
-            continue
+            return None
         finally:
             os.close(fd)
     return None
-
-
-def _format_var(btf: Any, type_id: int, data: bytes) -> tuple[Any, str]:
-    """A metadata variable as (JSON value, text) the way bpftool's BTF dumper prints it."""
-    try:
-        btf_format: Any = importlib.import_module("pybpfobj.spec.btf_format")  # BTF engineer's module
-
-        jv = btf_format.format_value(btf, type_id, data)
-        tv = btf_format.format_value_text(btf, type_id, data) if hasattr(btf_format, "format_value_text") \
-            else None
-    except ImportError:
-        jv, tv = _format_fallback(btf, type_id, data), None
-    if tv is None:
-        import json
-
-        tv = json.dumps(jv) if isinstance(jv, str) else str(jv)
-    return jv, tv.rstrip("\n")
-
-
-def _format_fallback(btf: Any, type_id: int, data: bytes) -> Any:
-    from pybpfobj.spec.btf import BtfKind
-
-    t = btf.resolve(type_id)
-    if t.kind == BtfKind.INT:
-        return int.from_bytes(data[:t.size], "little", signed=bool(t.int_encoding & 1))
-    if t.kind == BtfKind.ARRAY:
-        et = btf.resolve(t.elem_type)
-        if et.kind == BtfKind.INT and et.size == 1 and (et.int_encoding & 2 or "char" in et.name):
-            return data.split(b"\0", 1)[0].decode("utf-8", "replace")
-    return [f"0x{b:02x}" for b in data]
 
 
 def header_line(pi: Any) -> str:
@@ -267,7 +242,7 @@ def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
             d["map_ids"] = pi.map_ids
         if pi.btf_id:
             d["btf_id"] = pi.btf_id
-        if pinned is not None:
+        if pinned:  # as bpftool: the key whenever any program is pinned anywhere
             d["pinned"] = pinned.get(pi.id, [])
         if pids and pids.get(pi.id):
             d["pids"] = [{"pid": pid, "comm": comm} for pid, comm in pids[pi.id]]
@@ -285,7 +260,7 @@ def _show_one(ctx: Context, prog: Program, pinned: dict[int, list[str]] | None,
     if pi.map_ids:
         line += "  map_ids " + ",".join(str(m) for m in pi.map_ids)
     out.append(line)
-    if pinned is not None:
+    if pinned:
         out.extend(f"\tpinned {p}" for p in pinned.get(pi.id, []))
     if pi.btf_id:
         out.append(f"\tbtf_id {pi.btf_id}")

@@ -488,7 +488,8 @@ def prog_full_name(fd: int, pi: ProgInfo | None = None) -> str:
     """The program's name, completed from BTF when the kernel truncated it.
 
     The kernel keeps 15 characters; like bpftool, a name of exactly that
-    length is replaced by the first BTF function's name (when it extends it).
+    length is replaced by the first BTF function's name (a loader may have
+    given the kernel another name altogether).
     """
     if pi is None:
         pi = prog_info(fd)
@@ -504,7 +505,7 @@ def prog_full_name(fd: int, pi: ProgInfo | None = None) -> str:
         name = str(btf.type(full.func_info[0][1]).name)
     except BpfError:
         return pi.name
-    return name if name.startswith(pi.name) else pi.name
+    return name or pi.name
 
 
 # ---------------------------------------------------------------------------
@@ -794,14 +795,18 @@ def fdinfo(fd: int) -> dict[str, str]:
 
 
 def bpffs_mounts() -> list[str]:
-    """Mount points of every bpffs, from ``/proc/mounts`` (octal escapes decoded)."""
+    """Mount points of every bpffs, in ``/proc/mounts`` order (its ``\\NNN`` octal escapes
+    decoded as bytes, so a non-ASCII path comes out as the file system has it)."""
+    import re
+
     roots: list[str] = []
     try:
-        with open("/proc/mounts") as f:
+        with open("/proc/mounts", "rb") as f:
             for line in f:
                 parts = line.split()
-                if len(parts) >= 3 and parts[2] == "bpf":
-                    mp = parts[1].encode().decode("unicode_escape")
+                if len(parts) >= 3 and parts[2] == b"bpf":
+                    raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes((int(m.group(1), 8),)), parts[1])
+                    mp = os.fsdecode(raw)
                     if mp not in roots:
                         roots.append(mp)
     except OSError:
@@ -812,34 +817,53 @@ def bpffs_mounts() -> list[str]:
 def pinned_table(kind: str, roots: Iterable[str] | None = None) -> dict[int, list[str]]:
     """Every pinned object of ``kind`` under ``roots`` (default: all bpffs mounts) -> its paths.
 
-    Built in one walk, as bpftool's ``-f`` does before listing.
+    Built in one walk, as bpftool's ``-f`` does before listing: pins only (a
+    symbolic link inside a bpffs is none), and each object's paths in
+    bpftool's order, the walk's reversed (its table puts each new path first).
     """
     table: dict[int, list[str]] = {}
     for root in (list(roots) if roots is not None else bpffs_mounts()):
-        for dirpath, dirnames, filenames in os.walk(root):
-            for fn in filenames:
-                path = os.path.join(dirpath, fn)
-                ret = libbpf.lib().bpf_obj_get(os.fsencode(path))
-                if ret < 0:
+        for path in _pins_under(root):
+            ret = libbpf.lib().bpf_obj_get(os.fsencode(path))
+            if ret < 0:
+                continue
+            fd = int(ret)
+            try:
+                if fd_kind(fd) != kind:
                     continue
-                fd = int(ret)
-                try:
-                    if fd_kind(fd) != kind:
-                        continue
-                    obj_id = _id_of(fd, kind)
-                except BpfError:
-                    continue
-                finally:
-                    os.close(fd)
-                table.setdefault(obj_id, []).append(path)
+                obj_id = _id_of(fd, kind)
+            except BpfError:
+                continue
+            finally:
+                os.close(fd)
+            table.setdefault(obj_id, []).append(path)
     for paths in table.values():
-        paths.sort()
+        paths.reverse()
     return table
 
 
+def _pins_under(d: str) -> Iterator[str]:
+    """Every entry under ``d`` but directories and symbolic links, depth first in directory
+    order (a subdirectory's entries where the subdirectory comes), as bpftool's nftw walk."""
+    try:
+        entries = list(os.scandir(d))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_symlink():
+                continue
+            if e.is_dir():
+                yield from _pins_under(e.path)
+                continue
+        except OSError:
+            continue
+        yield e.path
+
+
 def pinned_paths(kind: str, obj_id: int, roots: Iterable[str] | None = None) -> list[str]:
-    """The bpffs paths where object ``obj_id`` of ``kind`` is pinned."""
-    return pinned_table(kind, roots).get(obj_id, [])
+    """The bpffs paths where object ``obj_id`` of ``kind`` is pinned (sorted)."""
+    return sorted(pinned_table(kind, roots).get(obj_id, []))
 
 
 def _id_of(fd: int, kind: str) -> int:

@@ -23,7 +23,7 @@ import struct
 from typing import Any
 
 from pybpfobj.errors import BTFError
-from pybpfobj.jsonw import pretty
+from pybpfobj.jsonw import compact, pretty
 from pybpfobj.spec.btf import BTF, INT_BOOL, INT_CHAR, INT_SIGNED, BtfKind, BtfType
 
 
@@ -34,11 +34,12 @@ class Raw(str):
 
 
 _ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f", "\b": "\\b", "\\": "\\\\",
-            '"': '\\"', "'": "\\'"}
+            '"': '\\"'}
 
 
 def _quote(s: str) -> str:
-    # bpftool's json_writer escapes these (including a quirky \'), nothing else
+    # bpftool 7.1's json_writer escapes these, nothing else (not "'"; a backslash it
+    # writes as "\n", a bug not copied here)
     return '"' + "".join(_ESCAPES.get(c, c) for c in s) + '"'
 
 
@@ -267,4 +268,9 @@ def format_value_text(btf: BTF, type_id: int, data: bytes, depth: int = 0) -> st
     return pretty_json(format_tree_text(btf, type_id, data), depth)
 
 
-__all__ = ["Raw", "format_tree_text", "format_value", "format_value_text", "pretty_json"]
+def format_value_compact(btf: BTF, type_id: int, data: bytes) -> str:
+    """The one-line text ``bpftool prog show`` prints for a metadata variable."""
+    return compact(format_tree_text(btf, type_id, data), _scalar)
+
+
+__all__ = ["Raw", "format_tree_text", "format_value", "format_value_compact", "format_value_text", "pretty_json"]

@@ -143,3 +143,114 @@ def test_prog_verbs_match_by_prefix_in_bpftool_order(loaded: list[Path]) -> None
     assert cli("prog", "d", "x", "pinned", pin)[0] == 0  # dump xlated
     rc, _, err = cli("prog", "frob")
     assert rc == 255 and "unknown command 'frob'" in err
+
+
+def _build(tmp: Path, name: str, src: str) -> str:
+    import platform
+    import shutil
+
+    cc = shutil.which("clang-19") or shutil.which("clang")
+    assert cc is not None
+    (tmp / f"{name}.bpf.c").write_text(src)
+    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
+                    "-c", str(tmp / f"{name}.bpf.c"), "-o", str(tmp / f"{name}.o")], check=True)
+    return str(tmp / f"{name}.o")
+
+
+_META = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct s { int a; char b[4]; };
+volatile const short bpf_metadata_arr[3] SEC(".rodata") = {1, -2, 3};
+volatile const struct s bpf_metadata_st SEC(".rodata") = {5, "xy"};
+volatile const char bpf_metadata_q[] SEC(".rodata") = "it's \\"q\\" /x";
+SEC("socket")
+int meta(struct __sk_buff *s) { return bpf_metadata_arr[0] + bpf_metadata_st.a + bpf_metadata_q[0]; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+# the metadata map is the first ".rodata" one: here .rodata.foo, which has none
+_META_FIRST_MAP = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+volatile const int first_ro SEC(".rodata.foo") = 3;
+volatile const int bpf_metadata_x SEC(".rodata") = 9;
+SEC("socket")
+int meta3(struct __sk_buff *s) { int a = first_ro; return a + bpf_metadata_x; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+# metadata in a section that is not called .rodata, in a map whose name has ".rodata"
+_META_OTHER_SECTION = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+volatile const int bpf_metadata_in_foo SEC(".rodata.foo") = 3;
+SEC("socket")
+int meta4(struct __sk_buff *s) { return bpf_metadata_in_foo; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("src", [_META, _META_FIRST_MAP, _META_OTHER_SECTION],
+                         ids=["compact-values", "first-rodata-map", "other-section"])
+def test_metadata_matches_bpftool(tmp_path: Path, bpffs: Path, bpftool: str, src: str) -> None:
+    obj = _build(tmp_path, "meta", src)
+    subprocess.run([bpftool, "prog", "load", obj, str(bpffs / "m")], check=True)
+    t = tool(bpftool, "prog", "show", "pinned", str(bpffs / "m"))[1]
+    o = cli("prog", "show", "pinned", str(bpffs / "m"))[1]
+    assert drop_loaded_at(o) == drop_loaded_at(t)
+    tj = json.loads(tool(bpftool, "-j", "prog", "show", "pinned", str(bpffs / "m"))[1])
+    oj = json.loads(cli("-j", "prog", "show", "pinned", str(bpffs / "m"))[1])
+    assert comparable(oj) == comparable(tj)
+    if src is _META:
+        assert 'arr = [1,-2,3]' in o and 'st = {"a":5,"b":"xy"}' in o and "q = \"it's \\\"q\\\" /x\"" in o
+
+
+def test_pinned_paths_with_f_as_bpftool_lists_them(objs: Path, tmp_path: Path, bpftool: str) -> None:
+    # a bpffs at a non-ASCII path, pins in bpftool's order (the walk's, reversed), a symlink
+    # in the bpffs that is no pin
+    fs = tmp_path / "fs é"
+    fs.mkdir()
+    subprocess.run(["mount", "-t", "bpf", "bpf", str(fs)], check=True)
+    try:
+        subprocess.run([bpftool, "prog", "load", str(objs / "xdp_counter.o"), str(fs / "a")], check=True)
+        for extra in ("b", "0"):
+            subprocess.run([bpftool, "prog", "pin", "pinned", str(fs / "a"), str(fs / extra)], check=True)
+        (fs / "d").mkdir()
+        subprocess.run([bpftool, "prog", "pin", "pinned", str(fs / "a"), str(fs / "d" / "x")], check=True)
+        os.symlink(str(fs / "a"), str(fs / "link"))
+        pid = json.loads(tool(bpftool, "-j", "prog", "show", "pinned", str(fs / "a"))[1])["id"]
+        for j in ([], ["-j"]):
+            t = tool(bpftool, "-f", *j, "prog", "show", "id", str(pid))[1]
+            o = cli("-f", *j, "prog", "show", "id", str(pid))[1]
+            if j:
+                assert comparable(json.loads(o)) == comparable(json.loads(t))
+            else:
+                assert drop_loaded_at(o) == drop_loaded_at(t)
+                assert f"pinned {fs / 'link'}" not in o and f"pinned {fs / 'a'}" in o
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], check=False)
+
+
+def test_f_json_has_no_pinned_key_when_nothing_is_pinned_anywhere(objs: Path, bpffs: Path, bpftool: str) -> None:
+    import shutil
+    import sys
+
+    subprocess.run([bpftool, "prog", "load", str(objs / "xdp_counter.o"), str(bpffs / "p")], check=True)
+    pid = json.loads(tool(bpftool, "-j", "prog", "show", "pinned", str(bpffs / "p"))[1])["id"]
+    # a holder keeps the program alive while, in a private mount namespace, every bpffs goes away
+    holder = subprocess.Popen([sys.executable, "-c", "import sys,time; f=open(sys.argv[1]); time.sleep(60)",
+                               str(bpffs / "p")])
+    try:
+        from pybpfobj.programs import Program
+
+        with Program.from_id(pid) as prog:
+            script = ("for m in $(awk '$3==\"bpf\"{print $2}' /proc/mounts); do umount -l \"$m\"; done; "
+                      f"{bpftool} -f -j prog show id {pid}; echo; "
+                      f"{sys.executable} -m pybpfobj -f -j prog show id {pid}")
+            p = subprocess.run([shutil.which("unshare") or "unshare", "-m", "--propagation", "private", "sh", "-c",
+                                script], capture_output=True, text=True, check=True, pass_fds=(prog.fd,))
+        t, o = (json.loads(x) for x in p.stdout.strip().split("\n") if x.strip())
+        assert "pinned" not in t and "pinned" not in o
+        assert comparable(o) == comparable(t)
+    finally:
+        holder.kill()
+        holder.wait()
