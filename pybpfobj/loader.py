@@ -912,7 +912,11 @@ class BpfObject:
                         f"'{_o.prog_section(p)}') has type {tname}, which this kernel {maybe}",
                         prog=prog, obj=self.name, errno=err)
             cause = _first_cause(prog, lines)
-            if not cause or "strerror_r(" in cause:  # libbpf could not name the errno (ENOTSUPP)
+            if err == _errno.EPERM and p is not None:  # libbpf's hint ("ulimit -l") misleads as root
+                cause = (f"the kernel refused it as type {constants.prog_type_name(_o.prog_type(p))} "
+                         f"(section '{_o.prog_section(p)}'): {os.strerror(err)} (a security policy, "
+                         f"lockdown or this kernel's build may forbid the type)")
+            elif not cause or "strerror_r(" in cause:  # libbpf could not name the errno (ENOTSUPP)
                 cause = _errno_text(err)
                 if p is not None:
                     cause = f"the kernel refused it as type {constants.prog_type_name(_o.prog_type(p))}: {cause}"

@@ -401,3 +401,24 @@ def test_a_load_refused_before_verification_is_no_verifier_rejection(objs: Path)
     assert str(info.value) == ("failed to load object file: program 'xdp_count': the kernel refused it as "
                                "type struct_ops: operation not supported (ENOTSUPP)")
     assert obj.state == "closed"
+
+
+def test_a_type_this_kernel_forbids_is_named_with_its_section(tmp_path: Path) -> None:
+    # fentry and lsm programs are refused here with EPERM (the note in ProgramError replaces
+    # libbpf's "try raising 'ulimit -l'", which misleads as root)
+    from loader_testutil import build_bpf
+
+    src = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("fentry/do_nanosleep") int fe(void *ctx) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+    with BpfObject(build_bpf(tmp_path, "fe", src)) as obj, pytest.raises(ProgramError) as info:
+        obj.load()
+    e = info.value
+    assert e.errno == errno.EPERM  # this machine's kernel refuses fentry/fexit/lsm programs
+    assert str(e) == ("failed to load object file: program 'fe': the kernel refused it as type tracing "
+                      "(section 'fentry/do_nanosleep'): Operation not permitted (a security policy, "
+                      "lockdown or this kernel's build may forbid the type)")
+    assert e.prog == "fe" and e.obj == "fe"
