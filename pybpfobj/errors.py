@@ -46,8 +46,10 @@ class BpfError(OSError):
     def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self) -> Any:  # keep pickling (multiprocessing) working
-        return (_rebuild, (type(self), self.message, self.errno, self.obj, self.map, self.prog, self.path))
+    def __reduce__(self) -> Any:  # keep pickling (multiprocessing) and copying working
+        # the state carries what subclasses add (a VerifierError's log, insn and source ...)
+        return (_rebuild, (type(self), self.message, self.errno, self.obj, self.map, self.prog, self.path),
+                dict(self.__dict__))
 
     @property
     def exit_code(self) -> int:
@@ -95,9 +97,11 @@ class LibbpfError(BpfError):
 class VerifierError(LibbpfError):
     """The kernel's verifier rejected a program.
 
-    ``log`` is the verifier's full output; ``insn`` the failing instruction
-    index where it could be found, and ``source`` a ``(file, line, text)``
-    tuple from BTF line_info where the object has it.
+    ``log`` is the verifier's full output (its end only, when it overflowed
+    its buffer); ``insn`` the failing instruction index where it could be
+    found (numbered over the loaded program, subprograms included), and
+    ``source`` a ``(file, line, text)`` tuple: the kernel's own annotation
+    of that instruction, from the object's BTF line_info, where it has one.
     """
 
     def __init__(

@@ -66,6 +66,11 @@ _NEED_MAX_ENTRIES = frozenset(constants.MAP_TYPE[n] for n in (
 ))
 _RINGBUFS = frozenset((constants.MAP_TYPE["ringbuf"], constants.MAP_TYPE["user_ringbuf"]))
 _DEVMAPS = frozenset((constants.MAP_TYPE["devmap"], constants.MAP_TYPE["devmap_hash"]))
+# libbpf's "prog 'NAME': failed to load" line (compiled where used: re stays out of start-up)
+_FAILED_PROG = r"(?:libbpf: )?prog '([^']+)': failed to load"
+# Lines closing a verifier log (statistics), and reasons found after the walk (no insn of theirs)
+_LOG_TRAILERS = ("processed ", "verification time ", "stack depth ", "cur state:", "old state:")
+_AFTER_WALK = ("combined stack size",)
 # Sections of externs, which libbpf fills in at load (kernel config, kernel symbols)
 _EXTERN_SECTIONS = (".kconfig", ".ksyms")
 # Map types whose value_size is 0 (or set by libbpf: struct_ops)
@@ -894,7 +899,8 @@ class BpfObject:
         import re
 
         text = "".join(lines)
-        failed = re.search(r"prog '([^']+)': failed to load", text)
+        # libbpf's own line, not one inside a verifier log it printed (source text may say anything)
+        failed = next((m for m in map(re.compile(_FAILED_PROG).match, lines) if m is not None), None)
         if log is None:  # libbpf's own buffer: the log came as a warning
             log = _log_from_lines(failed.group(1), lines) if failed is not None else ""
         if failed is not None and (_verifier_said_why(log) or err in (_errno.EACCES, _errno.ENOSPC)):
@@ -930,70 +936,64 @@ class BpfObject:
                           f"{_last_warning(lines) or os.strerror(err)}", obj=self.name, errno=err)
 
     def _verifier_error(self, prog: str, log: str, err: int) -> VerifierError:
+        """The VerifierError for program ``prog``'s log: its reason, failing instruction
+        and source line, read from the log itself at any log level.
+
+        - The reason is the log's last line before its closing statistics: the
+          verifier stops at the error, and at log level 2 and up the failing
+          instruction is followed by precision tracking and state lines.
+        - The instruction is the one the reason names ("at insn N"), else the
+          last one walked, except for checks made after the walk (the
+          combined stack size).
+        - The source line is the kernel's own annotation before that
+          instruction (``; text @ file:line``): instructions are numbered
+          over the whole loaded program, subprograms appended, which the
+          object file's line_info alone does not tell.
+        """
         import re
 
         insn_re = re.compile(r"^(\d+): \(")
         src_re = re.compile(r"^; (.*) @ (.+):(\d+)$")
         log_lines = log.rstrip("\n").split("\n")
+        end = len(log_lines)
+        while end and (not log_lines[end - 1].strip()
+                       or log_lines[end - 1].startswith(_LOG_TRAILERS)):
+            end -= 1
+        reason = log_lines[end - 1].strip() if end else ""
+        if reason and (insn_re.match(reason) or src_re.match(reason)):
+            reason = ""  # no message after the last instruction
+        named = re.search(r"\binsn (\d+)\b", reason)
         insn: int | None = None
         idx = -1
-        for i, line in enumerate(log_lines):
-            mi = insn_re.match(line)
-            if mi:
-                insn, idx = int(mi.group(1)), i
-        reason = ""
-        for line in log_lines[idx + 1:]:
-            if line and not line.startswith("processed ") and not insn_re.match(line):
-                reason = line.strip()
-                break
-        source = self._source_of(prog, insn) if insn is not None else None
-        if source is None and idx >= 0:
-            for line in reversed(log_lines[:idx]):
-                ms = src_re.match(line)
-                if ms:
-                    source = (ms.group(2), int(ms.group(3)), ms.group(1))
+        if named is not None:
+            insn = int(named.group(1))
+            idx = max((i for i, ln in enumerate(log_lines[:end]) if ln.startswith(f"{insn}: (")), default=-1)
+        elif not reason.startswith(_AFTER_WALK):
+            for i in range(end - 1, -1, -1):
+                mi = insn_re.match(log_lines[i])
+                if mi:
+                    insn, idx = int(mi.group(1)), i
                     break
+        source = None
+        for line in reversed(log_lines[:idx] if idx >= 0 else ()):
+            ms = src_re.match(line)
+            if ms:
+                source = (ms.group(2), int(ms.group(3)), ms.group(1).strip())
+                break
         where = ""
         if insn is not None:
             where = f" at insn {insn}"
             if source is not None:
-                where += f" ({source[0]}:{source[1]}: {source[2].strip()})"
+                where += f" ({source[0]}:{source[1]}: {source[2]})"
+        if err == _errno.ENOSPC:
+            # the log filled its buffer: the kernel kept its end, and its ENOSPC hides the
+            # error the reason states
+            err = _errno.E2BIG if ("too large" in reason or "too complex" in reason) else _errno.EACCES
+            reason += " (the verifier log overflowed its buffer: .log holds its end)"
         return VerifierError(
             f"failed to load object file: the verifier rejected program '{prog}'{where}"
             + (f": {reason}" if reason else ""),
-            log=log, insn=insn, source=source, prog=prog, obj=self.name,
-            errno=err if err != _errno.ENOSPC else _errno.EACCES)
-
-    def _source_of(self, prog: str, insn: int) -> tuple[str, int, str] | None:
-        """Map a program-relative instruction to its source line through BTF.ext line_info."""
-        if self._path is None:
-            return None
-        try:
-            from pybpfobj.spec.btf import read_elf_btf
-
-            btf, ext = read_elf_btf(self._path)
-        except (BpfError, OSError, ImportError):
-            return None
-        if ext is None:
-            return None
-        sec = _o.prog_section(self._progs[prog]) if prog in self._progs else None
-        if sec is None:
-            return None
-        start = None
-        for off, tid in ext.func_info.get(sec, []):
-            if btf.type(tid).name == prog:
-                start = off
-                break
-        if start is None:
-            return None
-        target = start + insn
-        best = None
-        for li in ext.line_info.get(sec, []):
-            if start <= li.insn_off <= target:
-                best = li
-        if best is None:
-            return None
-        return (best.file_name, best.line_num, best.line)
+            log=log, insn=insn, source=source, prog=prog, obj=self.name, errno=err)
 
     # -- handles -----------------------------------------------------------
 
