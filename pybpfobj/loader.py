@@ -77,10 +77,13 @@ _EXTERN_SECTIONS = (".kconfig", ".ksyms")
 _NO_VALUE_OK = frozenset(constants.MAP_TYPE[n] for n in ("ringbuf", "user_ringbuf", "arena", "struct_ops")
                          if n in constants.MAP_TYPE)
 _BLOOM = constants.MAP_TYPE["bloom_filter"]
+_STRUCT_OPS = constants.PROG_TYPE["struct_ops"]
 # types.MappingProxyType without importing types (not loaded at start-up otherwise)
 _mappingproxy = type(type.__dict__)
 _LOG_SIZE = 1 << 24  # libbpf's own first size (BPF_LOG_BUF_SIZE); untouched pages cost nothing
 _tls = _thread._local()
+# Guards the state changes of every BpfObject (load's start, close) against other threads
+_transition = _thread.allocate_lock()
 # Files (device, inode, size, mtime, ctime) whose pre-load scan found nothing to do, and how
 # long ago a file must have changed to be remembered there
 _FRESH_NS = 2_000_000_000
@@ -110,29 +113,73 @@ def _page_size() -> int:
 
 
 class _Pins:
-    """Pins and directories made by one call (or by the object), newest last."""
+    """Pins and directories made by one call (or by the object), newest last.
+
+    Kept as absolute paths with the (device, inode) each had when made:
+    :meth:`undo` removes only what is still that very entry, whatever the
+    working directory is by then, and whatever took the name meanwhile.
+    """
 
     def __init__(self) -> None:
         self.pins: list[str] = []
         self.dirs: list[str] = []
+        self._ids: dict[str, tuple[int, int] | None] = {}  # path -> (dev, ino) when made
+
+    def add_pin(self, path: str, *, pending: bool = False) -> None:
+        self.pins.append(self._note(path, pending))
+
+    def add_dir(self, path: str, *, pending: bool = False) -> None:
+        self.dirs.append(self._note(path, pending))
+
+    def made(self, path: str) -> None:
+        """A pending entry now exists: note what it is."""
+        p = os.path.abspath(path)
+        self._ids[p] = _identity(p)
+
+    def forget(self, path: str) -> None:
+        p = os.path.abspath(path)
+        for entries in (self.pins, self.dirs):
+            if p in entries:
+                entries.remove(p)
+        self._ids.pop(p, None)
+
+    def _note(self, path: str, pending: bool) -> str:
+        p = os.path.abspath(path)
+        self._ids[p] = _PENDING if pending else _identity(p)
+        return p
 
     def undo(self) -> None:
         for p in reversed(self.pins):
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
+            if self._ids.get(p) in (_PENDING, _identity(p)):  # pending: made just before an interrupt
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
         for d in reversed(self.dirs):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+            if self._ids.get(d) in (_PENDING, _identity(d)):
+                try:
+                    os.rmdir(d)  # only when empty: another command's pins stay
+                except OSError:
+                    pass
         self.pins.clear()
         self.dirs.clear()
+        self._ids.clear()
 
     def extend(self, other: _Pins) -> None:
         self.pins.extend(other.pins)
         self.dirs.extend(other.dirs)
+        self._ids.update(other._ids)
+
+
+_PENDING = (-1, -1)  # an entry noted before the call that makes it
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _make_map_handle(fd: int, name: str) -> Any:
@@ -342,6 +389,13 @@ class BpfObject:
         self._check_open("set_prog_type")
         pt, at = _resolve_type(prog_type)
         targets = [prog] if prog is not None else list(self._progs)
+        for name in targets:
+            if _o.prog_type(self._prog(name)) == _STRUCT_OPS and pt != _STRUCT_OPS:
+                # libbpf 1.1 (and bpftool 7.1 with it) crashes loading a struct_ops
+                # program as another type: its struct_ops map still points to it
+                raise ProgramError(f"set_prog_type: program '{name}' of object '{self.name}' is a "
+                                   f"struct_ops program: its type cannot change", prog=name,
+                                   obj=self.name, errno=_errno.EINVAL)
         for name in targets:
             _o.prog_set_type(self._prog(name), pt, at)
             self._type_set = self._type_set | {name}
@@ -724,9 +778,13 @@ class BpfObject:
         kernel lacks a program type, :class:`MapError` for a map the kernel
         refuses.  A failed load closes the object.
         """
-        if self._state != "opened":
-            self._check_open("load")
+        with _transition:  # one load at a time; close() refuses meanwhile (libbpf would free it)
+            if self._state != "opened":
+                self._check_open("load")
+            self._state = "loading"
         root_existed = True
+        pins: Mapping[str, str] = {}
+        existed: set[str] = set()
         try:
             # The pre-load scan looks for what needs attention: a program type to set, a
             # by-name pin to check, a size missing.  Its finding depends on the file alone
@@ -744,7 +802,6 @@ class BpfObject:
                 if not (untyped or pinned) and file is not None and not self._configured:
                     self._remember_clean(file)
             pins = self._pin_paths
-            existed: set[str] = set()
             if pins:  # only by-name pins can create the pin root
                 existed = {p for p in pins.values() if os.path.exists(p)}
                 root_existed = os.path.isdir(self.pin_root)
@@ -769,11 +826,18 @@ class BpfObject:
             if pins:
                 self._record_pins(pins, existed, root_existed)
         except BaseException:
+            if pins:
+                # by-name pins libbpf made in a load that completed, then was interrupted
+                # (KeyboardInterrupt as it returned) or refused after: ours to take back
+                self._record_pins(pins, existed, root_existed)
+                if self._pins is not None:
+                    self._pins.undo()
             if not root_existed:
                 try:
                     os.rmdir(self.pin_root)
                 except OSError:
                     pass
+            self._state = "opened"  # for close() to release it
             self.close()
             raise
         self._state = "loaded"
@@ -805,9 +869,9 @@ class BpfObject:
             if pin not in existed and os.path.exists(pin):
                 made = self._own_pins()
                 if (not root_existed and os.path.dirname(pin) == self.pin_root.rstrip("/")
-                        and self.pin_root not in made.dirs):
-                    made.dirs.append(self.pin_root)
-                made.pins.append(pin)
+                        and os.path.abspath(self.pin_root) not in made.dirs):
+                    made.add_dir(self.pin_root)
+                made.add_pin(pin)
 
     def _prepare_types(self, untyped: list[int]) -> None:
         """Give a type to programs whose section libbpf 1.1 cannot place."""
@@ -1149,13 +1213,20 @@ class BpfObject:
     def _pin_many(self, d: str, items: list[tuple[str, int, str]]) -> list[str]:
         if not items:  # as libbpf, which makes the directory as it pins the first object
             return []
+        libbpf.c_path(d)  # a NUL byte: refused before anything is made
         txn = _Pins()
         done: list[str] = []
         try:
             for base, _fd, what in items:
                 bpffs.check_pin_name(os.path.join(d, base), what)
-            if bpffs.make_pin_dir(d):
-                txn.dirs.append(d)
+            if not os.path.lexists(d):
+                txn.add_dir(d, pending=True)
+                if bpffs.make_pin_dir(d):
+                    txn.made(d)
+                else:
+                    txn.forget(d)  # made meanwhile by someone else: not ours
+            else:
+                bpffs.make_pin_dir(d)  # checks it is a directory
             for base, fd, what in items:
                 path = os.path.join(d, base)
                 self._pin_fd(txn, fd, path, what)
@@ -1168,8 +1239,15 @@ class BpfObject:
 
     @staticmethod
     def _pin_fd(txn: _Pins, fd: int, path: str, what: str) -> None:
-        bpffs.pin_fd(fd, path, what)
-        txn.pins.append(path)
+        bpffs.check_pin_free(path, what)  # an existing entry is never noted as ours
+        # noted before the syscall: a KeyboardInterrupt as it returns still finds it to undo
+        txn.add_pin(path, pending=True)
+        try:
+            bpffs.pin_fd(fd, path, what)
+        except BpfError:  # not pinned: the name is not ours
+            txn.forget(path)
+            raise
+        txn.made(path)
 
     @property
     def pinned(self) -> list[str]:
@@ -1189,13 +1267,19 @@ class BpfObject:
         Program and map names come from libbpf's object: a closed object still
         lists those read while it was open, and no others.
         """
-        if self._state == "closed":
-            return
-        if self._name is None:  # the name stays readable once closed
-            self._name = _o.object_name(self._obj)
-        _o.close_object(self._obj)
-        self._obj = 0
-        self._state = "closed"
+        with _transition:
+            if self._state == "closed":
+                return
+            if self._state == "loading":
+                raise BpfError(f"close: object '{self.name}' is being loaded on another thread",
+                               errno=_errno.EBUSY, obj=self.name)
+            if self._name is None:  # the name stays readable once closed
+                self._name = _o.object_name(self._obj)
+            # taken out before libbpf frees it: a second close (another thread, or after a
+            # KeyboardInterrupt as the call returned) finds nothing to free
+            obj, self._obj = self._obj, 0
+            self._state = "closed"
+        _o.close_object(obj)
 
     def __enter__(self) -> Self:
         return self
@@ -1344,13 +1428,11 @@ def _check_u32(n: int, what: str) -> None:
 
 def _resolve_section(sec: str) -> tuple[int, int | None] | None:
     """Program type (and expected attach type) for a section libbpf could not place."""
-    try:
-        from pybpfobj.spec import sections
-    except ImportError:
-        return None
+    from pybpfobj.spec import sections
+
     try:
         r = sections.resolve_section(sec)
-    except Exception:  # noqa: BLE001 - an unknown section is the answer None
+    except (KeyError, ValueError, LookupError):  # an unknown section is the answer None
         return None
     return _type_pair(r)
 

@@ -183,7 +183,7 @@ def mount_private_bpffs(prefix: str = "pybpfobj-test-bpffs-") -> tuple[Path, Cal
         raise
 
     def undo() -> None:
-        mounted.undo()
+        mounted.undo(force=True)  # a test's own bpffs: whatever it holds goes
         shutil.rmtree(d, ignore_errors=True)
 
     return d, undo

@@ -235,7 +235,10 @@ def run(argv: Sequence[str], ctx: Context | None = None) -> int:
         _report(ctx, e.message)
         return e.code
     except KeyboardInterrupt:
-        return 0
+        # interrupted mid-command (tracelog and event_pipe stop on Ctrl-C themselves, and
+        # exit 0): the shell's code for SIGINT, as bpftool killed by it; what the command
+        # made was taken back on the way out
+        return 130
     except BrokenPipeError:
         return 0
     except Exception as e:  # noqa: BLE001 - every library error, and anything unexpected: no traceback

@@ -267,7 +267,7 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             if m is not None:
                 mounts.append(m)
         if a.pinmaps is not None:
-            _check_pinmaps_dir(a.pinmaps)
+            _check_pinmaps_dir(a.pinmaps, None if first_only else a.path)
 
         from pybpfobj.loader import BpfObject
 
@@ -338,13 +338,17 @@ def _unprefixed(message: str) -> str:
     return message.replace(": libbpf: ", ": ")
 
 
-def _check_pinmaps_dir(d: str) -> None:
+def _check_pinmaps_dir(d: str, prog_dir: str | None = None) -> None:
     """bpftool mounts no bpffs for ``pinmaps``: MAP_DIR (or, when it is still to be made,
     its parent) must already be on one.  Checked before loading, so nothing is left behind;
-    a bpffs mounted on the parent here would hide what that directory holds."""
+    a bpffs mounted on the parent here would hide what that directory holds.  A parent
+    that is loadall's ``prog_dir``, still to be made, is judged by where that will be."""
     from pybpfobj.kernel import bpffs
 
     holder = d if os.path.lexists(d) else os.path.dirname(os.path.abspath(d))
+    if (prog_dir is not None and not os.path.lexists(holder)
+            and os.path.abspath(holder) == os.path.abspath(prog_dir)):
+        holder = os.path.dirname(os.path.abspath(prog_dir))
     if os.path.lexists(d) and not os.path.isdir(d):
         raise CliError(f"failed to pin all maps: can't create directory '{d}': a file of that name exists")
     if not os.path.isdir(holder):

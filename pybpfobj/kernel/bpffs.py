@@ -86,7 +86,7 @@ def find_bpffs(path: str) -> str | None:
 def check_pin_name(path: str, what: str = "pin") -> None:
     """Refuse a pin or directory name containing ``.`` (the kernel's EPERM) with a clear message."""
     base = os.path.basename(os.path.normpath(path))
-    if "." in base:
+    if "." in base and base not in (".", ".."):  # "." and "..": an existing directory, no new name
         raise PinError(
             f"invalid {what} name '{base}' in '{path}': names on a BPF file system cannot contain '.'",
             errno=1, path=path)
@@ -113,6 +113,10 @@ def check_pin_path(path: str) -> None:
     check_pin_free(path)
 
 
+# what a new bpffs holds from the start (the kernel's preloaded iterators)
+_PRELOADED = frozenset(("progs.debug", "maps.debug"))
+
+
 class Mounted:
     """A bpffs this process mounted (so a failed command can take it away again).
 
@@ -122,13 +126,26 @@ class Mounted:
     def __init__(self, target: str, bind_done: bool = False) -> None:
         self.target = target
         self.bind_done = bind_done
+        self.bpf_done = False
 
     def __repr__(self) -> str:
-        return f"Mounted(target={self.target!r}, bind_done={self.bind_done})"
+        return f"Mounted(target={self.target!r}, bind_done={self.bind_done}, bpf_done={self.bpf_done})"
 
-    def undo(self) -> None:
-        """Unmount the bpffs and, if one was made, the bind mount under it."""
+    def undo(self, *, force: bool = False) -> None:
+        """Unmount the bpffs and, if one was made, the bind mount under it.
+
+        Not when the bpffs holds anything by then (unless ``force``): what this
+        command pinned is gone before its mount is undone, so an entry is
+        another command's (it found the bpffs this one mounted), and unmounting
+        would free its pins.
+        """
         lc = _libc()
+        if self.bpf_done and not force:
+            try:
+                if set(os.listdir(self.target)) - _PRELOADED:
+                    return
+            except OSError:
+                pass
         lc.umount2(os.fsencode(self.target), MNT_DETACH)
         if self.bind_done:
             lc.umount2(os.fsencode(self.target), MNT_DETACH)
@@ -164,6 +181,7 @@ def mount_bpffs(target: str) -> Mounted:
             lc.umount2(t, MNT_DETACH)
         raise BpffsError(f"mount -t bpf {target} {target} failed: {os.strerror(err)}", errno=err,
                          path=target)
+    m.bpf_done = True
     return m
 
 
@@ -174,7 +192,9 @@ def ensure_bpffs_for_pin(path: str, *, nomount: bool = False) -> Mounted | None:
     the parent directory, like bpftool), None when one was already there.
     With ``nomount`` a missing bpffs is an error, in bpftool's words.
     """
-    parent = os.path.dirname(os.path.abspath(path)) or "/"
+    # the parent as given, resolved by the kernel as bpftool has it (no lexical normalising:
+    # "lnk/../p" goes through the symlink; a working directory deeper than PATH_MAX works)
+    parent = _posix_dirname(path)
     if is_bpffs(parent):
         return None
     if nomount:
@@ -184,6 +204,15 @@ def ensure_bpffs_for_pin(path: str, *, nomount: bool = False) -> Mounted | None:
     except BpffsError as e:
         raise BpffsMountError(f"can't mount BPF file system to pin the object ({path}): {e.message}",
                               errno=e.errno or 0, path=path) from None
+
+
+def _posix_dirname(path: str) -> str:
+    """dirname(3): trailing slashes do not count ("a/b/" -> "a"); "." for a bare name."""
+    stripped = path.rstrip("/")
+    if not stripped:
+        return "/" if path else "."
+    head = os.path.dirname(stripped).rstrip("/")
+    return head or ("/" if stripped.startswith("/") else ".")
 
 
 def pin_fd(fd: int, path: str, what: str = "object") -> None:

@@ -13,6 +13,9 @@ The first matching entry wins, so more specific names come first.
 
 from __future__ import annotations
 
+# typing imported whole first: @dataclass reads typing from sys.modules, and another
+# thread's first import of typing could show it half made (AttributeError: ClassVar)
+import typing  # noqa: F401
 from dataclasses import dataclass
 
 __all__ = [

@@ -219,3 +219,36 @@ def test_libbpf_info_lines_and_verifier_logs_reach_stderr_as_with_bpftool(
         assert tl[:-1] == ol[:-1] and tl[-1] == "Error: failed to load object file"
         assert ol[-1].startswith("Error: failed to load object file: the verifier rejected program 'bad_deref'")
     assert not (bpffs / "o2").exists() and (bpffs / "o").exists()
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")} - {"maps.debug", "progs.debug"}
+
+
+def test_pin_paths_bpftool_takes_are_taken(objs: Path, tmp_path: Path, bpftool: str) -> None:
+    # pinmaps inside a PATH still to be made; "lnk/../p" through a symlink (resolved by the
+    # kernel, not lexically); loadall into "." (an existing directory, no new name)
+    import sys
+
+    results = {}
+    for who in ("t", "o"):
+        base = tmp_path / who
+        fs, plain = base / "bpf", base / "plain"
+        fs.mkdir(parents=True)
+        plain.mkdir()
+        subprocess.run(["mount", "-t", "bpf", "bpf", str(fs)], check=True)
+        try:
+            (fs / "sub").mkdir()
+            (fs / "cwd").mkdir()
+            os.symlink(fs / "sub", plain / "lnk")
+            tool = [bpftool] if who == "t" else [sys.executable, "-m", "pybpfobj"]
+            for argv, cwd in ((["prog", "loadall", str(objs / "tailcall.o"), "bpf/d", "pinmaps", "bpf/d/m"], base),
+                              (["prog", "load", str(objs / "xdp_counter.o"), "plain/lnk/../p"], base),
+                              (["prog", "loadall", str(objs / "tailcall.o"), "."], fs / "cwd")):
+                p = subprocess.run([*tool, *argv], cwd=cwd, capture_output=True, text=True, check=False)
+                assert p.returncode == 0, (who, argv, p.stderr)
+            results[who] = _tree(fs)
+        finally:
+            subprocess.run(["umount", "-l", str(fs)], check=False)
+    assert results["o"] == results["t"]
+    assert {"d/m/jmp_table", "p", "cwd/main_func"} <= results["o"]

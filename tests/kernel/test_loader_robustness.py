@@ -1,0 +1,192 @@
+"""What a failing or interrupted call leaves: a mount that another command's pins now use
+stays, pins are undone by what they are (not by a name resolved from another working
+directory), a KeyboardInterrupt as libbpf returns (load, pin, close) leaves no pin and
+frees nothing twice, two threads closing one object, the CLI's exit code when
+interrupted, and calls libbpf would crash on are refused."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loader_testutil import build_bpf
+
+from pybpfobj.errors import BpfError, ProgramError
+from pybpfobj.kernel import bpffs as kbpffs
+from pybpfobj.loader import BpfObject
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("need_root")]
+
+
+def _mounted(path: Path) -> bool:
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == str(path) and line.split()[2] == "bpf" for line in f)
+
+
+def test_a_mount_whose_bpffs_another_command_uses_is_left(objs: Path) -> None:
+    plain = Path(tempfile.mkdtemp(prefix="pybpfobj-plain-"))
+    m = kbpffs.mount_bpffs(str(plain))
+    try:
+        with BpfObject(objs / "xdp_counter.o") as other:  # another command pins into our mount
+            other.load()
+            other.pin_first(str(plain / "theirs"))
+            m.undo()  # this command failed: its own pins are gone, the mount is not only its
+            assert _mounted(plain) and (plain / "theirs").exists()
+            other.unpin_all()
+        m.undo()  # empty now: undone
+        assert not _mounted(plain)
+    finally:
+        m.undo(force=True)
+        os.rmdir(plain)
+
+
+def test_unpin_all_removes_its_own_pins_from_any_working_directory(objs: Path, bpffs: Path,
+                                                                    tmp_path: Path) -> None:
+    here = os.getcwd()
+    decoy = tmp_path / "decoy"
+    (decoy / "d").mkdir(parents=True)
+    (decoy / "p").write_text("not a pin")
+    (decoy / "d" / "xdp_count").write_text("not a pin")
+    try:
+        os.chdir(bpffs)
+        with BpfObject(objs / "xdp_counter.o") as obj:
+            obj.load()
+            obj.pin_programs("d")  # relative to the bpffs
+            obj.pin_first("p")
+            os.chdir(decoy)
+            obj.unpin_all()
+    finally:
+        os.chdir(here)
+    assert (decoy / "p").read_text() == "not a pin" and (decoy / "d" / "xdp_count").exists()
+    assert not (bpffs / "p").exists() and not (bpffs / "d").exists()
+
+
+def test_unpin_all_leaves_what_took_the_name_meanwhile(objs: Path, bpffs: Path) -> None:
+    with BpfObject(objs / "xdp_counter.o") as obj, BpfObject(objs / "xdp_counter.o") as other:
+        obj.load()
+        other.load()
+        obj.pin_first(str(bpffs / "p"))
+        os.unlink(bpffs / "p")
+        other.pin_first(str(bpffs / "p"))  # someone else's pin at our old name
+        obj.unpin_all()
+        assert (bpffs / "p").exists()
+        other.unpin_all()
+
+
+def test_a_nul_byte_in_a_pin_directory_is_a_pybpfobj_error(objs: Path, bpffs: Path) -> None:
+    with BpfObject(objs / "xdp_counter.o") as obj:
+        obj.load()
+        for call in (obj.pin_programs, obj.pin_maps):
+            with pytest.raises(BpfError, match="NUL byte"):
+                call(f"{bpffs}/a\0b")
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
+
+
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+    """``module.name`` runs, then a KeyboardInterrupt comes as it returns (Ctrl-C's timing)."""
+    real = getattr(module, name)
+
+    def call(*a: Any, **k: Any) -> Any:
+        real(*a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, name, call)
+
+
+def test_an_interrupt_as_the_load_returns_leaves_no_by_name_pin(objs: Path, bpffs: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfobj import loader
+
+    _interrupt_after(monkeypatch, loader._o, "load_object")
+    root = bpffs / "root"  # made by libbpf for the by-name pin: taken back too
+    obj = BpfObject(objs / "pinbyname.o", pin_root=str(root))
+    with pytest.raises(KeyboardInterrupt):
+        obj.load()
+    assert obj.state == "closed" and not root.exists()
+
+
+def test_an_interrupt_as_a_pin_is_made_leaves_no_pin(objs: Path, bpffs: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    with BpfObject(objs / "progs_all.o") as obj:
+        obj.load()
+        _interrupt_after(monkeypatch, kbpffs, "pin_fd")
+        with pytest.raises(KeyboardInterrupt):
+            obj.pin_programs(str(bpffs / "d"))
+        monkeypatch.undo()
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
+
+
+def test_an_interrupt_as_libbpf_closes_the_object_frees_nothing_twice(
+        objs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfobj import loader
+
+    obj = BpfObject(objs / "xdp_counter.o")
+    obj.load()
+    _interrupt_after(monkeypatch, loader._o, "close_object")
+    with pytest.raises(KeyboardInterrupt):
+        obj.close()
+    monkeypatch.undo()
+    assert obj.state == "closed"
+    obj.close()  # nothing left to free (libbpf's object was freed once)
+    del obj
+
+
+_TWO_CLOSERS = """
+import sys, threading
+from pybpfobj.loader import BpfObject
+for _ in range(200):
+    o = BpfObject(sys.argv[1]); o.load()
+    ts = [threading.Thread(target=o.close) for _ in range(2)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+print("ok")
+"""
+
+
+def test_two_threads_closing_one_object_free_it_once(objs: Path) -> None:
+    p = subprocess.run([sys.executable, "-c", _TWO_CLOSERS, str(objs / "xdp_counter.o")],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert (p.returncode, p.stdout.strip()) == (0, "ok"), p.stderr[-2000:]
+
+
+def test_closing_an_object_another_thread_is_loading_is_refused(objs: Path) -> None:
+    obj = BpfObject(objs / "heavy.o")  # 170 ms of verifier
+    t = threading.Thread(target=obj.load)
+    t.start()
+    import time
+
+    time.sleep(0.05)
+    with pytest.raises(BpfError, match="being loaded on another thread") as info:
+        obj.close()
+    assert info.value.errno == errno.EBUSY
+    t.join()
+    assert obj.state == "loaded"
+    obj.close()
+
+
+def test_the_cli_interrupted_exits_130_and_leaves_nothing(objs: Path, bpffs: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from clirun import ours
+
+    from pybpfobj import loader
+
+    _interrupt_after(monkeypatch, loader.BpfObject, "pin_maps")
+    rc, _out, _err = ours("prog", "loadall", str(objs / "tailcall.o"), str(bpffs / "p"), "pinmaps",
+                          str(bpffs / "m"))
+    assert rc == 130
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
+
+
+def test_a_struct_ops_program_keeps_its_type(tmp_path: Path) -> None:
+    # libbpf 1.1 (and bpftool 7.1) crash loading a struct_ops program as another type
+    src = (Path(__file__).resolve().parent.parent / "data" / "foreign" / "struct_ops.bpf.c").read_text()
+    with BpfObject(build_bpf(tmp_path, "sops", src)) as obj, \
+            pytest.raises(ProgramError, match="is a struct_ops program: its type cannot change"):
+        obj.set_prog_type("xdp")
