@@ -94,6 +94,13 @@ class LibbpfError(BpfError):
     """A libbpf call or a bpf() syscall failed."""
 
 
+class LibbpfOpenError(ObjectOpenError, LibbpfError):
+    """libbpf could not open an object file: missing or unreadable, not an ELF BPF
+    object, or a definition it cannot take (``message`` quotes libbpf's reason).
+    Caught as :class:`ObjectOpenError` (and so :class:`ObjectFormatError`) or as
+    :class:`LibbpfError`."""
+
+
 class VerifierError(LibbpfError):
     """The kernel's verifier rejected a program.
 
@@ -117,6 +124,10 @@ class VerifierError(LibbpfError):
         self.log = log
         self.insn = insn
         self.source = source
+
+    @property
+    def exit_code(self) -> int:
+        return 255  # bpftool's exit code when an object fails to load
 
 
 class UnsupportedError(BpfError):
@@ -229,12 +240,14 @@ __all__ = [
     "KeyExistsError",
     "KeyNotFoundError",
     "LibbpfError",
+    "LibbpfOpenError",
     "MapError",
     "MapFrozenError",
     "MapFullError",
     "MapIncompatibleError",
     "NotFoundError",
     "ObjectFormatError",
+    "ObjectOpenError",
     "PinError",
     "ProgramError",
     "UnsupportedError",

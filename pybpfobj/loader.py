@@ -30,6 +30,7 @@ from time import time_ns
 from pybpfobj import constants
 from pybpfobj.errors import (
     BpfError,
+    BpffsError,
     LibbpfError,
     MapError,
     MapIncompatibleError,
@@ -252,6 +253,8 @@ class BpfObject:
         if name is not None and not isinstance(name, str):
             raise BpfError(f"object name must be a str, not {type(name).__name__}", errno=_errno.EINVAL,
                            obj=self.source)
+        if pin_root.__class__ is not str and isinstance(pin_root, os.PathLike):
+            pin_root = os.fspath(pin_root)
         if pin_root.__class__ is not str and not isinstance(pin_root, str):
             raise BpfError(f"pin_root must be a str path, not {type(pin_root).__name__}",
                            errno=_errno.EINVAL, obj=self.source)
@@ -775,8 +778,10 @@ class BpfObject:
 
         Raises :class:`VerifierError` (log, failing insn, source line) when
         the verifier rejects a program, :class:`UnsupportedError` when the
-        kernel lacks a program type, :class:`MapError` for a map the kernel
-        refuses.  A failed load closes the object.
+        kernel lacks a program type (probed), :class:`ProgramError` when it
+        refuses a program otherwise (EPERM for a type a policy forbids,
+        ENOTSUPP), :class:`MapError` for a map the kernel refuses.  A failed
+        load closes the object.
         """
         with _transition:  # one load at a time; close() refuses meanwhile (libbpf would free it)
             if self._state != "opened":
@@ -1097,12 +1102,21 @@ class BpfObject:
     def prog_fd(self, name: str) -> int:
         """The object's own fd of program ``name`` (valid until :meth:`close`)."""
         self._check_loaded("prog_fd")
-        return _o.prog_fd(self._prog(name))
+        fd = _o.prog_fd(self._prog(name))
+        if fd < 0:
+            raise ProgramError(f"prog_fd: program '{name}' of object '{self.name}' was not loaded (its "
+                               f"autoload is off)", prog=name, obj=self.name, errno=_errno.ENOENT)
+        return fd
 
     def map_fd(self, name: str) -> int:
         """The object's own fd of map ``name`` (valid until :meth:`close`)."""
         self._check_loaded("map_fd")
-        return _o.map_fd(self._map(name)[1])
+        mname, m = self._map(name)
+        fd = _o.map_fd(m)
+        if fd < 0:
+            raise MapError(f"map_fd: map '{mname}' of object '{self.name}' was not created (its autocreate "
+                           f"is off)", map=mname, obj=self.name, errno=_errno.ENOENT)
+        return fd
 
     # -- attaching ---------------------------------------------------------
 
@@ -1166,8 +1180,8 @@ class BpfObject:
         fd = _o.prog_fd(prog)
         if fd < 0:  # bpftool: libbpf's "can't pin program that wasn't loaded", then "failed to pin"
             raise ProgramError(f"failed to pin program '{name}' (section '{_o.prog_section(prog)}'): "
-                               f"it was not loaded (a SEC(\"?...\") program: autoload is off until "
-                               f"set_autoload)", prog=name, obj=self.name, path=p, errno=_errno.EINVAL)
+                               f"it was not loaded (its autoload is off: a SEC(\"?...\") program, or "
+                               f"set_autoload(False))", prog=name, obj=self.name, path=p, errno=_errno.EINVAL)
         txn = _Pins()
         try:
             self._pin_fd(txn, fd, p, f"program '{name}'")
@@ -1214,6 +1228,10 @@ class BpfObject:
         if not items:  # as libbpf, which makes the directory as it pins the first object
             return []
         libbpf.c_path(d)  # a NUL byte: refused before anything is made
+        holder = d if os.path.isdir(d) else os.path.dirname(os.path.abspath(d))
+        if os.path.isdir(holder) and not bpffs.is_bpffs(holder):
+            raise BpffsError(f"can't pin in '{d}': '{holder}' is not on a BPF file system", path=d,
+                             obj=self.name, errno=_errno.EINVAL)
         txn = _Pins()
         done: list[str] = []
         try:

@@ -313,9 +313,9 @@ def do_pin(ctx: Context, args: list[str]) -> int:
         raise CliError(f"'pin' needs at least 3 arguments, {len(args)} found", (-_errno.EINVAL) & 0xFF)
     prog, rest = parse_one_prog(args)
     with prog:
-        if len(rest) != 1:
-            raise CliError(f"what is '{rest[1] if len(rest) > 1 else args[0]}'?")
-        path = rest[0]
+        if not rest:
+            raise CliError(f"what is '{args[0]}'?")
+        path = rest[0]  # words after FILE are ignored, as bpftool does
         from pybpfobj.kernel import bpffs
 
         bpffs.check_pin_name(path)

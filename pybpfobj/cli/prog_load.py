@@ -26,6 +26,8 @@ LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
 
        MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
 
+       TYPE is one of bpftool's types, or a section name newer libbpf knows
+       (tcx/ingress, netkit/primary, netfilter ...) that libbpf 1.1 does not.
        load pins the first program at PATH; loadall pins every program as
        PATH/<function name>, except SEC("?...") programs, which libbpf does
        not load (bpftool fails on them).  pinmaps pins every map as MAP_DIR/<name>
@@ -161,11 +163,13 @@ def parse_load_args(args: list[str], verb: str = "load") -> _Args:
     try:
         while i < len(args):
             w = args[i]
+            # bpftool's messages name the word as typed ('ty' needs at least 1 arguments ...)
             if is_keyword(w, "type"):
-                a.prog_type, i = _once(args, i + 1, "type", a.prog_type, "program type already specified")
+                a.prog_type, i = _once(args, i + 1, w, a.prog_type, "program type already specified")
+                _bpftool_type(a.prog_type)  # refused as it is read, as bpftool's parser does
             elif is_keyword(w, "map"):
                 i += 1
-                _need(args, i, 4, "map")
+                _need(args, i, 4, w)
                 if is_keyword(args[i], "idx"):
                     idx: int | None = _parse_u32(args[i + 1], "IDX")
                     name = None
@@ -178,19 +182,20 @@ def parse_load_args(args: list[str], verb: str = "load") -> _Args:
                 a.replaces.append(_Replace(idx, name, fd, order, desc))
                 order += 1
             elif is_keyword(w, "dev"):
-                a.dev, i = _once(args, i + 1, "dev", a.dev, "offload device already specified")
+                a.dev, i = _once(args, i + 1, w, a.dev, "offload device already specified")
+                _check_netdev(a.dev)
             elif is_keyword(w, "pinmaps"):
-                a.pinmaps, i = _once(args, i + 1, "pinmaps", None, "")
+                a.pinmaps, i = _once(args, i + 1, w, None, "")
             elif is_keyword(w, "size") or is_keyword(w, "value_size"):
                 kw = "size" if is_keyword(w, "size") else "value_size"
                 i += 1
-                _need(args, i, 2, kw)
+                _need(args, i, 2, w)
                 n = _parse_u32(args[i + 1], "N")
                 (a.sizes if kw == "size" else a.value_sizes).append((args[i], n))
                 i += 2
             elif is_keyword(w, "var"):
                 i += 1
-                _need(args, i, 2, "var")
+                _need(args, i, 2, w)
                 a.variables.append((args[i], args[i + 1]))
                 i += 2
             elif is_keyword(w, "force"):
@@ -198,7 +203,7 @@ def parse_load_args(args: list[str], verb: str = "load") -> _Args:
                 i += 1
             elif is_keyword(w, "pinroot"):
                 i += 1
-                _need(args, i, 1, "pinroot")
+                _need(args, i, 1, w)
                 a.pinroot = args[i]
                 i += 1
             else:
@@ -207,6 +212,16 @@ def parse_load_args(args: list[str], verb: str = "load") -> _Args:
         a.close_fds()
         raise
     return a
+
+
+def _check_netdev(name: str) -> None:
+    """bpftool resolves ``dev NAME`` as it reads it."""
+    import socket
+
+    try:
+        socket.if_nametoindex(name)
+    except (OSError, ValueError):
+        raise CliError(f"unrecognized netdevice '{name}': {os.strerror(_errno.ENODEV)}") from None
 
 
 def _map_indices(obj: Any, a: _Args) -> list[tuple[int, int, str]]:
@@ -233,7 +248,7 @@ def _map_indices(obj: Any, a: _Args) -> list[tuple[int, int, str]]:
 
 
 def _load(ctx: Context, args: list[str], first_only: bool) -> int:
-    if args[:1] == ["help"]:
+    if args == ["help"]:  # with more words, 'help' is an object file's name, as in bpftool
         if ctx.json:
             ctx.emit_json(None)  # bpftool's help in JSON mode
         else:

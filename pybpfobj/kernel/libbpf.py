@@ -99,7 +99,8 @@ def _native_gate(target: int) -> int | None:
     cannot be made executable; the caller then installs ``target`` itself.
     """
     # a 64-bit process on x86-64 (a 32-bit Python on a 64-bit kernel keeps the callback)
-    if os.uname().machine != "x86_64" or ctypes.sizeof(c_void_p) != 8 or os.environ.get(ENV_PY_PRINT):
+    if (os.uname().machine != "x86_64" or ctypes.sizeof(c_void_p) != 8
+            or os.environ.get(ENV_PY_PRINT, "") not in ("", "0")):
         return None
     assert _libc is not None
     gate = ctypes.addressof(_gate_open)
@@ -281,6 +282,11 @@ def lib() -> ctypes.CDLL:
             raise UnsupportedError(
                 f"cannot load libbpf ({name}): {e}; install libbpf1 or set {ENV_LIBBPF}", path=name
             ) from None
+        if not hasattr(handle, "libbpf_set_print"):
+            from pybpfobj.errors import UnsupportedError
+
+            raise UnsupportedError(f"{name} is not libbpf (it has no libbpf_set_print); install libbpf1 "
+                                   f"or point {ENV_LIBBPF} at a libbpf.so", path=name)
         _libc = _load_libc()
         _libc.vasprintf.argtypes = [POINTER(c_char_p), c_void_p, c_void_p]
         _libc.vasprintf.restype = c_int

@@ -23,7 +23,7 @@ from ctypes import (
     c_void_p,
 )
 
-from pybpfobj.errors import LibbpfError
+from pybpfobj.errors import LibbpfOpenError
 from pybpfobj.kernel import libbpf
 from pybpfobj.kernel.libbpf import _proto, check, check_ptr
 
@@ -180,7 +180,7 @@ def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
     given, is the path already as C sees it (:func:`libbpf.c_path`).  ``log_buf`` becomes
     the object's verifier log buffer (libbpf writes a program's log there
     when its load fails): it must outlive the load.  Open failures raise
-    :class:`LibbpfError` naming the object, with libbpf's last warning.
+    :class:`LibbpfOpenError` naming the object, with libbpf's last warning.
     """
     lb = libbpf.lib()
     opts = _open_opts(name, pin_root, relaxed_maps, log_level, log_buf)
@@ -199,7 +199,8 @@ def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
         what, path = name or "<bytes>", None
     err = ((1 << 64) - ptr) if ptr else (ctypes.get_errno() or _errno.EINVAL)
     detail = next((s for s in map(str.strip, reversed(lines)) if s), "") or os.strerror(err)
-    raise LibbpfError(f"failed to open object file '{what}': {detail}", errno=err, obj=what, path=path)
+    detail = detail.removeprefix("libbpf: ")  # "...: libbpf: elf: ..." would read as two sentences
+    raise LibbpfOpenError(f"failed to open object file '{what}': {detail}", errno=err, obj=what, path=path)
 
 
 def load_object(obj: int) -> tuple[int, list[str]]:

@@ -163,7 +163,7 @@ def test_programs_left_out_by_autoload_are_not_pinned(objs: Path, tmp_path: Path
     o = ours("prog", "load", obj, str(bpffs / "o"))
     assert o[0] == t[0] == 255
     assert _errors(o[2]) == [("Error: failed to pin program 'lazy_xdp' (section 'xdp'): it was not loaded "
-                              "(a SEC(\"?...\") program: autoload is off until set_autoload)")]
+                              "(its autoload is off: a SEC(\"?...\") program, or set_autoload(False))")]
     assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
     # loadall: bpftool 7.1 fails on the program that did not load; we pin those that did
     assert theirs(bpftool, "prog", "loadall", obj, str(bpffs / "t"))[0] == 255
@@ -252,3 +252,42 @@ def test_pin_paths_bpftool_takes_are_taken(objs: Path, tmp_path: Path, bpftool: 
             subprocess.run(["umount", "-l", str(fs)], check=False)
     assert results["o"] == results["t"]
     assert {"d/m/jmp_table", "p", "cwd/main_func"} <= results["o"]
+
+
+@pytest.mark.parametrize("tail", [
+    ["ty"], ["d"], ["p"], ["pinm"], ["ma", "idx", "0", "id"],          # a keyword's value missing
+    ["type", "bogus", "type", "xdp"], ["dev", "nosuch0", "dev", "lo"],  # checked as they are read
+], ids=["ty", "d", "p", "pinm", "ma", "type-first", "dev-first"])
+def test_keyword_errors_come_in_bpftools_words_and_order(objs: Path, bpffs: Path, bpftool: str,
+                                                         tail: list[str]) -> None:
+    t = theirs(bpftool, "prog", "load", str(objs / "xdp_counter.o"), str(bpffs / "t"), *tail)
+    o = ours("prog", "load", str(objs / "xdp_counter.o"), str(bpffs / "o"), *tail)
+    assert o[0] == t[0] == 255
+    if tail[0] == "type":  # bpftool lets libbpf say it (no Error line); we do in one
+        assert "failed to guess program type" in t[2] and "failed to guess program type" in o[2]
+    else:
+        assert _errors(o[2]) == _errors(t[2])
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
+
+
+def test_an_unknown_netdev_is_reported_before_the_object_is_looked_at(bpffs: Path, bpftool: str) -> None:
+    argv = ["prog", "load", "/nonexistent.o", "", "dev", "nosuch0"]
+    t = theirs(bpftool, *[str(bpffs / "t") if a == "" else a for a in argv])
+    o = ours(*[str(bpffs / "o") if a == "" else a for a in argv])
+    want = (255, ["Error: unrecognized netdevice 'nosuch0': No such device"])
+    assert (o[0], _errors(o[2])) == (t[0], _errors(t[2])) == want
+
+
+def test_help_is_help_only_alone(bpffs: Path, bpftool: str) -> None:
+    # with more words 'help' is the object file's name, as in bpftool
+    t = theirs(bpftool, "prog", "load", "help", str(bpffs / "t"))
+    o = ours("prog", "load", "help", str(bpffs / "o"))
+    assert o[0] == t[0] == 255 and "help" in _errors(o[2])[0]
+    assert ours("prog", "load", "help")[0] == 0
+
+
+def test_prog_pin_ignores_words_after_the_file_as_bpftool(objs: Path, bpffs: Path, bpftool: str) -> None:
+    assert theirs(bpftool, "prog", "load", str(objs / "xdp_counter.o"), str(bpffs / "p"))[0] == 0
+    t = theirs(bpftool, "prog", "pin", "pinned", str(bpffs / "p"), str(bpffs / "t"), "extra")
+    o = ours("prog", "pin", "pinned", str(bpffs / "p"), str(bpffs / "o"), "extra")
+    assert o[0] == t[0] == 0 and (bpffs / "o").exists() and (bpffs / "t").exists()

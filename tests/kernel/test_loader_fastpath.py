@@ -192,7 +192,8 @@ print(libbpf.print_gate(), any("elf: section" in m for m in debug), quiet == [],
 """
 
 
-@pytest.mark.parametrize("env", [{}, {"PYBPFOBJ_PY_PRINT": "1"}], ids=["default", "python-gate"])
+@pytest.mark.parametrize("env", [{}, {"PYBPFOBJ_PY_PRINT": "1"}, {"PYBPFOBJ_PY_PRINT": "0"}],
+                         ids=["default", "python-gate", "zero-is-off"])
 def test_both_gates_pass_debug_lines_when_asked_and_warnings_always(
         objs: Path, tmp_path: Path, env: dict[str, str]) -> None:
     import os
@@ -204,7 +205,7 @@ def test_both_gates_pass_debug_lines_when_asked_and_warnings_always(
     junk.write_bytes(b"\x7fELF" + b"\0" * 60)
     out = subprocess.run([sys.executable, "-c", _GATE_CHILD, str(objs / "xdp_counter.o"), str(junk)],
                          env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout.split()
-    native = platform.machine() in ("x86_64", "AMD64") and not env
+    native = platform.machine() in ("x86_64", "AMD64") and env.get("PYBPFOBJ_PY_PRINT", "0") == "0"
     assert out == ["native" if native else "python", "True", "True", "True", "True"]
 
 

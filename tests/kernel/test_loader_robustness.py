@@ -190,3 +190,60 @@ def test_a_struct_ops_program_keeps_its_type(tmp_path: Path) -> None:
     with BpfObject(build_bpf(tmp_path, "sops", src)) as obj, \
             pytest.raises(ProgramError, match="is a struct_ops program: its type cannot change"):
         obj.set_prog_type("xdp")
+
+
+def test_fds_of_programs_and_maps_left_out_are_errors_not_negative(tmp_path: Path) -> None:
+    src = (Path(__file__).resolve().parent.parent / "data" / "foreign" / "autoload_off.bpf.c").read_text()
+    with BpfObject(build_bpf(tmp_path, "ao", src)) as obj:
+        obj.load()
+        with pytest.raises(ProgramError, match="program 'lazy_xdp' of object 'ao' was not loaded") as info:
+            obj.prog_fd("lazy_xdp")
+        assert info.value.errno == errno.ENOENT
+        assert obj.prog_fd("eager_sock") >= 0
+
+
+def test_open_failures_are_object_errors_and_libbpf_errors(tmp_path: Path) -> None:
+    from pybpfobj.errors import LibbpfError, LibbpfOpenError, ObjectFormatError, ObjectOpenError
+
+    junk = tmp_path / "junk.o"
+    junk.write_bytes(b"not an ELF file at all" * 4)
+    for path in (junk, tmp_path / "missing.o"):
+        with pytest.raises(LibbpfOpenError) as info:
+            BpfObject(path)
+        e = info.value
+        assert isinstance(e, ObjectOpenError) and isinstance(e, ObjectFormatError) and isinstance(e, LibbpfError)
+        assert ": libbpf: " not in str(e) and e.exit_code == 255
+
+
+def test_a_verifier_rejection_exits_as_bpftool(objs: Path) -> None:
+    from pybpfobj.errors import VerifierError
+
+    with BpfObject(objs / "bad_verifier.o") as obj, pytest.raises(VerifierError) as info:
+        obj.load()
+    assert info.value.exit_code == 255
+
+
+def test_pinning_off_bpffs_says_so(objs: Path, tmp_path: Path) -> None:
+    from pybpfobj.errors import BpffsError
+
+    with BpfObject(objs / "xdp_counter.o") as obj:
+        obj.load()
+        for call in (obj.pin_programs, obj.pin_maps):
+            with pytest.raises(BpffsError, match="is not on a BPF file system"):
+                call(str(tmp_path / "d"))
+    assert not (tmp_path / "d").exists()
+
+
+def test_pin_root_may_be_a_path_object(objs: Path, bpffs: Path) -> None:
+    with BpfObject(objs / "pinbyname.o", pin_root=bpffs) as obj:  # type: ignore[arg-type]
+        obj.load()
+        assert obj.pinned_by_name == {"pinned_hash": f"{bpffs}/pinned_hash"}
+        obj.unpin_all()
+
+
+def test_a_library_that_is_not_libbpf_is_refused_clearly() -> None:
+    env = {**os.environ, "PYBPFOBJ_LIBBPF": "libc.so.6"}
+    p = subprocess.run([sys.executable, "-m", "pybpfobj", "prog", "show"], env=env, capture_output=True,
+                       text=True, check=False)
+    assert p.returncode == 255 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("Error: libc.so.6 is not libbpf (it has no libbpf_set_print)")
