@@ -879,10 +879,14 @@ class BpfObject:
                 made.add_pin(pin)
 
     def _prepare_types(self, untyped: list[int]) -> None:
-        """Give a type to programs whose section libbpf 1.1 cannot place."""
+        """Give a type to programs whose section libbpf 1.1 cannot place (and their flags:
+        a sleepable section's BPF_F_SLEEPABLE).  Programs left out (autoload off) are left
+        alone, as libbpf leaves them."""
+        from pybpfobj.spec import sections
+
         for p in untyped:
             name = _o.prog_name(p)
-            if name in self._type_set:
+            if name in self._type_set or not _o.prog_autoload(p):
                 continue
             sec = _o.prog_section(p)
             resolved = _resolve_section(sec)
@@ -898,6 +902,9 @@ class BpfObject:
                     f"{constants.prog_type_name(pt)}, which this kernel does not support",
                     prog=name, obj=self.name, errno=_errno.EOPNOTSUPP)
             _o.prog_set_type(p, pt, at)
+            d = sections.resolve_section(sec)
+            if d is not None and d.sleepable:
+                _o.prog_set_sleepable(p)
             self._from_table = self._from_table | {name}
 
     def _check_maps(self, pinned: list[int], unsized: list[int]) -> None:
@@ -987,7 +994,12 @@ class BpfObject:
                         f"'{_o.prog_section(p)}') has type {tname}, which this kernel {maybe}",
                         prog=prog, obj=self.name, errno=err)
             cause = _first_cause(prog, lines)
-            if err == _errno.EPERM and p is not None:  # libbpf's hint ("ulimit -l") misleads as root
+            at = _o.prog_expected_attach_type(p) if p is not None else 0
+            if err == _errno.EINVAL and p is not None and prog in self._from_table and at:
+                cause = (f"the kernel refused it as type {constants.prog_type_name(_o.prog_type(p))} "
+                         f"with expected attach type {constants.attach_type_name(at)} (section "
+                         f"'{_o.prog_section(p)}'): {os.strerror(err)} (this kernel may lack the attach type)")
+            elif err == _errno.EPERM and p is not None:  # libbpf's hint ("ulimit -l") misleads as root
                 cause = (f"the kernel refused it as type {constants.prog_type_name(_o.prog_type(p))} "
                          f"(section '{_o.prog_section(p)}'): {os.strerror(err)} (a security policy, "
                          f"lockdown or this kernel's build may forbid the type)")

@@ -98,6 +98,8 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_program__fd", ip, vp)
     _proto(lb, "bpf_program__type", ip, vp)
     _proto(lb, "bpf_program__set_type", ip, vp, ip)
+    _proto(lb, "bpf_program__flags", c_uint32, vp)
+    _proto(lb, "bpf_program__set_flags", ip, vp, c_uint32)
     _proto(lb, "bpf_program__expected_attach_type", ip, vp)
     _proto(lb, "bpf_program__set_expected_attach_type", ip, vp, ip)
     _proto(lb, "bpf_program__set_ifindex", None, vp, c_uint32)
@@ -374,6 +376,16 @@ def prog_set_attach_target(p: int, target_fd: int, func_name: str | None) -> Non
 
 def prog_autoattach(p: int) -> bool:
     return bool(libbpf.lib().bpf_program__autoattach(p))
+
+
+BPF_F_SLEEPABLE = 1 << 4
+
+
+def prog_set_sleepable(p: int) -> None:
+    """Add BPF_F_SLEEPABLE to the program's load flags (libbpf does it for ".s" sections it knows)."""
+    lb = libbpf.lib()
+    check(lb.bpf_program__set_flags(p, lb.bpf_program__flags(p) | BPF_F_SLEEPABLE),
+          "bpf_program__set_flags")
 
 
 def prog_autoload(p: int) -> bool:

@@ -247,3 +247,59 @@ def test_a_library_that_is_not_libbpf_is_refused_clearly() -> None:
                        text=True, check=False)
     assert p.returncode == 255 and "Traceback" not in p.stderr
     assert p.stderr.startswith("Error: libc.so.6 is not libbpf (it has no libbpf_set_print)")
+
+
+_SLEEPABLE = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+SEC("uprobe.multi.s")
+int p_sleepy(void *ctx)
+{
+	char buf[8];
+	bpf_copy_from_user(buf, sizeof(buf), (void *)0x1000);  /* may sleep */
+	return 0;
+}
+"""
+
+
+def test_a_sleepable_section_libbpf_11_cannot_place_loads_sleepable(tmp_path: Path) -> None:
+    with BpfObject(build_bpf(tmp_path, "sleepy", _SLEEPABLE)) as obj:
+        obj.load()  # without BPF_F_SLEEPABLE the verifier refuses the helper
+        assert obj.programs["p_sleepy"].type == "kprobe"
+
+
+_OPTIONAL_UNKNOWN = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+SEC("?nosuchsection/x") int left_out(void *ctx) { return 0; }
+SEC("xdp") int kept(struct xdp_md *ctx) { return XDP_PASS; }
+"""
+
+
+def test_a_left_out_program_in_a_section_nobody_knows_does_not_stop_the_load(tmp_path: Path) -> None:
+    with BpfObject(build_bpf(tmp_path, "opt", _OPTIONAL_UNKNOWN)) as obj:
+        obj.load()  # as libbpf: a program whose autoload is off needs no type
+        assert list(obj.programs) == ["kept"]
+
+
+_UNIX = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+SEC("cgroup/connect_unix") int p_unix(struct bpf_sock_addr *ctx) { return 1; }
+"""
+
+
+def test_an_attach_type_the_kernel_lacks_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # as an older kernel answers for cgroup/*_unix: the type exists, the attach type does not
+    # (simulated with an attach type no kernel has)
+    from pybpfobj import constants, loader
+
+    monkeypatch.setattr(loader, "_resolve_section", lambda sec: (constants.PROG_TYPE["cgroup_sock_addr"], 200))
+    with BpfObject(build_bpf(tmp_path, "unix", _UNIX)) as obj, pytest.raises(ProgramError) as info:
+        obj.load()
+    msg = str(info.value)
+    assert "program 'p_unix': the kernel refused it as type cgroup_sock_addr with expected attach type" in msg
+    assert "(section 'cgroup/connect_unix')" in msg and "may lack the attach type" in msg
