@@ -1033,7 +1033,7 @@ class BpfObject:
         """
         import re
 
-        insn_re = re.compile(r"^(\d+): \(")
+        insn_re = re.compile(r"^(\d+): [(<]")  # "7: (79) r1 = ...", "1: <invalid CO-RE relocation>"
         src_re = re.compile(r"^; (.*) @ (.+):(\d+)$")
         log_lines = log.rstrip("\n").split("\n")
         end = len(log_lines)
@@ -1378,9 +1378,11 @@ def _errno_text(err: int) -> str:
 
 
 def _last_warning(lines: list[str]) -> str:
+    """libbpf's last line that says why, without its tag: not its closing "failed to load
+    object '...'", which only repeats that the load failed."""
     for line in reversed(lines):
-        s = line.strip()
-        if s:
+        s = line.strip().removeprefix("libbpf: ")
+        if s and not s.startswith("failed to load object "):
             return s
     return ""
 

@@ -199,6 +199,12 @@ def ensure_bpffs_for_pin(path: str, *, nomount: bool = False) -> Mounted | None:
         return None
     if nomount:
         raise BpffsError("no BPF file system found, not mounting it due to --nomount option", path=parent)
+    if os.path.realpath(parent) == "/":
+        # a mount over "/" never shows (the root stays the process's root): the pin would
+        # fail under it, and the mount could not be told apart from the root to undo it
+        raise BpffsMountError(f"can't mount BPF file system to pin the object ({path}): '/' is not on a "
+                              f"BPF file system, and none can be mounted on the root directory",
+                              errno=22, path=path)
     try:
         return mount_bpffs(parent)
     except BpffsError as e:

@@ -232,17 +232,17 @@ def internal_map_name(obj_name: str, real_name: str) -> str:
 
     The object name prefix fills what is left of the 15 usable bytes after
     the suffix (counted as at least 7); custom sections with a second dot
-    (".data.custom") keep their bare section name.  libbpf counts and
+    (".data.custom") keep their whole section name, however long (libbpf
+    1.1.2; the kernel keeps the first 15 bytes of it).  libbpf counts and
     cleans bytes, not characters: every byte the kernel refuses (a
     non-ASCII letter is two or more) becomes ``_``.
     """
     obj = obj_name.encode("utf-8", "surrogateescape")
     sec = real_name.encode("utf-8", "surrogateescape")
-    sfx_len = max(7, len(sec))
     if b"." in sec[1:]:
-        pfx_len = 0
-    else:
-        pfx_len = max(0, min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj)))
+        return real_name  # a custom section's map is named by the whole section name
+    sfx_len = max(7, len(sec))
+    pfx_len = max(0, min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj)))
     name = (obj[:pfx_len] + sec[:sfx_len])[:BPF_OBJ_NAME_LEN - 1]
     return "".join(chr(b) if chr(b).isalnum() and b < 128 or b in b"_." else "_" for b in name)
 
@@ -909,7 +909,6 @@ def _data_sec_kind(sec: _Sec) -> str | None:
             return "data"
         if n == ".rodata" or n.startswith(".rodata."):
             return "rodata"
-    elif sec.type == SHT_NOBITS and n == ".bss":
-        # libbpf 1.1 skips .bss.* sections (and then refuses relocations against them)
-        return "bss"
+    elif sec.type == SHT_NOBITS and (n == ".bss" or n.startswith(".bss.")):
+        return "bss"  # .bss.* too, as the system libbpf 1.1.2 (bpftool 7.1's own libbpf refuses it)
     return None

@@ -303,3 +303,59 @@ def test_an_attach_type_the_kernel_lacks_is_named(tmp_path: Path, monkeypatch: p
     msg = str(info.value)
     assert "program 'p_unix': the kernel refused it as type cgroup_sock_addr with expected attach type" in msg
     assert "(section 'cgroup/connect_unix')" in msg and "may lack the attach type" in msg
+
+
+def test_a_failure_before_the_programs_says_why(tmp_path: Path) -> None:
+    # libbpf's closing "failed to load object" line only repeats that it failed
+    from pybpfobj.errors import LibbpfError
+
+    src = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+extern int CONFIG_NO_SUCH_OPTION_X __kconfig;
+int out;
+SEC("xdp") int xp(struct xdp_md *c) { out = CONFIG_NO_SUCH_OPTION_X; return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+    with BpfObject(build_bpf(tmp_path, "kc", src)) as obj, pytest.raises(LibbpfError) as info:
+        obj.load()
+    msg = str(info.value)
+    assert "CONFIG_NO_SUCH_OPTION_X" in msg and ": libbpf: " not in msg and not msg.endswith("'kc.o'")
+
+
+_CUSTOM = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+int v1 SEC(".data.custom_long_name_1") = 1;
+const volatile int r1 SEC(".rodata.custom_long_name_1") = 3;
+int b1 SEC(".bss.custom");
+SEC("xdp") int xp(struct xdp_md *c) { b1 = v1 + r1; return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_custom_sections_of_any_length_and_bss_ones_are_named_as_libbpf(tmp_path: Path) -> None:
+    from pybpfobj.spec.elf import ObjectSpec
+
+    path = build_bpf(tmp_path, "custom", _CUSTOM)
+    spec = ObjectSpec.from_file(str(path))
+    with BpfObject(path) as obj:
+        assert [m.name for m in spec.maps] == obj.map_names()
+        assert ".data.custom_long_name_1" in obj.map_names() and ".bss.custom" in obj.map_names()
+        obj.set_var("v1", 7)
+        obj.set_var("r1", 9)
+        obj.load()
+        assert obj.get_var("v1") == (7).to_bytes(4, "little")
+
+
+def test_no_bpffs_is_mounted_over_the_root_directory(objs: Path) -> None:
+    from clirun import ours
+
+    def bpf_on_root() -> int:
+        with open("/proc/self/mountinfo") as f:
+            return sum(1 for line in f if line.split()[4] == "/" and " - bpf " in line)
+
+    before = bpf_on_root()
+    rc, _out, err = ours("prog", "loadall", str(objs / "xdp_counter.o"), "/pybpfobj-no-such-dir")
+    assert rc == 255 and "none can be mounted on the root directory" in err
+    assert bpf_on_root() == before and not os.path.exists("/pybpfobj-no-such-dir")

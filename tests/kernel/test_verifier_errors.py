@@ -185,3 +185,23 @@ int p_loop(struct xdp_md *ctx)
     e = _reject(build_bpf(tmp_path, "loop", src))
     assert e.errno == errno.E2BIG and "BPF program is too large" in str(e)
     assert str(e).endswith("(the verifier log overflowed its buffer: .log holds its end)")
+
+
+def test_a_failed_core_relocation_names_its_instruction(tmp_path: Path) -> None:
+    # the log marks the instruction "1: <invalid CO-RE relocation>", not "1: (...)"
+    src = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+struct task_struct___bad { int no_such_field_zz; } __attribute__((preserve_access_index));
+int res;
+SEC("raw_tp/sched_switch") int rtp(void *ctx)
+{
+	struct task_struct___bad *t = (void *)bpf_get_current_task();
+	res = BPF_CORE_READ(t, no_such_field_zz);
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+    e = _reject(build_bpf(tmp_path, "core", src))
+    assert e.insn == 1 and "failed to resolve CO-RE relocation" in str(e)
