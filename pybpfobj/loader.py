@@ -206,7 +206,10 @@ class BpfObject:
     (bpftool's ``-m``).  ``log_level`` asks the kernel for a verifier log
     of every program, also when it loads (1 = instructions, 2 = every
     state, 4 = statistics; bpftool's ``-d`` uses 7): libbpf logs each at
-    DEBUG on the ``pybpfobj.libbpf`` logger.  Without it, a log is only
+    DEBUG on the ``pybpfobj.libbpf`` logger.  Threads may share an object:
+    load and close are serialised (close during another thread's load is
+    refused), but close must not run while another thread still reads the
+    object (libbpf frees what that call reads).  Without a log level, a log is only
     requested for a program the verifier rejects; ``libbpf_prints_log``
     lets libbpf print that log itself, as a warning between its other
     lines (bpftool's output; :class:`VerifierError` carries it either way).
@@ -783,14 +786,18 @@ class BpfObject:
         ENOTSUPP), :class:`MapError` for a map the kernel refuses.  A failed
         load closes the object.
         """
-        with _transition:  # one load at a time; close() refuses meanwhile (libbpf would free it)
-            if self._state != "opened":
-                self._check_open("load")
-            self._state = "loading"
         root_existed = True
         pins: Mapping[str, str] = {}
         existed: set[str] = set()
+        started = False
         try:
+            with _transition:  # one load at a time; close() refuses meanwhile (libbpf would free it)
+                state = self._state
+                if state != "opened":
+                    raise BpfError(f"load: object '{self.name}' is {state}; configure it before load()",
+                                   errno=_errno.EBUSY, obj=self.name)
+                self._state = "loading"
+                started = True
             # The pre-load scan looks for what needs attention: a program type to set, a
             # by-name pin to check, a size missing.  Its finding depends on the file alone
             # (unless the caller set a type, size or reused map); "nothing" is remembered
@@ -830,22 +837,26 @@ class BpfObject:
                 self._raise_load_error(-ret, lines, log)
             if pins:
                 self._record_pins(pins, existed, root_existed)
+            self._state = "loaded"
         except BaseException:
-            if pins:
-                # by-name pins libbpf made in a load that completed, then was interrupted
-                # (KeyboardInterrupt as it returned) or refused after: ours to take back
-                self._record_pins(pins, existed, root_existed)
-                if self._pins is not None:
-                    self._pins.undo()
-            if not root_existed:
-                try:
-                    os.rmdir(self.pin_root)
-                except OSError:
-                    pass
-            self._state = "opened"  # for close() to release it
-            self.close()
+            if not started:
+                raise
+            try:
+                if pins:
+                    # by-name pins libbpf made in a load that completed, then was interrupted
+                    # (KeyboardInterrupt as it returned) or refused after: ours to take back
+                    self._record_pins(pins, existed, root_existed)
+                    if self._pins is not None:
+                        self._pins.undo()
+                    self._pin_paths = _mappingproxy({})
+                if not root_existed:
+                    try:
+                        os.rmdir(self.pin_root)
+                    except OSError:
+                        pass
+            finally:
+                self._release()  # straight from "loading" to "closed": no other load slips in
             raise
-        self._state = "loaded"
 
     def _remember_clean(self, file: tuple[int, int, int, int, int]) -> None:
         """Remember that the file opened, as ``file`` describes it, needs no pre-load scan,
@@ -1303,13 +1314,24 @@ class BpfObject:
             if self._state == "loading":
                 raise BpfError(f"close: object '{self.name}' is being loaded on another thread",
                                errno=_errno.EBUSY, obj=self.name)
-            if self._name is None:  # the name stays readable once closed
-                self._name = _o.object_name(self._obj)
-            # taken out before libbpf frees it: a second close (another thread, or after a
-            # KeyboardInterrupt as the call returned) finds nothing to free
-            obj, self._obj = self._obj, 0
-            self._state = "closed"
-        _o.close_object(obj)
+        self._release()
+
+    def _release(self) -> None:
+        """Hand libbpf's object over and free it, whatever interrupts: taken out first (a
+        second close, another thread's or after a KeyboardInterrupt, finds nothing to
+        free), freed in a ``finally`` (an interrupt as the lock is released skips nothing)."""
+        obj = 0
+        try:
+            with _transition:
+                if self._state == "closed":
+                    return
+                if self._name is None and self._obj:  # the name stays readable once closed
+                    self._name = _o.object_name(self._obj)
+                obj, self._obj = self._obj, 0
+                self._state = "closed"
+        finally:
+            if obj:
+                _o.close_object(obj)
 
     def __enter__(self) -> Self:
         return self

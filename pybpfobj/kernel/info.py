@@ -16,6 +16,10 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
+
+# typing imported whole first: @dataclass reads typing from sys.modules, and another
+# thread's first import of typing could show it half made (AttributeError: ClassVar)
+import typing  # noqa: F401
 from collections.abc import Iterable, Iterator
 from ctypes import (
     Structure,

@@ -359,3 +359,26 @@ def test_no_bpffs_is_mounted_over_the_root_directory(objs: Path) -> None:
     rc, _out, err = ours("prog", "loadall", str(objs / "xdp_counter.o"), "/pybpfobj-no-such-dir")
     assert rc == 255 and "none can be mounted on the root directory" in err
     assert bpf_on_root() == before and not os.path.exists("/pybpfobj-no-such-dir")
+
+
+def test_a_second_load_while_one_runs_is_refused_and_the_first_keeps_its_error(objs: Path) -> None:
+    import time
+
+    from pybpfobj.errors import VerifierError
+
+    obj = BpfObject(objs / "heavy.o")
+    t = threading.Thread(target=obj.load)
+    t.start()
+    time.sleep(0.05)
+    with pytest.raises(BpfError, match="object 'heavy' is loading; configure it before load") as info:
+        obj.load()
+    assert info.value.errno == errno.EBUSY
+    t.join()
+    assert obj.state == "loaded"
+    obj.close()
+    # a failing load goes straight to closed: a load after it is refused as closed
+    bad = BpfObject(objs / "bad_verifier.o")
+    with pytest.raises(VerifierError):
+        bad.load()
+    with pytest.raises(BpfError, match="is closed"):
+        bad.load()
