@@ -417,7 +417,7 @@ class BpfObject:
 
             try:
                 ifindex = socket.if_nametoindex(ifindex)
-            except (OSError, ValueError):  # ValueError: a NUL byte in the name  # Python's text is its own; bpftool says strerror(ENODEV)
+            except (OSError, ValueError):  # a NUL byte is a ValueError; bpftool says strerror(ENODEV)
                 raise BpfError(f"unrecognized netdevice '{ifindex}': {os.strerror(_errno.ENODEV)}",
                                errno=_errno.ENODEV) from None
         for p in self._progs.values():
@@ -689,10 +689,6 @@ class BpfObject:
         exact = internal_map_name(self.name, section)  # libbpf's own naming, byte for byte
         if exact in self._maps and _o.map_is_internal(self._maps[exact]):
             return exact
-        for name, m in self._maps.items():
-            if name.endswith(section) and "." not in name[: len(name) - len(section)] \
-                    and _o.map_is_internal(m):
-                return name
         raise NotFoundError(f"object '{self.name}' has no map for section '{section}'", obj=self.name,
                             map=section)
 
@@ -893,14 +889,13 @@ class BpfObject:
         """Give a type to programs whose section libbpf 1.1 cannot place (and their flags:
         a sleepable section's BPF_F_SLEEPABLE).  Programs left out (autoload off) are left
         alone, as libbpf leaves them."""
-        from pybpfobj.spec import sections
-
         for p in untyped:
             name = _o.prog_name(p)
             if name in self._type_set or not _o.prog_autoload(p):
                 continue
             sec = _o.prog_section(p)
-            resolved = _resolve_section(sec)
+            d = _section_def(sec)
+            resolved = _type_pair(d)
             if resolved is None:
                 raise ProgramError(
                     f"program '{name}': failed to guess program type from ELF section '{sec}'; "
@@ -913,8 +908,7 @@ class BpfObject:
                     f"{constants.prog_type_name(pt)}, which this kernel does not support",
                     prog=name, obj=self.name, errno=_errno.EOPNOTSUPP)
             _o.prog_set_type(p, pt, at)
-            d = sections.resolve_section(sec)
-            if d is not None and d.sleepable:
+            if d.sleepable:
                 _o.prog_set_sleepable(p)
             self._from_table = self._from_table | {name}
 
@@ -1059,7 +1053,8 @@ class BpfObject:
         idx = -1
         if named is not None:
             insn = int(named.group(1))
-            idx = max((i for i, ln in enumerate(log_lines[:end]) if ln.startswith(f"{insn}: (")), default=-1)
+            idx = max((i for i, ln in enumerate(log_lines[:end])
+                       if (mi := insn_re.match(ln)) and int(mi.group(1)) == insn), default=-1)
         elif not reason.startswith(_AFTER_WALK):
             for i in range(end - 1, -1, -1):
                 mi = insn_re.match(log_lines[i])
@@ -1480,15 +1475,19 @@ def _check_u32(n: int, what: str) -> None:
         raise BpfError(f"invalid {what}: {n!r} (must be 0..4294967295)", errno=_errno.EINVAL)
 
 
-def _resolve_section(sec: str) -> tuple[int, int | None] | None:
-    """Program type (and expected attach type) for a section libbpf could not place."""
+def _section_def(sec: str) -> Any:
+    """Our table's convention for a section libbpf could not place, or None."""
     from pybpfobj.spec import sections
 
     try:
-        r = sections.resolve_section(sec)
+        return sections.resolve_section(sec)
     except (KeyError, ValueError, LookupError):  # an unknown section is the answer None
         return None
-    return _type_pair(r)
+
+
+def _resolve_section(sec: str) -> tuple[int, int | None] | None:
+    """Program type (and expected attach type) for a section libbpf could not place."""
+    return _type_pair(_section_def(sec))
 
 
 def _type_pair(r: Any) -> tuple[int, int | None] | None:

@@ -69,7 +69,7 @@ class _Args:
         self.obj = obj
         self.path = path
         self.prog_type: str | None = None
-        self.dev: str | None = None
+        self.dev: int | None = None  # ifindex of dev NAME
         self.pinmaps: str | None = None
         self.pinroot = "/sys/fs/bpf"
         self.force = False
@@ -93,7 +93,7 @@ def _need(args: list[str], i: int, n: int, word: str) -> None:
         raise CliError(f"'{word}' needs at least {n} arguments, {left} found")
 
 
-def _once(args: list[str], i: int, word: str, current: str | None, dup: str) -> tuple[str, int]:
+def _once(args: list[str], i: int, word: str, current: object, dup: str) -> tuple[str, int]:
     """The one argument of keyword ``word`` at ``args[i]`` and the next index; ``dup`` if given twice."""
     if current is not None:
         raise CliError(dup)
@@ -182,8 +182,8 @@ def parse_load_args(args: list[str], verb: str = "load") -> _Args:
                 a.replaces.append(_Replace(idx, name, fd, order, desc))
                 order += 1
             elif is_keyword(w, "dev"):
-                a.dev, i = _once(args, i + 1, w, a.dev, "offload device already specified")
-                _check_netdev(a.dev)
+                dev, i = _once(args, i + 1, w, a.dev, "offload device already specified")
+                a.dev = _netdev_index(dev)  # resolved as it is read, as bpftool's parser does
             elif is_keyword(w, "pinmaps"):
                 a.pinmaps, i = _once(args, i + 1, w, None, "")
             elif is_keyword(w, "size") or is_keyword(w, "value_size"):
@@ -214,12 +214,12 @@ def parse_load_args(args: list[str], verb: str = "load") -> _Args:
     return a
 
 
-def _check_netdev(name: str) -> None:
-    """bpftool resolves ``dev NAME`` as it reads it."""
+def _netdev_index(name: str) -> int:
+    """``dev NAME``'s ifindex, in bpftool's words when there is no such device."""
     import socket
 
     try:
-        socket.if_nametoindex(name)
+        return socket.if_nametoindex(name)
     except (OSError, ValueError):
         raise CliError(f"unrecognized netdevice '{name}': {os.strerror(_errno.ENODEV)}") from None
 
@@ -298,7 +298,7 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             raise CliError("object file doesn't contain any bpf program")  # bpftool's check, before load
         try:
             if a.prog_type is not None:
-                obj.set_prog_type(_bpftool_type(a.prog_type))
+                obj.set_prog_type(a.prog_type)  # checked by _bpftool_type when read
             if a.dev is not None:
                 obj.set_ifindex(a.dev)
             for idx, fd, desc in _map_indices(obj, a):

@@ -60,11 +60,10 @@ _log: Logger | None = None
 _log_setup: list[Callable[[], None]] = []
 # the least important libbpf level whose first message runs the _log_setup functions
 _first_log_level = LIBBPF_WARN
-# True while a captured() call runs whose start found no listener for debug lines
-_debug_off = False
 _modules = sys.modules
-# The same answer for native code: 0 while debug lines are to be dropped before they reach
-# Python (see _native_gate), 1 otherwise.  Its address is built into the gate's code.
+# 0 while a captured() call runs whose start found no listener for debug lines (and no
+# other call in progress did): debug lines are dropped unread, by the native gate (its
+# code holds this byte's address) or first thing in the Python callback; 1 otherwise.
 _gate_open = ctypes.c_uint8(1)
 # captured() calls in progress whose start found a listener for debug lines
 _listening = 0
@@ -74,8 +73,7 @@ _count_lock = _thread.allocate_lock()
 def _after_fork_in_child() -> None:
     """A forked child starts with no call in progress: the gate open, no lock held
     (a thread of the parent may have held one at the fork, and is gone)."""
-    global _debug_off, _listening, _count_lock, _lock
-    _debug_off = False
+    global _listening, _count_lock, _lock
     _listening = 0
     _gate_open.value = 1
     _count_lock = _thread.allocate_lock()
@@ -193,7 +191,7 @@ def _format(fmt: int, va: int) -> str:
 def _on_print(level: int, fmt: int, va: int) -> None:
     # libbpf calls this for every line, two dozen debug lines per small object
     # at open; the first test drops those at the cost of one global lookup.
-    if level == 2 and (_debug_off or (_log is None and "logging" not in _modules)):
+    if level == 2 and (not _gate_open.value or (_log is None and "logging" not in _modules)):
         return  # a debug line nobody can be listening to, left unformatted
     sink = getattr(_capture, "lines", None)
     log_it = _wanted(level)
@@ -214,10 +212,10 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
     lines is asked of :mod:`logging` once here, not once per line.  The
     answer holds until the call returns; a logging level changed meanwhile
     by another thread applies from the next call.  Debug lines are dropped
-    early (``_debug_off``, the native gate) only while no call in progress,
-    on any thread, found a listener.
+    early (``_gate_open``) only while no call in progress, on any thread,
+    found a listener.
     """
-    global _debug_off, _listening
+    global _listening
     local = _capture
     prev = getattr(local, "lines", None)
     lines: list[str] = []
@@ -226,12 +224,10 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
     off = "logging" not in _modules or not logger().isEnabledFor(10)
     if off:
         if not _listening:
-            _debug_off = True
             _gate_open.value = 0
     else:
         with _count_lock:
             _listening += 1
-        _debug_off = False
         _gate_open.value = 1
     try:
         return fn(*args), lines
@@ -241,7 +237,6 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
                 _listening -= 1
         # back to the per-line check (right whatever other threads set meanwhile:
         # an open gate only makes their lines take the longer path)
-        _debug_off = False
         _gate_open.value = 1
         local.lines = prev
 
@@ -267,7 +262,7 @@ def _find_library() -> str:
 
 def lib() -> ctypes.CDLL:
     """The loaded libbpf, with every prototype declared (loaded on first use)."""
-    global _lib, _libc, _print_cb
+    global _lib, _libc, _print_cb, _print_gate
     if _lib is not None:
         return _lib
     with _lock:
@@ -300,14 +295,9 @@ def lib() -> ctypes.CDLL:
             handle.libbpf_set_print(_print_cb)
         else:
             handle.libbpf_set_print(ctypes.cast(gate, _PRINT_FN))
-            _set_print_gate("native")
+            _print_gate = "native"
         _lib = handle
         return handle
-
-
-def _set_print_gate(kind: str) -> None:
-    global _print_gate
-    _print_gate = kind
 
 
 def print_gate() -> str:

@@ -298,9 +298,11 @@ SEC("cgroup/connect_unix") int p_unix(struct bpf_sock_addr *ctx) { return 1; }
 def test_an_attach_type_the_kernel_lacks_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # as an older kernel answers for cgroup/*_unix: the type exists, the attach type does not
     # (simulated with an attach type no kernel has)
-    from pybpfobj import constants, loader
+    from pybpfobj import loader
+    from pybpfobj.spec.sections import SectionDef
 
-    monkeypatch.setattr(loader, "_resolve_section", lambda sec: (constants.PROG_TYPE["cgroup_sock_addr"], 200))
+    monkeypatch.setattr(loader, "_section_def",
+                        lambda sec: SectionDef(sec, "cgroup_sock_addr", 200))  # type: ignore[arg-type]
     with BpfObject(build_bpf(tmp_path, "unix", _UNIX)) as obj, pytest.raises(ProgramError) as info:
         obj.load()
     msg = str(info.value)
