@@ -283,6 +283,7 @@ def test_help_is_help_only_alone(bpffs: Path, bpftool: str) -> None:
     t = theirs(bpftool, "prog", "load", "help", str(bpffs / "t"))
     o = ours("prog", "load", "help", str(bpffs / "o"))
     assert o[0] == t[0] == 255 and "help" in _errors(o[2])[0]
+    assert sorted(os.listdir(bpffs)) == ["maps.debug", "progs.debug"]
     assert ours("prog", "load", "help")[0] == 0
 
 
