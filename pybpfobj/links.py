@@ -277,17 +277,10 @@ class Link:
         if undo[0] == "xdp":
             _, ifindex, flags, pfd = undo
             assert isinstance(ifindex, int) and isinstance(flags, int) and isinstance(pfd, int)
-            import ctypes
-
-            from pybpfobj.kernel.attach import XDP_FLAGS_REPLACE, _opts, bpf_xdp_attach_opts
-            from pybpfobj.kernel.libbpf import check, lib
-
             # replace *our* program with none, so another one attached since is left alone
-            o = _opts(bpf_xdp_attach_opts)
-            o.old_prog_fd = pfd
             try:
-                check(lib().bpf_xdp_attach(ifindex, -1, flags | XDP_FLAGS_REPLACE, ctypes.byref(o)),
-                      f"detaching XDP program from ifindex {ifindex}")
+                attach.xdp_attach(ifindex, -1, flags | attach.XDP_FLAGS_REPLACE, old_prog_fd=pfd,
+                                  what=f"detaching XDP program from ifindex {ifindex}")
             finally:
                 os.close(pfd)
         elif undo[0] == "tc":

@@ -89,6 +89,15 @@ _transition = _thread.allocate_lock()
 # long ago a file must have changed to be remembered there
 _FRESH_NS = 2_000_000_000
 _CLEAN_FILES: set[tuple[int, int, int, int, int]] = set()
+# The contents of those files (up to _CONTENTS_MAX bytes each, _CONTENTS_BUDGET in all) and
+# the object name libbpf gives their path: the next open of the unchanged file hands libbpf
+# the bytes (open_mem) instead of the path, which saves it four system calls
+_CONTENTS: dict[tuple[int, int, int, int, int], tuple[bytes, bytes]] = {}
+_CONTENTS_MAX = 1 << 20
+_CONTENTS_BUDGET = 32 << 20
+_contents_size = 0
+_stat = os.stat
+_FS_ENCODING = libbpf.FS_ENCODING
 
 # Sections libbpf attaches from the name alone (bpf_program__attach); the others
 # (xdp, tc, socket, cgroup...) need a target that the caller gives.
@@ -215,9 +224,34 @@ class BpfObject:
     lines (bpftool's output; :class:`VerifierError` carries it either way).
     """
 
+    log_level = 0
+
     def __init__(self, source: PathLike | bytes, *, name: str | None = None,
                  pin_root: str = "/sys/fs/bpf", mapcompat: bool = False, log_level: int = 0,
                  libbpf_prints_log: bool = False) -> None:
+        if source.__class__ is not str and isinstance(source, os.PathLike):
+            fs = os.fspath(source)
+            if fs.__class__ is str:
+                source = fs
+        if (source.__class__ is str and name is None and pin_root.__class__ is str
+                and log_level.__class__ is int and not (log_level or mapcompat or libbpf_prints_log)):
+            # The common case: a path and the default options.  A file loaded cleanly
+            # before and unchanged since is handed to libbpf as the bytes read then.
+            try:
+                st = _stat(source.encode(_FS_ENCODING, "surrogateescape"))
+            except (OSError, ValueError):
+                pass  # the general path below says what is wrong
+            else:
+                file = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                cached = _CONTENTS.get(file)
+                if cached is not None:
+                    # libbpf opens it when first needed: by load(), in the same call as the load
+                    self.source = self._path = source
+                    self.pin_root = pin_root
+                    self._file = file
+                    self._pending = cached
+                    self._state = "opened"
+                    return
         if log_level.__class__ is not int or log_level:  # 0, the default, needs no check
             _check_u32(log_level, "verifier log level")
         self.log_level = log_level
@@ -252,22 +286,51 @@ class BpfObject:
                         f"{'is a directory' if isdir else 'not a regular file'}",
                         errno=_errno.EISDIR if isdir else _errno.EINVAL, obj=src, path=src)
                 # this file as it is now, for the pre-load scan's memo (see load)
-                self._file = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                file = self._file = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if name is not None and not isinstance(name, str):
             raise BpfError(f"object name must be a str, not {type(name).__name__}", errno=_errno.EINVAL,
                            obj=self.source)
-        if pin_root.__class__ is not str and isinstance(pin_root, os.PathLike):
-            pin_root = os.fspath(pin_root)
-        if pin_root.__class__ is not str and not isinstance(pin_root, str):
-            raise BpfError(f"pin_root must be a str path, not {type(pin_root).__name__}",
-                           errno=_errno.EINVAL, obj=self.source)
-        self.pin_root = pin_root
+        self.pin_root = pin_root = self._check_pin_root(pin_root)
         self._state = "opened"
         # The verifier log buffer goes in the open options (no per-program call);
         # with a log level libbpf keeps its own buffer and prints each log itself.
         self._log_buf: _o.LogBuffer | None = None if log_level or libbpf_prints_log else _thread_log_buffer()
-        self._obj = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat,
-                                   log_level=log_level, log_buf=self._log_buf, raw_path=raw)
+        self._handle = _o.open_object(src, name=name, pin_root=pin_root, relaxed_maps=mapcompat,
+                                      log_level=log_level, log_buf=self._log_buf, raw_path=raw)
+
+    # libbpf's ``struct bpf_object *`` (0 once closed), and the contents and libbpf's name
+    # of an unchanged file whose open is deferred (see __init__)
+    _handle = 0
+    _path: str | None = None
+    _pending: tuple[bytes, bytes] | None = None
+    _log_buf: _o.LogBuffer | None = None
+
+    @property
+    def _obj(self) -> int:
+        """libbpf's object, opened now if its open was deferred."""
+        h = self._handle
+        if h or self._pending is None:
+            if not h and self._state == "loading":
+                raise BpfError(f"object '{self.source}' is being loaded on another thread",
+                               errno=_errno.EBUSY, obj=self.source)
+            return h
+        with _transition:
+            pending = self._pending
+            if pending is not None and self._state == "opened":
+                self._log_buf = log_buf = _thread_log_buffer()
+                self._handle = _o.open_cached(pending[0], pending[1], self.source, self.pin_root, log_buf)
+                self._pending = None
+            return self._handle
+
+    def _check_pin_root(self, pin_root: Any) -> str:
+        if pin_root.__class__ is str:
+            return pin_root
+        if isinstance(pin_root, os.PathLike):
+            pin_root = os.fspath(pin_root)
+        if not isinstance(pin_root, str):
+            raise BpfError(f"pin_root must be a str path, not {type(pin_root).__name__}",
+                           errno=_errno.EINVAL, obj=self.source)
+        return pin_root
 
     @property
     def name(self) -> str:
@@ -275,6 +338,9 @@ class BpfObject:
         most 15 characters, or the ``name`` given); read from libbpf on first use."""
         n = self._name
         if n is None:
+            pending = self._pending
+            if pending is not None:  # not opened yet: the name it will have
+                return pending[1].decode("utf-8", "replace")
             n = self._name = _o.object_name(self._obj) if self._obj else ""
         return n
 
@@ -567,7 +633,7 @@ class BpfObject:
             hf &= ~constants.BPF_F_RDONLY_PROG
         if wf != hf:
             diffs["map_flags"] = (hex(wf), hex(hf))
-        wx, hx = _map_extra(m), have.map_extra
+        wx, hx = _o.map_extra(m), have.map_extra
         if wt == _BLOOM:  # the number of hash functions; 0 means the kernel's default
             wx, hx = (wx & 0xF) or 5, (hx & 0xF) or 5
         if wx != hx:
@@ -794,6 +860,17 @@ class BpfObject:
                                    errno=_errno.EBUSY, obj=self.name)
                 self._state = "loading"
                 started = True
+                pending, self._pending = self._pending, None
+            if pending is not None:
+                # an unconfigured object of a file loaded cleanly before: opened and loaded in
+                # one call, no scan (it found nothing in these very bytes)
+                buf = self._log_buf = _thread_log_buffer()
+                ret, lines = _o.open_load_cached(pending[0], pending[1], self.source, self.pin_root,
+                                                 buf, self.__dict__)
+                if ret or lines:
+                    self._finish_load(ret, lines, buf)
+                self._state = "loaded"
+                return
             # The pre-load scan looks for what needs attention: a program type to set, a
             # by-name pin to check, a size missing.  Its finding depends on the file alone
             # (unless the caller set a type, size or reused map); "nothing" is remembered
@@ -823,14 +900,7 @@ class BpfObject:
                 log_buf = _thread_log_buffer()
                 _o.set_log_bufs(self._obj, log_buf)
             ret, lines = _o.load_object(self._obj)
-            log = None
-            if log_buf is not None and (lines or ret < 0):
-                # Something went wrong (libbpf warned): whatever the kernel wrote is
-                # read now, and the buffer left empty for this thread's next load.
-                log = log_buf.text()
-                log_buf.reset()
-            if ret < 0:
-                self._raise_load_error(-ret, lines, log)
+            self._finish_load(ret, lines, log_buf)
             if pins:
                 self._record_pins(pins, existed, root_existed)
             self._state = "loaded"
@@ -854,6 +924,16 @@ class BpfObject:
                 self._release()  # straight from "loading" to "closed": no other load slips in
             raise
 
+    def _finish_load(self, ret: int, lines: list[str], log_buf: _o.LogBuffer | None) -> None:
+        log = None
+        if log_buf is not None and (lines or ret < 0):
+            # Something went wrong (libbpf warned): whatever the kernel wrote is
+            # read now, and the buffer left empty for this thread's next load.
+            log = log_buf.text()
+            log_buf.reset()
+        if ret < 0:
+            self._raise_load_error(-ret, lines, log)
+
     def _remember_clean(self, file: tuple[int, int, int, int, int]) -> None:
         """Remember that the file opened, as ``file`` describes it, needs no pre-load scan,
         where that description can tell its contents apart: not on a file system whose
@@ -864,15 +944,36 @@ class BpfObject:
         mtime, ctime = file[3], file[4]
         if ctime % 1_000_000_000 == 0 or time_ns() - max(mtime, ctime) < _FRESH_NS:
             return
+        path = self._path or ""
+        data = None
         try:
-            st = os.stat(self._path or "")
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
         except (OSError, ValueError):
             return
-        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != file:
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != file:
+                return
+            if st.st_size <= _CONTENTS_MAX:
+                data = os.read(fd, st.st_size + 1)
+                st = os.fstat(fd)  # unchanged while read
+                if len(data) != st.st_size or (
+                        st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != file:
+                    return
+        except OSError:
             return
+        finally:
+            os.close(fd)
         if len(_CLEAN_FILES) >= 256:
             _CLEAN_FILES.clear()
         _CLEAN_FILES.add(file)
+        if data is not None:
+            global _contents_size
+            if _contents_size + len(data) > _CONTENTS_BUDGET or len(_CONTENTS) >= 256:
+                _CONTENTS.clear()
+                _contents_size = 0
+            _CONTENTS[file] = (data, _object_name_of(path))
+            _contents_size += len(data)
 
     def _record_pins(self, pins: Mapping[str, str], existed: set[str], root_existed: bool) -> None:
         """By-name pins libbpf just created (and the pin root, if it made it) are ours
@@ -924,8 +1025,8 @@ class BpfObject:
                 # as libbpf: a replaced map is pinned (or swapped for an existing pin) too
                 root = os.path.dirname(pin) or "/"
                 probe = root
-                while not os.path.exists(probe) and probe not in ("/", ""):
-                    probe = os.path.dirname(probe)
+                while not os.path.exists(probe) and probe not in ("/", "."):
+                    probe = os.path.dirname(probe) or "."  # a relative root's parent: the cwd
                 if not bpffs.is_bpffs(probe):
                     raise PinError(
                         f"map '{name}' of object '{self.name}' is pinned by name under '{root}', "
@@ -933,7 +1034,7 @@ class BpfObject:
                         map=name, obj=self.name, path=root, errno=_errno.EINVAL)
                 if os.path.lexists(pin):
                     self._reuse_pin(name, m, pin)
-                elif probe != root and probe != os.path.dirname(root):
+                elif probe != root and probe != (os.path.dirname(root) or "."):
                     # libbpf makes only the last directory, then fails with a bare ENOENT
                     raise PinError(f"map '{name}' of object '{self.name}' is pinned by name under "
                                    f"'{root}', whose parent '{os.path.dirname(root)}' does not exist",
@@ -972,7 +1073,7 @@ class BpfObject:
             self._check_compat(name, m, fd, f"pinned map '{pin}'",
                                hint="remove the pin or give another pin root")
             _o.map_reuse_fd(m, fd)
-            _map_clear_pin_path(m)
+            _o.map_clear_pin_path(m, name)
         finally:
             os.close(fd)
 
@@ -1320,9 +1421,14 @@ class BpfObject:
             with _transition:
                 if self._state == "closed":
                     return
-                if self._name is None and self._obj:  # the name stays readable once closed
-                    self._name = _o.object_name(self._obj)
-                obj, self._obj = self._obj, 0
+                pending = self._pending
+                if pending is not None:  # never opened: nothing to free
+                    self._pending = None
+                    if self._name is None:
+                        self._name = pending[1].decode("utf-8", "replace")
+                elif self._name is None and self._handle:  # the name stays readable once closed
+                    self._name = _o.object_name(self._handle)
+                obj, self._handle = self._handle, 0
                 self._state = "closed"
         finally:
             if obj:
@@ -1347,6 +1453,12 @@ class BpfObject:
 
 # ---------------------------------------------------------------------------
 # helpers
+
+def _object_name_of(path: str) -> bytes:
+    """The name ``bpf_object__open_file`` gives an object from its path: the base name's
+    first 15 bytes, up to the first dot."""
+    return os.fsencode(path).rpartition(b"/")[2][:15].partition(b".")[0]
+
 
 def _thread_log_buffer() -> _o.LogBuffer:
     """This thread's verifier log buffer (made once per thread, empty between loads)."""
@@ -1402,22 +1514,6 @@ def _last_warning(lines: list[str]) -> str:
         if s and not s.startswith("failed to load object "):
             return s
     return ""
-
-
-@libbpf.declares
-def _declare(lb: Any) -> None:
-    import ctypes
-
-    libbpf._proto(lb, "bpf_map__map_extra", ctypes.c_uint64, ctypes.c_void_p)
-    libbpf._proto(lb, "bpf_map__set_pin_path", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
-
-
-def _map_extra(m: int) -> int:
-    return int(libbpf.lib().bpf_map__map_extra(m))
-
-
-def _map_clear_pin_path(m: int) -> None:
-    libbpf.lib().bpf_map__set_pin_path(m, None)
 
 
 def _same_shape(a: BTF, aid: int, b: BTF, bid: int, depth: int = 0) -> bool:

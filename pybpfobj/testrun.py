@@ -132,34 +132,22 @@ def _is_syscall(prog: ProgLike) -> bool:
 def _run_ctx_only(prog: ProgLike, ctx_in: bytes, ctx_size_out: int | None, repeat: int, flags: int,
                   cpu: int) -> TestRunResult:
     """A raw_tracepoint/syscall test run: only ``ctx_in`` goes to the kernel (repeat is not allowed)."""
-    import ctypes
-
     from pybpfobj.kernel import attach
-    from pybpfobj.kernel.libbpf import lib
 
     label = prog_label(prog)
     who = f"program {label!r}" if label else "program"
     if repeat > 1:
         raise ProgramError(f"test run of {who}: a raw_tracepoint or syscall program runs once "
                            f"(repeat {repeat} is refused by the kernel)", errno=errno.EINVAL, prog=label)
-    o = attach.bpf_test_run_opts()
-    o.sz = ctypes.sizeof(o)
-    buf = ctypes.create_string_buffer(bytes(ctx_in), len(ctx_in))
-    o.ctx_in = ctypes.cast(buf, ctypes.c_void_p)
-    o.ctx_size_in = len(ctx_in)
-    o.flags = flags
-    o.cpu = cpu
-    ret = lib().bpf_prog_test_run_opts(prog_fd(prog), ctypes.byref(o))
-    if ret < 0:
-        err = -ret
-        raise ProgramError(f"test run of {who} failed: {os.strerror(err)}", errno=err, prog=label)
+    retval, duration, ctx_after = attach.prog_test_run_ctx(prog_fd(prog), bytes(ctx_in), flags, cpu,
+                                                            f"test run of {who} failed", label)
     want = len(ctx_in) if ctx_size_out is None else ctx_size_out
     if not want or not _is_syscall(prog):
-        return TestRunResult(o.retval, o.duration, None, None)
+        return TestRunResult(retval, duration, None, None)
     # a syscall program may write its context: the kernel copies it back over ctx_in
     if want < len(ctx_in):  # as for the other types: a short output buffer is an error
         raise ProgramError(f"test run of {who}: ctx_size_out {want} is too small for the output "
                            f"context ({os.strerror(errno.ENOSPC)})", errno=errno.ENOSPC, prog=label)
-    return TestRunResult(o.retval, o.duration, None, buf.raw)
+    return TestRunResult(retval, duration, None, ctx_after)
 
 __all__ = ["DEFAULT_SIZE_OUT", "TestRunResult", "test_run"]

@@ -270,8 +270,18 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
         bpffs.check_pin_name(a.path, "program pin" if first_only else "directory")
         if a.pinmaps is not None:
             bpffs.check_pin_name(a.pinmaps, "directory")
-        if not os.path.exists(a.obj):
-            raise CliError(f"failed to open object file '{a.obj}': No such file or directory")
+        from pybpfobj.loader import BpfObject
+
+        try:
+            # opened before any mount, as bpftool does: a missing or broken file gets libbpf's
+            # own line on stderr, then ours.  -d: the kernel's log of every program
+            # (instructions, states, statistics), as bpftool -d; a rejected program's log
+            # printed by libbpf where bpftool shows it, between "BPF program load failed"
+            # and "failed to load"
+            obj = BpfObject(a.obj, pin_root=a.pinroot, mapcompat=ctx.mapcompat,
+                            log_level=7 if ctx.debug else 0, libbpf_prints_log=True)
+        except BpfError as e:
+            raise CliError(_unprefixed(e.message)) from None
         # loadall into a directory already on a bpffs (say, a bpffs mount point itself) mounts
         # nothing: bpftool 7.1 would mount a new bpffs on its parent and hide it (upstream fixed that).
         if first_only or not (os.path.isdir(a.path) and bpffs.is_bpffs(a.path)):
@@ -284,16 +294,6 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
         if a.pinmaps is not None:
             _check_pinmaps_dir(a.pinmaps, None if first_only else a.path)
 
-        from pybpfobj.loader import BpfObject
-
-        try:
-            # -d: the kernel's log of every program (instructions, states, statistics), as bpftool -d
-            # a rejected program's log printed by libbpf where bpftool shows it, between
-            # "BPF program load failed" and "failed to load"
-            obj = BpfObject(a.obj, pin_root=a.pinroot, mapcompat=ctx.mapcompat,
-                            log_level=7 if ctx.debug else 0, libbpf_prints_log=True)
-        except BpfError as e:
-            raise CliError(_unprefixed(e.message)) from None
         if first_only and not obj.program_names():
             raise CliError("object file doesn't contain any bpf program")  # bpftool's check, before load
         try:

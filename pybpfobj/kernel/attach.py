@@ -255,6 +255,20 @@ def prog_test_run(prog_fd: int, data_in: bytes | None, data_size_out: int,
     )
 
 
+def prog_test_run_ctx(prog_fd: int, ctx_in: bytes, flags: int, cpu: int, what: str,
+                      prog: str | None) -> tuple[int, int, bytes]:
+    """A run with only a context (raw_tracepoint, syscall): the kernel copies a syscall
+    program's context back over ``ctx_in``; returns retval, duration and that buffer."""
+    o = _opts(bpf_test_run_opts)
+    buf = ctypes.create_string_buffer(ctx_in, len(ctx_in))
+    o.ctx_in = ctypes.cast(buf, c_void_p)
+    o.ctx_size_in = len(ctx_in)
+    o.flags = flags
+    o.cpu = cpu
+    check(lib().bpf_prog_test_run_opts(prog_fd, ctypes.byref(o)), what, ProgramError, prog=prog)
+    return o.retval, o.duration, buf.raw
+
+
 def _test_run_error(err: int, prog: str | None, data_size_out: int) -> BpfError:
     import errno as E
     import os

@@ -50,6 +50,10 @@ class BpfObjectOpenOpts(Structure):
     ]
 
 
+_open_mem: Any = None  # libbpf's bpf_object__open_mem and __load, set when libbpf is loaded
+_load: Any = None
+
+
 class _held:
     """Getters of the load path called without releasing the GIL (``PYFUNCTYPE``).
 
@@ -87,6 +91,10 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_object__open_mem", vp, c_void_p, c_size_t, POINTER(BpfObjectOpenOpts))
     _proto(lb, "bpf_object__load", ip, vp)
     _proto(lb, "bpf_object__close", None, vp)
+    _proto(lb, "bpf_map__map_extra", ctypes.c_uint64, vp)
+    _proto(lb, "bpf_map__set_pin_path", ip, vp, c_char_p)
+    global _open_mem, _load
+    _open_mem, _load = lb.bpf_object__open_mem, lb.bpf_object__load
     _proto(lb, "bpf_object__btf", vp, vp)
     _proto(lb, "bpf_object__next_program", vp, vp, vp)
     _proto(lb, "bpf_object__next_map", vp, vp, vp)
@@ -150,7 +158,7 @@ _OPTS: dict[tuple[Any, ...], Any] = {}
 _ERR_PTR_MIN = (1 << 64) - 4095  # an ERR_PTR from a non-strict libbpf build
 
 
-def _open_opts(name: str | None, pin_root: str | None, relaxed_maps: bool, log_level: int,
+def _open_opts(name: str | bytes | None, pin_root: str | None, relaxed_maps: bool, log_level: int,
                log_buf: LogBuffer | None) -> Any:
     key = (name, pin_root, relaxed_maps, log_level, log_buf.addr if log_buf is not None else 0)
     ref = _OPTS.get(key)
@@ -158,7 +166,8 @@ def _open_opts(name: str | None, pin_root: str | None, relaxed_maps: bool, log_l
         opts = BpfObjectOpenOpts()
         opts.sz = ctypes.sizeof(BpfObjectOpenOpts)
         if name is not None:
-            opts.object_name = name.encode()
+            # bytes: the name libbpf itself made from a file's path (open_cached)
+            opts.object_name = name if isinstance(name, bytes) else name.encode()
         if pin_root is not None:
             opts.pin_root_path = libbpf.c_path(pin_root)
         opts.relaxed_maps = relaxed_maps
@@ -203,6 +212,45 @@ def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
     detail = next((s for s in map(str.strip, reversed(lines)) if s), "") or os.strerror(err)
     detail = detail.removeprefix("libbpf: ")  # "...: libbpf: elf: ..." would read as two sentences
     raise LibbpfOpenError(f"failed to open object file '{what}': {detail}", errno=err, obj=what, path=path)
+
+
+def open_cached(data: bytes, obj_name: bytes, what: str, pin_root: str | None,
+                log_buf: LogBuffer | None) -> int:
+    """``bpf_object__open_mem`` of a file's contents read before (``what`` is its path),
+    under ``obj_name``, the name ``bpf_object__open_file`` gives that path: the same
+    object as opening the file, without the open, mmap, munmap and close."""
+    ptr, lines = libbpf.captured(libbpf.lib().bpf_object__open_mem, data, len(data),
+                                 _open_opts(obj_name, pin_root, False, 0, log_buf))
+    if ptr and ptr < _ERR_PTR_MIN:
+        return int(ptr)
+    err = ((1 << 64) - ptr) if ptr else (ctypes.get_errno() or _errno.EINVAL)
+    detail = next((s for s in map(str.strip, reversed(lines)) if s), "") or os.strerror(err)
+    raise LibbpfOpenError(f"failed to open object file '{what}': {detail.removeprefix('libbpf: ')}",
+                          errno=err, obj=what, path=what)
+
+
+def open_load_cached(data: bytes, obj_name: bytes, what: str, pin_root: str | None,
+                     log_buf: LogBuffer | None, into: dict[str, Any]) -> tuple[int, list[str]]:
+    """:func:`open_cached` and :func:`load_object` in one: the object is stored as
+    ``into["_handle"]`` before its load starts (its owner frees it, whatever happens)."""
+    opts = log_buf.opts.get((obj_name, pin_root)) if log_buf is not None else None
+    if opts is None:
+        opts = _open_opts(obj_name, pin_root, False, 0, log_buf)
+        if log_buf is not None:
+            if len(log_buf.opts) >= 64:
+                log_buf.opts.clear()
+            log_buf.opts[obj_name, pin_root] = opts
+    return libbpf.captured(_open_load, data, what, opts, into)
+
+
+def _open_load(data: bytes, what: str, opts: Any, into: dict[str, Any]) -> int:
+    ptr = _open_mem(data, len(data), opts)
+    if not ptr or ptr >= _ERR_PTR_MIN:
+        err = ((1 << 64) - ptr) if ptr else (ctypes.get_errno() or _errno.EINVAL)
+        raise LibbpfOpenError(f"failed to open object file '{what}': {os.strerror(err)}",
+                              errno=err, obj=what, path=what)
+    into["_handle"] = ptr
+    return _load(ptr)  # type: ignore[no-any-return]
 
 
 def load_object(obj: int) -> tuple[int, list[str]]:
@@ -436,6 +484,7 @@ class LogBuffer:
         self.buf = (ctypes.c_char * size).from_buffer(self._mem)
         self.addr = ctypes.addressof(self.buf)
         self.size = size
+        self.opts: dict[tuple[bytes, str | None], Any] = {}  # open_load_cached's, by name and pin root
 
     def reset(self) -> None:
         """Make the buffer read as empty (libbpf writes a log only when a load fails)."""
@@ -443,6 +492,15 @@ class LogBuffer:
 
     def text(self) -> str:
         return self.buf.value.decode("utf-8", "replace")
+
+
+def map_extra(m: int) -> int:
+    return int(libbpf.lib().bpf_map__map_extra(m))
+
+
+def map_clear_pin_path(m: int, name: str) -> None:
+    """Forget the map's by-name pin path (it was reused from there)."""
+    check(libbpf.lib().bpf_map__set_pin_path(m, None), f"map '{name}': clearing its pin path", map=name)
 
 
 def prog_set_ifindex(p: int, ifindex: int) -> None:

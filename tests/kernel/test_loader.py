@@ -422,3 +422,42 @@ char LICENSE[] SEC("license") = "GPL";
                       "(section 'fentry/do_nanosleep'): Operation not permitted (a security policy, "
                       "lockdown or this kernel's build may forbid the type)")
     assert e.prog == "fe" and e.obj == "fe"
+
+
+_KEYED = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct pair { __u32 a; __u32 b; };
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8);
+    __type(key, KEY);
+    __type(value, __u64);
+} keyed SEC(".maps");
+SEC("xdp") int use(struct xdp_md *ctx)
+{
+    KEY k = {};
+    return bpf_map_lookup_elem(&keyed, &k) ? XDP_PASS : XDP_DROP;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_the_reuse_check_compares_key_size_and_btf_key_type(tmp_path: Path) -> None:
+    from pybpfobj.maps import Map
+
+    u64 = build_bpf(tmp_path, "key_u64", "#define KEY __u64\n" + _KEYED)
+    pair = build_bpf(tmp_path, "key_pair", "#define KEY struct pair\n" + _KEYED)
+    with BpfObject(u64) as base, Map.create("hash", 4, 8, 8, name="keyed") as small:
+        base.load()
+        with BpfObject(pair) as o:  # same sizes, another key type
+            with pytest.raises(MapIncompatibleError) as ei:
+                o.reuse_map("keyed", base.maps["keyed"])
+            assert set(ei.value.differences) == {"btf_key_type"}
+        with BpfObject(u64) as o:  # a 4-byte key (no BTF on that side: sizes only)
+            with pytest.raises(MapIncompatibleError) as ei:
+                o.reuse_map("keyed", small)
+            assert set(ei.value.differences) == {"key_size"} and "key_size 8 != 4" in str(ei.value)
+        with BpfObject(u64) as o:  # the same map's own type: compatible
+            o.reuse_map("keyed", base.maps["keyed"])
+            o.load()

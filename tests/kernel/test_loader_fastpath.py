@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from loader_testutil import Records, build_bpf, libbpf_records
 
-from pybpfobj.errors import LibbpfError, MapError, ProgramError, UnsupportedError, VerifierError
+from pybpfobj.errors import BpfError, LibbpfError, MapError, ProgramError, UnsupportedError, VerifierError
 from pybpfobj.loader import BpfObject
 
 pytestmark = pytest.mark.kernel
@@ -432,3 +432,143 @@ def test_a_child_forked_while_a_thread_holds_the_binding_lock_does_not_hang() ->
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", _FORK_LOCK_CHILD], capture_output=True,
                          text=True, check=True, timeout=30).stdout.split()
     assert out == ["0"]
+
+
+# -- the bytes of a file loaded cleanly before ---------------------------------------------
+
+def _data_map_bytes(o: BpfObject) -> bytes:
+    m = o.maps[o.section_map_name(".data")]
+    raw = m.lookup(0)
+    return bytes(raw) if not isinstance(raw, bytes) else raw
+
+
+@pytest.mark.parametrize("fname", ["globals.o", "glob.als.v2.o", "averyveryverylongname_globals.o",
+                                   "ünïcödé_glöbåls.o"])
+def test_an_unchanged_file_loaded_cleanly_before_is_opened_from_its_bytes_as_libbpf_names_it(
+        objs: Path, tmp_path: Path, fname: str, remember_fresh_files: None) -> None:
+    from pybpfobj import loader
+
+    obj = tmp_path / fname
+    _copy_over(objs / "globals.o", obj)
+    seen = []
+    for _ in range(2):
+        o = BpfObject(obj)
+        seen.append(o._pending is not None)  # the second open is deferred, from the remembered bytes
+        with o:
+            o.load()
+            infos = {n: (m.info().name, m.info().type) for n, m in o.maps.items()}
+            seen.append((o.name, list(o.programs), infos, o.get_var("greeting"), _data_map_bytes(o)))
+    assert seen[0] is False and seen[2] is True
+    assert seen[1] == seen[3]  # object, program and map names as libbpf gives them from the path
+    assert _key(obj) in loader._CONTENTS
+
+
+def test_a_file_rewritten_in_place_with_its_old_times_is_read_again(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    obj = tmp_path / "g.o"
+    _copy_over(objs / "globals.o", obj)
+    for _ in range(2):
+        with BpfObject(obj) as o:
+            o.load()
+    st = obj.stat()
+    data = obj.read_bytes()
+    assert data.count(b"hello\0\0\0") == 1
+    with open(obj, "r+b") as f:  # same inode, same size, mtime put back: only ctime tells
+        f.write(data.replace(b"hello\0\0\0", b"howdy\0\0\0"))
+    os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns))
+    o = BpfObject(obj)
+    assert o._pending is None
+    with o:
+        o.load()
+        assert _data_map_bytes(o).find(b"howdy\0") >= 0
+
+
+def test_a_deferred_open_happens_on_first_use_and_configuration_applies(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    obj = tmp_path / "g.o"
+    _copy_over(objs / "globals.o", obj)
+    with BpfObject(obj) as o:
+        o.load()
+    o = BpfObject(obj)
+    assert o._pending is not None
+    with o:
+        assert o.name == "g" and "xdp_globals" in list(o)  # opened for these
+        assert o._pending is None
+        o.set_var("greeting", b"hey\0\0\0\0\0")
+        o.load()
+        assert b"hey\0" in _data_map_bytes(o)
+
+
+def test_closing_a_deferred_object_before_load_opens_nothing_and_keeps_its_name(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    from reliability.common import open_fds
+
+    obj = tmp_path / "some.thing.o"
+    _copy_over(objs / "xdp_counter.o", obj)
+    with BpfObject(obj) as o:
+        o.load()
+    before = open_fds()
+    o = BpfObject(obj)
+    o.close()
+    assert o.name == "some" and o._handle == 0 and o._pending is None
+    assert open_fds() == before
+    with pytest.raises(BpfError, match="is closed"):
+        o.load()
+    del o
+    o = BpfObject(obj)  # dropped unopened: nothing to free
+    del o
+    assert open_fds() == before
+
+
+def test_a_deferred_object_loads_on_another_thread(objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    obj = tmp_path / "t.o"
+    _copy_over(objs / "xdp_counter.o", obj)
+    with BpfObject(obj) as o:
+        o.load()
+    o = BpfObject(obj)
+    assert o._pending is not None
+    errs: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            o.load()
+        except BaseException as e:  # noqa: BLE001
+            errs.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert errs == []
+    with o:
+        assert list(o.programs) == ["xdp_count"]
+
+
+def test_large_files_are_remembered_as_clean_but_not_kept(
+        objs: Path, tmp_path: Path, remember_fresh_files: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfobj import loader
+
+    monkeypatch.setattr(loader, "_CONTENTS_MAX", 1000)
+    obj = tmp_path / "big.o"
+    _copy_over(objs / "xdp_counter.o", obj)
+    for _ in range(2):
+        with BpfObject(obj) as o:
+            o.load()
+    assert _key(obj) in loader._CLEAN_FILES and _key(obj) not in loader._CONTENTS
+    assert BpfObject(obj)._pending is None
+
+
+def test_the_kept_bytes_stay_within_their_budget(
+        objs: Path, tmp_path: Path, remember_fresh_files: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfobj import loader
+
+    size = (objs / "xdp_counter.o").stat().st_size
+    monkeypatch.setattr(loader, "_CONTENTS", {})
+    monkeypatch.setattr(loader, "_contents_size", 0)
+    monkeypatch.setattr(loader, "_CONTENTS_BUDGET", 3 * size)
+    for i in range(5):
+        obj = tmp_path / f"o{i}.o"
+        _copy_over(objs / "xdp_counter.o", obj)
+        with BpfObject(obj) as o:
+            o.load()
+        assert loader._contents_size == sum(len(d) for d, _ in loader._CONTENTS.values()) <= 3 * size
+    assert 1 <= len(loader._CONTENTS) <= 3

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from loader_testutil import build_bpf
 
-from pybpfobj.errors import BpfError, ProgramError
+from pybpfobj.errors import BpfError, PinError, ProgramError
 from pybpfobj.kernel import bpffs as kbpffs
 from pybpfobj.loader import BpfObject
 
@@ -252,6 +252,32 @@ def test_a_library_that_is_not_libbpf_is_refused_clearly() -> None:
     assert p.stderr.startswith("Error: libc.so.6 is not libbpf (it has no libbpf_set_print)")
 
 
+_USES_COPY = """
+import sys
+from pybpfobj.loader import BpfObject
+with BpfObject(sys.argv[1]) as o:
+    o.load()
+    print(sorted(o.programs))
+maps = open("/proc/self/maps").read()
+print(sys.argv[2] in maps, "/libbpf.so.1" in maps.replace(sys.argv[2], ""))
+"""
+
+
+def test_the_environment_may_name_another_libbpf_which_is_the_one_used(objs: Path, tmp_path: Path) -> None:
+    from pybpfobj.kernel import libbpf
+
+    libbpf.lib()  # the system's copy, as the dynamic loader finds it
+    system = next(line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+                  if line.endswith("/libbpf.so.1") or "/libbpf.so.1." in line)
+    copy = tmp_path / "libbpf-copy.so"
+    copy.write_bytes(Path(system).read_bytes())
+    env = {**os.environ, "PYBPFOBJ_LIBBPF": str(copy)}
+    p = subprocess.run([sys.executable, "-c", _USES_COPY, str(objs / "xdp_counter.o"), str(copy)], env=env,
+                       capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[:2] == ["['xdp_count']", "True False"]  # the copy, not the system's
+
+
 _SLEEPABLE = """
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -375,3 +401,16 @@ def test_a_failed_load_goes_straight_to_closed(objs: Path) -> None:
     assert bad.state == "closed"
     with pytest.raises(BpfError, match="is closed"):
         bad.load()
+
+
+def test_a_relative_pin_root_still_to_be_made_is_judged_by_the_working_directory(
+        objs: Path, bpffs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(bpffs)
+    with BpfObject(objs / "pinbyname.o", pin_root="newroot") as obj:  # made by libbpf, in the cwd
+        obj.load()
+        assert (bpffs / "newroot" / "pinned_hash").exists()
+        obj.unpin_all()
+    assert not (bpffs / "newroot").exists()
+    with BpfObject(objs / "pinbyname.o", pin_root="a/b") as obj, \
+            pytest.raises(PinError, match="under 'a/b', whose parent 'a' does not exist"):
+        obj.load()
