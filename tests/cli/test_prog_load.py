@@ -15,7 +15,7 @@ from clirun import ours, theirs
 pytestmark = [pytest.mark.kernel, pytest.mark.bpftool]
 
 ROOT = Path(__file__).resolve().parents[2]
-GOOD = ["globals", "heavy", "mapinmap", "maps_all", "progs_all", "tailcall", "xdp_counter"]
+GOOD = ["globals", "heavy", "mapinmap", "maps_all", "progs_all", "subprogs", "tailcall", "xdp_counter"]
 
 
 def tree(root: Path) -> set[str]:
@@ -24,6 +24,16 @@ def tree(root: Path) -> set[str]:
 
 def _error_line(err: str) -> str:
     return next(line for line in err.splitlines() if line.startswith("Error: "))
+
+
+def kernel_id(bpftool: str, kind: str, pin: Path) -> int:
+    """The kernel's id of the program or map pinned at ``pin``."""
+    return json.loads(theirs(bpftool, "-j", kind, "show", "pinned", str(pin))[1])["id"]
+
+
+def prog_map_ids(bpftool: str, pin: Path) -> list[int]:
+    """The ids of the maps the program pinned at ``pin`` uses, as the kernel reports them."""
+    return sorted(json.loads(theirs(bpftool, "-j", "prog", "show", "pinned", str(pin))[1])["map_ids"])
 
 
 def show(bpftool: str, kind: str, pin: Path) -> dict[str, Any]:
@@ -53,8 +63,9 @@ def test_loadall_pinmaps_pins_what_bpftool_pins(objs: Path, bpffs: Path, bpftool
         assert a == b
 
 
-def test_load_pins_the_first_program_like_bpftool(objs: Path, bpffs: Path, bpftool: str) -> None:
-    o = str(objs / "tailcall.o")
+@pytest.mark.parametrize("name", GOOD)
+def test_load_pins_the_first_program_like_bpftool(objs: Path, bpffs: Path, bpftool: str, name: str) -> None:
+    o = str(objs / f"{name}.o")
     assert theirs(bpftool, "prog", "load", o, str(bpffs / "t"))[0] == 0
     assert ours("prog", "load", o, str(bpffs / "o"))[0] == 0
     assert show(bpftool, "prog", bpffs / "o") == show(bpftool, "prog", bpffs / "t")
@@ -74,19 +85,23 @@ def test_map_reuse_shares_the_map_like_bpftool(objs: Path, bpffs: Path, bpftool:
                                                src: str) -> None:
     o = str(objs / "xdp_counter.o")
     assert ours("loadall", o, str(bpffs / "base"), "pinmaps", str(bpffs / "m"))[0] == 0
-    base = show(bpftool, "map", bpffs / "m" / "stats")
-    ref = str(json.loads(subprocess.run([bpftool, "-j", "map", "show", "pinned", str(bpffs / "m" / "stats")],
-                                        check=False, capture_output=True, text=True).stdout)["id"]) \
-        if src == "id" else str(bpffs / "m" / "stats")
-    words = ["map", *how.split(), src, ref]
+    base = kernel_id(bpftool, "map", bpffs / "m" / "stats")
+    base_rodata = kernel_id(bpftool, "map", bpffs / "m" / "xdp_coun_rodata")
+    ref = str(base) if src == "id" else str(bpffs / "m" / "stats")
+    words = ["map", *how.split(), src, ref]  # map idx 0 / map name stats: the object's 'stats'
     assert theirs(bpftool, "prog", "loadall", o, str(bpffs / "t"), *words, "pinmaps", str(bpffs / "tm"))[0] == 0
     rc, _, err = ours("loadall", o, str(bpffs / "o"), *words, "pinmaps", str(bpffs / "om"))
     assert rc == 0, err
-    for d in ("tm", "om"):
-        assert show(bpftool, "map", bpffs / d / "stats") == base
+    for p, d in (("t", "tm"), ("o", "om")):
+        # the very map behind the base program: pinned again under pinmaps, used by the new program;
+        # the .rodata map is the new object's own
+        assert kernel_id(bpftool, "map", bpffs / d / "stats") == base, d
+        rodata = kernel_id(bpftool, "map", bpffs / d / "xdp_coun_rodata")
+        assert rodata != base_rodata, d
+        assert prog_map_ids(bpftool, bpffs / p / "xdp_count") == sorted([base, rodata]), p
 
 
-def test_incompatible_reuse_is_refused_and_force_overrides(objs: Path, bpffs: Path) -> None:
+def test_incompatible_reuse_is_refused_and_force_overrides(objs: Path, bpffs: Path, bpftool: str) -> None:
     o = str(objs / "xdp_counter.o")
     assert ours("loadall", str(objs / "bad_verifier.o").replace("bad_verifier", "pinbyname"), str(bpffs / "x"),
                 "pinroot", str(bpffs / "root"))[0] == 0
@@ -95,25 +110,64 @@ def test_incompatible_reuse_is_refused_and_force_overrides(objs: Path, bpffs: Pa
                       str(bpffs / "root" / "pinned_hash"))
     assert rc == 255 and "incompatible" in err and "type percpu_array != hash" in err
     assert tree(bpffs) == before
+    # force: a 'stats' with 4 entries instead of 1 (different, but one the verifier takes)
+    wide = bpffs / "wide"
+    subprocess.run([bpftool, "map", "create", str(wide), "type", "percpu_array", "key", "4", "value", "16",
+                    "entries", "4", "name", "stats"], check=True)
+    wide_id = kernel_id(bpftool, "map", wide)
+    words = ["map", "name", "stats", "pinned", str(wide)]
+    rc, _, err = ours("load", o, str(bpffs / "o"), *words)
+    assert rc == 255 and "max_entries 1 != 4; use force to reuse it anyway" in err
+    assert not (bpffs / "o").exists()
+    rc, out, err = ours("load", o, str(bpffs / "o"), *words, "force")
+    assert (rc, out) == (0, ""), err
+    assert wide_id in prog_map_ids(bpftool, bpffs / "o")
+    assert theirs(bpftool, "prog", "load", o, str(bpffs / "t"), *words)[0] == 0  # bpftool checks nothing
+    assert wide_id in prog_map_ids(bpftool, bpffs / "t")
 
 
-FAILING = [
-    ("verifier", ["bad_verifier.o", "{d}/v"]),
-    ("unknown_section", ["bad_section.o", "{d}/s"]),
-    ("existing_path", ["xdp_counter.o", "{d}/exists"]),
-    ("dotted_name", ["xdp_counter.o", "{d}/a.b"]),
-    ("unknown_map_name", ["xdp_counter.o", "{d}/x", "map", "name", "nosuch", "pinned", "{d}/m/stats"]),
-    ("unused_idx", ["xdp_counter.o", "{d}/x", "map", "idx", "7", "pinned", "{d}/m/stats"]),
+# Each case: its name, the words after 'load'/'loadall' ({d}: the bpffs; the first is an object of
+# bpf_progs/build), and our 'Error:' line: SAME for bpftool's line word for word, else our own text
+# where we deliberately say more than bpftool (one text for both commands, or a (load, loadall) pair).
+SAME = None
+FAILING: list[tuple[str, list[str], str | tuple[str, str] | None]] = [
+    # bpftool: "failed to load object file" (after the verifier's log, as ours)
+    ("verifier", ["bad_verifier.o", "{d}/v"],
+     ("Error: failed to load object file: the verifier rejected program 'bad_deref' at insn 7 "
+      "(bad_verifier.bpf.c:29: *value += 1; /* BAD LINE: no NULL check */): "
+      "R0 invalid mem access 'map_value_or_null'")),
+    # bpftool: libbpf's list of section names, no 'Error:' line at all
+    ("unknown_section", ["bad_section.o", "{d}/s"],
+     ("Error: program 'unknown_sec_prog': failed to guess program type from ELF section 'foo/bar'; "
+      "give one with type TYPE (set_prog_type)")),
+    # bpftool 7.1 loads, then "failed to pin program xdp" / "failed to pin all programs"; upstream
+    # bpftool refuses up front, in words we take for load
+    ("existing_path", ["xdp_counter.o", "{d}/exists"],
+     ("Error: can't pin BPF object: path '{d}/exists' already exists",
+      "Error: can't pin BPF objects in '{d}/exists': it exists and is not a directory")),
+    # bpftool loads, then the kernel refuses the name (EPERM): "failed to pin program xdp" / "... all programs"
+    ("dotted_name", ["xdp_counter.o", "{d}/a.b"],
+     ("Error: invalid program pin name 'a.b' in '{d}/a.b': names on a BPF file system cannot contain '.'",
+      "Error: invalid directory name 'a.b' in '{d}/a.b': names on a BPF file system cannot contain '.'")),
+    ("unknown_map_name", ["xdp_counter.o", "{d}/x", "map", "name", "nosuch", "pinned", "{d}/m/stats"], SAME),
+    ("unused_idx", ["xdp_counter.o", "{d}/x", "map", "idx", "7", "pinned", "{d}/m/stats"], SAME),
     ("idx_twice", ["xdp_counter.o", "{d}/x", "map", "idx", "0", "pinned", "{d}/m/stats", "map", "idx", "0",
-                   "pinned", "{d}/m/stats"]),
-    ("missing_file", ["nosuch.o", "{d}/x"]),
-    ("unsized", ["needs_sizing.o", "{d}/x"]),
+                   "pinned", "{d}/m/stats"], SAME),
+    # bpftool: "failed to open object file" (after libbpf's line, which ours quotes)
+    ("missing_file", ["nosuch.o", "{d}/x"],
+     ("Error: failed to open object file '{o}/nosuch.o': elf: failed to open {o}/nosuch.o: "
+      "No such file or directory")),
+    # bpftool: "failed to load object file" (the kernel refuses the map)
+    ("unsized", ["needs_sizing.o", "{d}/x"],
+     ("Error: map 'unsized_rb' of object 'needs_sizing' has no max_entries: size it before load "
+      "(set_max_entries, or 'size unsized_rb N' on the command line)")),
 ]
 
 
-@pytest.mark.parametrize("case,argv", FAILING, ids=[c for c, _ in FAILING])
+@pytest.mark.parametrize("case,argv,expected", FAILING, ids=[c for c, _, _ in FAILING])
 def test_failing_cases_match_bpftool_outcome_and_leave_nothing(objs: Path, bpffs: Path, bpftool: str,
-                                                                case: str, argv: list[str]) -> None:
+                                                                case: str, argv: list[str],
+                                                                expected: str | tuple[str, str] | None) -> None:
     assert ours("loadall", str(objs / "xdp_counter.o"), str(bpffs / "base"), "pinmaps", str(bpffs / "m"))[0] == 0
     (bpffs / "base" / "xdp_count").rename(bpffs / "exists")
     words = [w.format(d=bpffs) for w in argv]
@@ -121,8 +175,6 @@ def test_failing_cases_match_bpftool_outcome_and_leave_nothing(objs: Path, bpffs
     before = tree(bpffs)
     fds_before = set(os.listdir("/proc/self/fd"))
     for cmd in ("load", "loadall"):
-        if case == "existing_path" and cmd == "loadall":
-            continue  # an existing program pin is not a directory: refused differently
         rc_t, _, err_t = theirs(bpftool, "prog", cmd, *words)
         for p in set(tree(bpffs)) - before:  # bpftool may leave things behind; we must not
             full = bpffs / p
@@ -132,10 +184,15 @@ def test_failing_cases_match_bpftool_outcome_and_leave_nothing(objs: Path, bpffs
             (bpffs / p).rmdir()
         rc_o, _, err_o = ours(cmd, *words)
         assert rc_o == rc_t == 255, (err_t, err_o)
-        assert err_o.rstrip().splitlines()[-1].startswith("Error: ")
+        last = err_o.rstrip().splitlines()[-1]
+        if expected is SAME:
+            assert last == _error_line(err_t), cmd
+        else:
+            text = expected if isinstance(expected, str) else expected[cmd == "loadall"]
+            assert last == text.format(d=bpffs, o=objs), cmd
         assert tree(bpffs) == before, case
         rc_j, out_j, _ = ours("-j", cmd, *words)
-        assert rc_j == 255 and "error" in json.loads(out_j.splitlines()[-1])
+        assert rc_j == 255 and json.loads(out_j.splitlines()[-1]) == {"error": last.removeprefix("Error: ")}
         assert set(os.listdir("/proc/self/fd")) == fds_before, case  # no fd left open either
 
 
@@ -156,10 +213,11 @@ def test_same_error_texts_as_bpftool(objs: Path, bpffs: Path, bpftool: str) -> N
         assert _error_line(err_o) == _error_line(err_t)
 
 
-def test_nomount_refuses_a_path_outside_bpffs(objs: Path, tmp_path: Path, bpftool: str) -> None:
+@pytest.mark.parametrize("cmd", ["load", "loadall"])
+def test_nomount_refuses_a_path_outside_bpffs(objs: Path, tmp_path: Path, bpftool: str, cmd: str) -> None:
     o = str(objs / "xdp_counter.o")
-    rc_t, _, err_t = theirs(bpftool, "-n", "prog", "load", o, str(tmp_path / "x"))
-    rc_o, _, err_o = ours("load", o, str(tmp_path / "x"), "-n")
+    rc_t, _, err_t = theirs(bpftool, "-n", "prog", cmd, o, str(tmp_path / "x"))
+    rc_o, _, err_o = ours(cmd, o, str(tmp_path / "x"), "-n")
     assert rc_o == rc_t == 255
     assert err_o.strip() == _error_line(err_t)
     assert list(tmp_path.iterdir()) == []
