@@ -97,7 +97,6 @@ _CONTENTS_MAX = 1 << 20
 _CONTENTS_BUDGET = 32 << 20
 _contents_size = 0
 _stat = os.stat
-_FS_ENCODING = libbpf.FS_ENCODING
 
 # Sections libbpf attaches from the name alone (bpf_program__attach); the others
 # (xdp, tc, socket, cgroup...) need a target that the caller gives.
@@ -238,7 +237,7 @@ class BpfObject:
             # The common case: a path and the default options.  A file loaded cleanly
             # before and unchanged since is handed to libbpf as the bytes read then.
             try:
-                st = _stat(source.encode(_FS_ENCODING, "surrogateescape"))
+                st = _stat(source)  # encoded as os.fsencode does, as libbpf's open would see it
             except (OSError, ValueError):
                 pass  # the general path below says what is wrong
             else:
@@ -848,9 +847,6 @@ class BpfObject:
         ENOTSUPP), :class:`MapError` for a map the kernel refuses.  A failed
         load closes the object.
         """
-        root_existed = True
-        pins: Mapping[str, str] = {}
-        existed: set[str] = set()
         started = False
         try:
             with _transition:  # one load at a time; close() refuses meanwhile (libbpf would free it)
@@ -861,16 +857,31 @@ class BpfObject:
                 self._state = "loading"
                 started = True
                 pending, self._pending = self._pending, None
-            if pending is not None:
+            if pending is None:
+                self._load_opened()
+            else:
                 # an unconfigured object of a file loaded cleanly before: opened and loaded in
                 # one call, no scan (it found nothing in these very bytes)
-                buf = self._log_buf = _thread_log_buffer()
-                ret, lines = _o.open_load_cached(pending[0], pending[1], self.source, self.pin_root,
-                                                 buf, self.__dict__)
+                try:
+                    buf = _tls.log
+                except AttributeError:  # this thread's first
+                    buf = _thread_log_buffer()
+                self._log_buf = buf
+                ret, lines = _o.open_load_cached(pending, self.source, self.pin_root, buf, self.__dict__)
                 if ret or lines:
                     self._finish_load(ret, lines, buf)
-                self._state = "loaded"
-                return
+            self._state = "loaded"
+        except BaseException:
+            if started:
+                self._release()  # straight from "loading" to "closed": no other load slips in
+            raise
+
+    def _load_opened(self) -> None:
+        """load() of an object libbpf has opened: the pre-load scan, the load, its by-name pins."""
+        root_existed = True
+        pins: Mapping[str, str] = {}
+        existed: set[str] = set()
+        try:
             # The pre-load scan looks for what needs attention: a program type to set, a
             # by-name pin to check, a size missing.  Its finding depends on the file alone
             # (unless the caller set a type, size or reused map); "nothing" is remembered
@@ -903,25 +914,19 @@ class BpfObject:
             self._finish_load(ret, lines, log_buf)
             if pins:
                 self._record_pins(pins, existed, root_existed)
-            self._state = "loaded"
         except BaseException:
-            if not started:
-                raise
-            try:
-                if pins:
-                    # by-name pins libbpf made in a load that completed, then was interrupted
-                    # (KeyboardInterrupt as it returned) or refused after: ours to take back
-                    self._record_pins(pins, existed, root_existed)
-                    if self._pins is not None:
-                        self._pins.undo()
-                    self._pin_paths = _mappingproxy({})
-                if not root_existed:
-                    try:
-                        os.rmdir(self.pin_root)
-                    except OSError:
-                        pass
-            finally:
-                self._release()  # straight from "loading" to "closed": no other load slips in
+            if pins:
+                # by-name pins libbpf made in a load that completed, then was interrupted
+                # (KeyboardInterrupt as it returned) or refused after: ours to take back
+                self._record_pins(pins, existed, root_existed)
+                if self._pins is not None:
+                    self._pins.undo()
+                self._pin_paths = _mappingproxy({})
+            if not root_existed:
+                try:
+                    os.rmdir(self.pin_root)
+                except OSError:
+                    pass
             raise
 
     def _finish_load(self, ret: int, lines: list[str], log_buf: _o.LogBuffer | None) -> None:

@@ -229,18 +229,19 @@ def open_cached(data: bytes, obj_name: bytes, what: str, pin_root: str | None,
                           errno=err, obj=what, path=what)
 
 
-def open_load_cached(data: bytes, obj_name: bytes, what: str, pin_root: str | None,
-                     log_buf: LogBuffer | None, into: dict[str, Any]) -> tuple[int, list[str]]:
-    """:func:`open_cached` and :func:`load_object` in one: the object is stored as
-    ``into["_handle"]`` before its load starts (its owner frees it, whatever happens)."""
-    opts = log_buf.opts.get((obj_name, pin_root)) if log_buf is not None else None
+def open_load_cached(contents: tuple[bytes, bytes], what: str, pin_root: str,
+                     log_buf: LogBuffer, into: dict[str, Any]) -> tuple[int, list[str]]:
+    """:func:`open_cached` of ``contents`` (the bytes, the object name) and
+    :func:`load_object` in one: the object is stored as ``into["_handle"]`` before its
+    load starts (its owner frees it, whatever happens)."""
+    name = contents[1]
+    opts = log_buf.opts.get((name, pin_root))
     if opts is None:
-        opts = _open_opts(obj_name, pin_root, False, 0, log_buf)
-        if log_buf is not None:
-            if len(log_buf.opts) >= 64:
-                log_buf.opts.clear()
-            log_buf.opts[obj_name, pin_root] = opts
-    return libbpf.captured(_open_load, data, what, opts, into)
+        opts = _open_opts(name, pin_root, False, 0, log_buf)
+        if len(log_buf.opts) >= 64:
+            log_buf.opts.clear()
+        log_buf.opts[name, pin_root] = opts
+    return libbpf.captured(_open_load, contents[0], what, opts, into)
 
 
 def _open_load(data: bytes, what: str, opts: Any, into: dict[str, Any]) -> int:
@@ -484,7 +485,7 @@ class LogBuffer:
         self.buf = (ctypes.c_char * size).from_buffer(self._mem)
         self.addr = ctypes.addressof(self.buf)
         self.size = size
-        self.opts: dict[tuple[bytes, str | None], Any] = {}  # open_load_cached's, by name and pin root
+        self.opts: dict[tuple[bytes, str], Any] = {}  # open_load_cached's, by object name and pin root
 
     def reset(self) -> None:
         """Make the buffer read as empty (libbpf writes a log only when a load fails)."""
