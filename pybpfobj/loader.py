@@ -89,14 +89,34 @@ _transition = _thread.allocate_lock()
 # long ago a file must have changed to be remembered there
 _FRESH_NS = 2_000_000_000
 _CLEAN_FILES: set[tuple[int, int, int, int, int]] = set()
-# The contents of those files (up to _CONTENTS_MAX bytes each, _CONTENTS_BUDGET in all) and
-# the object name libbpf gives their path: the next open of the unchanged file hands libbpf
-# the bytes (open_mem) instead of the path, which saves it four system calls
-_CONTENTS: dict[tuple[int, int, int, int, int], tuple[bytes, bytes]] = {}
+# The contents of those files that anyone may read (up to _CONTENTS_MAX bytes each,
+# _CONTENTS_BUDGET in all): the next open of the unchanged file hands libbpf the bytes
+# (open_mem) instead of the path, which saves it a dozen system calls
+_CONTENTS: dict[tuple[int, int, int, int, int], bytes] = {}
 _CONTENTS_MAX = 1 << 20
 _CONTENTS_BUDGET = 32 << 20
 _contents_size = 0
+_keep_contents = True
+_contents_lock = _thread.allocate_lock()
+# The object name libbpf gives each path (open_mem is given it by name)
+_NAMES: dict[str, bytes] = {}
 _stat = os.stat
+_DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+
+
+def keep_file_contents(enabled: bool) -> None:
+    """Whether :class:`BpfObject` keeps the bytes of files it loaded cleanly, to hand them
+    to libbpf on later loads of the unchanged file (default True); False also forgets
+    those kept.  A file is judged unchanged by its device, inode, size and change times:
+    turn this off where object files change without those changing (written through a
+    shared mapping).  Only objects opened with the default options keep or take bytes
+    (the command line's do not)."""
+    global _keep_contents, _contents_size
+    with _contents_lock:
+        _keep_contents = bool(enabled)
+        if not enabled:
+            _CONTENTS.clear()
+            _contents_size = 0
 
 # Sections libbpf attaches from the name alone (bpf_program__attach); the others
 # (xdp, tc, socket, cgroup...) need a target that the caller gives.
@@ -232,8 +252,9 @@ class BpfObject:
             fs = os.fspath(source)
             if fs.__class__ is str:
                 source = fs
-        if (source.__class__ is str and name is None and pin_root.__class__ is str
-                and log_level.__class__ is int and not (log_level or mapcompat or libbpf_prints_log)):
+        plain = (name is None and pin_root == _DEFAULT_PIN_ROOT and log_level.__class__ is int
+                 and not (log_level or mapcompat or libbpf_prints_log))
+        if plain and source.__class__ is str:
             # The common case: a path and the default options.  A file loaded cleanly
             # before and unchanged since is handed to libbpf as the bytes read then.
             try:
@@ -242,13 +263,17 @@ class BpfObject:
                 pass  # the general path below says what is wrong
             else:
                 file = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                cached = _CONTENTS.get(file)
-                if cached is not None:
-                    # libbpf opens it when first needed: by load(), in the same call as the load
+                data = _CONTENTS.get(file)
+                if data is not None:
+                    # libbpf opens it when first needed: by load(), in the same call as the
+                    # load, under the name its open of this path would give
+                    objname = _NAMES.get(source)
+                    if objname is None:
+                        objname = _name_for(source)
                     self.source = self._path = source
                     self.pin_root = pin_root
                     self._file = file
-                    self._pending = cached
+                    self._pending = (data, objname)
                     self._state = "opened"
                     return
         if log_level.__class__ is not int or log_level:  # 0, the default, needs no check
@@ -290,6 +315,8 @@ class BpfObject:
             raise BpfError(f"object name must be a str, not {type(name).__name__}", errno=_errno.EINVAL,
                            obj=self.source)
         self.pin_root = pin_root = self._check_pin_root(pin_root)
+        if plain:
+            self._plain = True
         self._state = "opened"
         # The verifier log buffer goes in the open options (no per-program call);
         # with a log level libbpf keeps its own buffer and prints each log itself.
@@ -302,16 +329,18 @@ class BpfObject:
     _handle = 0
     _path: str | None = None
     _pending: tuple[bytes, bytes] | None = None
+    # opened with the default options: a later plain open of the file can take its bytes
+    # (with others, mapcompat say, libbpf may have opened what a default open refuses)
+    _plain = False
     _log_buf: _o.LogBuffer | None = None
 
     @property
     def _obj(self) -> int:
-        """libbpf's object, opened now if its open was deferred."""
+        """libbpf's object, opened now if its open was deferred (0 once closed).  While
+        another thread's load() of a deferred object is opening it, there is none yet:
+        EBUSY, as for the other calls refused during a load."""
         h = self._handle
         if h or self._pending is None:
-            if not h and self._state == "loading":
-                raise BpfError(f"object '{self.source}' is being loaded on another thread",
-                               errno=_errno.EBUSY, obj=self.source)
             return h
         with _transition:
             pending = self._pending
@@ -319,7 +348,18 @@ class BpfObject:
                 self._log_buf = log_buf = _thread_log_buffer()
                 self._handle = _o.open_cached(pending[0], pending[1], self.source, self.pin_root, log_buf)
                 self._pending = None
+            elif not self._handle and self._state == "loading":
+                raise BpfError(f"object '{self.name}' is being loaded on another thread",
+                               errno=_errno.EBUSY, obj=self.name)
             return self._handle
+
+    def _raw_name(self) -> bytes:
+        """The object's name as libbpf holds it (bytes: a file name need not be UTF-8)."""
+        pending = self._pending
+        if pending is not None:
+            return pending[1]
+        h = self._obj
+        return _o.object_name_raw(h) if h else self.name.encode("utf-8", "surrogateescape")
 
     def _check_pin_root(self, pin_root: Any) -> str:
         if pin_root.__class__ is str:
@@ -657,7 +697,7 @@ class BpfObject:
                 return
             key_id, val_id = want["btf_key_type_id"], want["btf_value_type_id"]
             if not val_id and _o.map_is_internal(m):
-                sec = _datasec_for(mine, name, self.name)
+                sec = _datasec_for(mine, name, self._raw_name())
                 val_id = sec.id if sec is not None else 0
             theirs = BTF.from_bytes(_info.btf_data(have.btf_id), source=f"btf id {have.btf_id}")
         except (BpfError, OSError):
@@ -698,7 +738,7 @@ class BpfObject:
         for mname, m in self._maps.items():
             if not _o.map_is_internal(m):
                 continue
-            sec = _datasec_for(btf, mname, self.name)
+            sec = _datasec_for(btf, mname, self._raw_name())
             if sec is None:
                 continue
             for si in sec.secinfo:
@@ -728,7 +768,7 @@ class BpfObject:
             from pybpfobj.spec.btf import BtfKind
 
             for mname, m in self._maps.items():
-                sec = _datasec_for(btf, mname, self.name) if _o.map_is_internal(m) else None
+                sec = _datasec_for(btf, mname, self._raw_name()) if _o.map_is_internal(m) else None
                 for si in (sec.secinfo if sec is not None else ()):
                     var = btf.type(si.type_id)
                     if var.kind == BtfKind.VAR and var.name == name:
@@ -751,7 +791,7 @@ class BpfObject:
             return section
         from pybpfobj.spec.elf import internal_map_name
 
-        exact = internal_map_name(self.name, section)  # libbpf's own naming, byte for byte
+        exact = internal_map_name(self._raw_name(), section)  # libbpf's own naming, byte for byte
         if exact in self._maps and _o.map_is_internal(self._maps[exact]):
             return exact
         raise NotFoundError(f"object '{self.name}' has no map for section '{section}'", obj=self.name,
@@ -856,7 +896,7 @@ class BpfObject:
                                    errno=_errno.EBUSY, obj=self.name)
                 self._state = "loading"
                 started = True
-                pending, self._pending = self._pending, None
+                pending = self._pending  # kept until loaded: its name, and no open elsewhere
             if pending is None:
                 self._load_opened()
             else:
@@ -870,6 +910,7 @@ class BpfObject:
                 ret, lines = _o.open_load_cached(pending, self.source, self.pin_root, buf, self.__dict__)
                 if ret or lines:
                     self._finish_load(ret, lines, buf)
+                self._pending = None
             self._state = "loaded"
         except BaseException:
             if started:
@@ -959,7 +1000,10 @@ class BpfObject:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != file:
                 return
-            if st.st_size <= _CONTENTS_MAX:
+            # kept only for a file anyone may read: the bytes then tell nobody more than the
+            # file would (a chmod changes its ctime, so the key)
+            if (self._plain and _keep_contents and st.st_size <= _CONTENTS_MAX
+                    and st.st_mode & 0o444 == 0o444):
                 data = os.read(fd, st.st_size + 1)
                 st = os.fstat(fd)  # unchanged while read
                 if len(data) != st.st_size or (
@@ -974,11 +1018,17 @@ class BpfObject:
         _CLEAN_FILES.add(file)
         if data is not None:
             global _contents_size
-            if _contents_size + len(data) > _CONTENTS_BUDGET or len(_CONTENTS) >= 256:
-                _CONTENTS.clear()
-                _contents_size = 0
-            _CONTENTS[file] = (data, _object_name_of(path))
-            _contents_size += len(data)
+            with _contents_lock:
+                if not _keep_contents:
+                    return
+                old = _CONTENTS.pop(file, None)
+                if old is not None:
+                    _contents_size -= len(old)
+                if _contents_size + len(data) > _CONTENTS_BUDGET or len(_CONTENTS) >= 256:
+                    _CONTENTS.clear()
+                    _contents_size = 0
+                _CONTENTS[file] = data
+                _contents_size += len(data)
 
     def _record_pins(self, pins: Mapping[str, str], existed: set[str], root_existed: bool) -> None:
         """By-name pins libbpf just created (and the pin root, if it made it) are ours
@@ -1427,17 +1477,21 @@ class BpfObject:
                 if self._state == "closed":
                     return
                 pending = self._pending
-                if pending is not None:  # never opened: nothing to free
-                    self._pending = None
-                    if self._name is None:
+                if self._name is None:  # the name stays readable once closed
+                    if pending is not None:
                         self._name = pending[1].decode("utf-8", "replace")
-                elif self._name is None and self._handle:  # the name stays readable once closed
-                    self._name = _o.object_name(self._handle)
+                    elif self._handle:
+                        self._name = _o.object_name(self._handle)
+                self._pending = None
                 obj, self._handle = self._handle, 0
                 self._state = "closed"
         finally:
             if obj:
                 _o.close_object(obj)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # libbpf's object cannot travel, and a shallow copy sharing it would free it twice
+        raise TypeError(f"cannot pickle or copy a BpfObject ('{self.source}'): open the file again")
 
     def __enter__(self) -> Self:
         return self
@@ -1459,10 +1513,14 @@ class BpfObject:
 # ---------------------------------------------------------------------------
 # helpers
 
-def _object_name_of(path: str) -> bytes:
+def _name_for(path: str) -> bytes:
     """The name ``bpf_object__open_file`` gives an object from its path: the base name's
-    first 15 bytes, up to the first dot."""
-    return os.fsencode(path).rpartition(b"/")[2][:15].partition(b".")[0]
+    first 15 bytes, up to the first dot (remembered per path)."""
+    name = os.fsencode(path).rpartition(b"/")[2][:15].partition(b".")[0]
+    if len(_NAMES) >= 1024:
+        _NAMES.clear()
+    _NAMES[path] = name
+    return name
 
 
 def _thread_log_buffer() -> _o.LogBuffer:
@@ -1631,7 +1689,7 @@ def _resolve_type(t: str | int) -> tuple[int, int | None]:
     raise BpfError(f"unknown program type '{t}'", errno=_errno.EINVAL)
 
 
-def _datasec_for(btf: BTF, map_name: str, obj_name: str) -> Any:
+def _datasec_for(btf: BTF, map_name: str, obj_name: bytes) -> Any:
     """The DATASEC behind internal map ``map_name`` of object ``obj_name``: the one libbpf
     names that way (``<prefix>.rodata``, ``.data.custom``; an object name may hold dots)."""
     from pybpfobj.spec.btf import BtfKind

@@ -241,6 +241,12 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
         local.lines = prev
 
 
+def captured_lines() -> list[str]:
+    """Inside a :func:`captured` call: the lines libbpf printed so far in it."""
+    lines: list[str] = getattr(_capture, "lines", None) or []
+    return lines
+
+
 class capture_output:
     """Context manager collecting libbpf's warning and info lines on this thread (still logged too)."""
 

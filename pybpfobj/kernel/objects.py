@@ -248,7 +248,9 @@ def _open_load(data: bytes, what: str, opts: Any, into: dict[str, Any]) -> int:
     ptr = _open_mem(data, len(data), opts)
     if not ptr or ptr >= _ERR_PTR_MIN:
         err = ((1 << 64) - ptr) if ptr else (ctypes.get_errno() or _errno.EINVAL)
-        raise LibbpfOpenError(f"failed to open object file '{what}': {os.strerror(err)}",
+        lines = libbpf.captured_lines()
+        detail = next((s for s in map(str.strip, reversed(lines)) if s), "") or os.strerror(err)
+        raise LibbpfOpenError(f"failed to open object file '{what}': {detail.removeprefix('libbpf: ')}",
                               errno=err, obj=what, path=what)
     into["_handle"] = ptr
     return _load(ptr)  # type: ignore[no-any-return]
@@ -293,6 +295,11 @@ def close_object(obj: int) -> None:
 
 def object_name(obj: int) -> str:
     return _s(_held.object_name(obj))
+
+
+def object_name_raw(obj: int) -> bytes:
+    name: bytes = _held.object_name(obj) or b""
+    return name
 
 
 def object_btf_raw(obj: int) -> bytes | None:
@@ -481,7 +488,8 @@ class LogBuffer:
     def __init__(self, size: int) -> None:
         import mmap
 
-        self._mem = mmap.mmap(-1, size)
+        # private: a forked child writing its logs must not write into its parent's
+        self._mem = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
         self.buf = (ctypes.c_char * size).from_buffer(self._mem)
         self.addr = ctypes.addressof(self.buf)
         self.size = size

@@ -227,7 +227,7 @@ def _cstr(data: bytes) -> str:
     return data.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def internal_map_name(obj_name: str, real_name: str) -> str:
+def internal_map_name(obj_name: str | bytes, real_name: str) -> str:
     """libbpf 1.1's name for the map of data section ``real_name``.
 
     The object name prefix fills what is left of the 15 usable bytes after
@@ -237,7 +237,8 @@ def internal_map_name(obj_name: str, real_name: str) -> str:
     cleans bytes, not characters: every byte the kernel refuses (a
     non-ASCII letter is two or more) becomes ``_``.
     """
-    obj = obj_name.encode("utf-8", "surrogateescape")
+    # bytes: the name as libbpf holds it (a str decoded with replacements would count other bytes)
+    obj = obj_name if isinstance(obj_name, bytes) else obj_name.encode("utf-8", "surrogateescape")
     sec = real_name.encode("utf-8", "surrogateescape")
     if b"." in sec[1:]:
         return real_name  # a custom section's map is named by the whole section name

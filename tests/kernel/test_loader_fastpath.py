@@ -570,5 +570,192 @@ def test_the_kept_bytes_stay_within_their_budget(
         _copy_over(objs / "xdp_counter.o", obj)
         with BpfObject(obj) as o:
             o.load()
-        assert loader._contents_size == sum(len(d) for d, _ in loader._CONTENTS.values()) <= 3 * size
+        assert loader._contents_size == sum(len(d) for d in loader._CONTENTS.values()) <= 3 * size
     assert 1 <= len(loader._CONTENTS) <= 3
+
+
+def _kept_twice(objs: Path, src: str, dst: Path) -> Path:
+    _copy_over(objs / src, dst)
+    with BpfObject(dst) as o:
+        o.load()
+    return dst
+
+
+def test_a_file_reached_by_another_link_is_named_by_the_path_given(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    a = tmp_path / "alpha.o"
+    _copy_over(objs / "globals.o", a)
+    os.link(a, tmp_path / "beta.o")  # (a new link changes the file's ctime: made first)
+    (tmp_path / "gamma.o").symlink_to("alpha.o")
+    with BpfObject(a) as o:
+        o.load()
+    for link, name in (("beta.o", "beta"), ("gamma.o", "gamma")):
+        o = BpfObject(tmp_path / link)
+        assert o._pending is not None
+        with o:
+            o.load()
+            assert o.name == name and f"{name}.rodata" in o.map_names()
+            assert o.maps[f"{name}.rodata"].info().name == f"{name}.rodata"
+
+
+def test_names_read_during_a_deferred_load_are_refused_not_left_empty(
+        objs: Path, tmp_path: Path, remember_fresh_files: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfobj import loader
+
+    obj = _kept_twice(objs, "progs_all.o", tmp_path / "p.o")
+    o = BpfObject(obj)
+    seen: list[object] = []
+    real = loader._o.open_load_cached
+
+    def read_then_load(*a: object, **k: object) -> tuple[int, list[str]]:
+        def reader() -> None:  # another thread, while this load has not opened the object yet
+            try:
+                seen.append(o.program_names())
+            except BpfError as e:
+                seen.append(e.errno)
+            seen.append((o.name, repr(o)))
+        t = threading.Thread(target=reader)
+        t.start()
+        t.join()
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader._o, "open_load_cached", read_then_load)
+    with o:
+        o.load()
+        assert seen == [errno.EBUSY, ("p", f"<BpfObject 'p' from '{obj}', loading>")]
+        assert len(o.program_names()) > 1  # nothing empty was kept
+
+
+def test_a_file_loaded_with_mapcompat_is_not_handed_over_to_a_default_open(
+        tmp_path: Path, remember_fresh_files: None) -> None:
+    from pybpfobj import loader
+    from pybpfobj.errors import ObjectOpenError
+
+    obj = build_bpf(tmp_path, "unk", """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32);
+         __type(value, __u64); __uint(frobnicate, 3); } m SEC(".maps");
+SEC("xdp") int p(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+""")
+    for _ in range(2):
+        with BpfObject(obj, mapcompat=True) as o:
+            o.load()
+    assert _key(obj) not in loader._CONTENTS  # (remembered as clean: the scan holds for any open)
+    with pytest.raises(ObjectOpenError, match="unknown field 'frobnicate'"):
+        BpfObject(obj)
+
+
+def test_only_files_anyone_may_read_are_kept(objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    from pybpfobj import loader
+
+    obj = tmp_path / "private.o"
+    _copy_over(objs / "xdp_counter.o", obj)
+    obj.chmod(0o640)
+    for _ in range(2):
+        with BpfObject(obj) as o:
+            o.load()
+    assert _key(obj) in loader._CLEAN_FILES and _key(obj) not in loader._CONTENTS
+
+
+def test_a_deferred_load_interrupted_before_the_open_keeps_the_name_and_closes(
+        objs: Path, tmp_path: Path, remember_fresh_files: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfobj import loader
+
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "k.o")
+
+    def interrupted(*a: object, **k: object) -> tuple[int, list[str]]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loader._o, "open_load_cached", interrupted)
+    o = BpfObject(obj)
+    with pytest.raises(KeyboardInterrupt):
+        o.load()
+    assert o.state == "closed" and o.name == "k" and repr(o) == f"<BpfObject 'k' from '{obj}', closed>"
+
+
+def test_kept_bytes_libbpf_cannot_open_raise_libbpfs_reason(
+        objs: Path, tmp_path: Path, remember_fresh_files: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfobj import loader
+    from pybpfobj.errors import LibbpfOpenError
+
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "j.o")
+    monkeypatch.setitem(loader._CONTENTS, _key(obj), b"\x7fELF" + b"\0" * 60)  # as if kept so
+    o = BpfObject(obj)
+    with pytest.raises(LibbpfOpenError, match=r"failed to open object file '.*j\.o': elf: .*") as info:
+        o.load()
+    assert "libbpf:" not in str(info.value) and o.state == "closed" and o.name == "j"
+
+
+def test_a_pin_root_with_a_nul_byte_is_refused_at_once_also_for_a_kept_file(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "n.o")
+    with pytest.raises(BpfError, match="NUL"):
+        BpfObject(obj, pin_root="/sys/fs/bpf\0x")
+
+
+def test_the_kept_size_counts_a_file_kept_again_once(
+        objs: Path, tmp_path: Path, remember_fresh_files: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfobj import loader
+
+    monkeypatch.setattr(loader, "_CONTENTS", {})
+    monkeypatch.setattr(loader, "_contents_size", 0)
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "s.o")
+    loader._CLEAN_FILES.discard(_key(obj))  # forgotten as clean (256 other files), bytes still kept
+    with BpfObject(obj, name="s") as o:
+        o.load()
+    assert loader._contents_size == len(loader._CONTENTS[_key(obj)]) == obj.stat().st_size
+
+
+def test_keeping_file_contents_can_be_turned_off(objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    from pybpfobj import loader
+
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "off.o")
+    assert _key(obj) in loader._CONTENTS
+    loader.keep_file_contents(False)
+    try:
+        assert loader._CONTENTS == {} and loader._contents_size == 0
+        with BpfObject(obj) as o:
+            assert o._pending is None
+            o.load()
+        assert loader._CONTENTS == {}
+    finally:
+        loader.keep_file_contents(True)
+
+
+def test_an_object_is_neither_pickled_nor_copied(objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    import copy
+    import pickle
+
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "c.o")
+    for o in (BpfObject(obj), BpfObject(str(obj), pin_root="/sys/fs/bpf/x")):  # deferred, opened
+        with o:
+            for f in (pickle.dumps, copy.copy, copy.deepcopy):
+                with pytest.raises(TypeError, match="cannot pickle or copy a BpfObject"):
+                    f(o)
+
+
+def test_a_forked_child_writes_its_verifier_logs_into_its_own_buffer() -> None:
+    from pybpfobj.kernel.objects import LogBuffer
+
+    buf = LogBuffer(1 << 16)
+    buf.buf[0:7] = b"parent\0"
+    pid = os.fork()
+    if pid == 0:  # the child's log would go into its copy
+        buf.buf[0:6] = b"child\0"
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert buf.text() == "parent"
+
+
+def test_variables_are_found_in_an_object_whose_name_is_not_utf8(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    obj = tmp_path / os.fsdecode(b"g\xffob.o")
+    _copy_over(objs / "globals.o", obj)
+    for _ in range(2):  # opened from the path, then from the kept bytes
+        with BpfObject(obj) as o:
+            assert o.section_map_name(".rodata") == "g_ob.rodata"
+            assert o.get_var("greeting").startswith(b"hello")
+            o.set_var("last_len", -7)
+            o.load()
