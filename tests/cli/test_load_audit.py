@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
 import stat
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from bpfbuild import build_bpf
 from clirun import ours, theirs
 
 pytestmark = [pytest.mark.kernel, pytest.mark.bpftool]
 
 
 def _build(tmp: Path, name: str, src: str) -> str:
-    cc = shutil.which("clang-19") or shutil.which("clang")
-    assert cc is not None, "clang is needed to build the test object"
-    (tmp / f"{name}.bpf.c").write_text(src)
-    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(tmp / f"{name}.bpf.c"), "-o", str(tmp / f"{name}.o")], check=True)
-    return str(tmp / f"{name}.o")
+    return str(build_bpf(tmp, name, src))
 
 
 def _tree(root: Path) -> set[str]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from bpfbuild import build_bpf
 from clirun import ours, theirs
 
 # A one-instruction program every listed type accepts (or every loader refuses alike).
@@ -29,12 +28,7 @@ def _prog_type(bpftool: str, pin: Path) -> str | None:
 
 
 def _build(tmp: Path, name: str, src: str) -> str:
-    cc = shutil.which("clang-19") or shutil.which("clang")
-    assert cc is not None, "clang is needed to build the test object"
-    (tmp / f"{name}.bpf.c").write_text(src)
-    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(tmp / f"{name}.bpf.c"), "-o", str(tmp / f"{name}.o")], check=True)
-    return str(tmp / f"{name}.o")
+    return str(build_bpf(tmp, name, src))
 
 
 def _build_trivial(tmp: Path) -> str:

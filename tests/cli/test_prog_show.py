@@ -146,15 +146,9 @@ def test_prog_verbs_match_by_prefix_in_bpftool_order(loaded: list[Path]) -> None
 
 
 def _build(tmp: Path, name: str, src: str) -> str:
-    import platform
-    import shutil
+    from bpfbuild import build_bpf
 
-    cc = shutil.which("clang-19") or shutil.which("clang")
-    assert cc is not None
-    (tmp / f"{name}.bpf.c").write_text(src)
-    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(tmp / f"{name}.bpf.c"), "-o", str(tmp / f"{name}.o")], check=True)
-    return str(tmp / f"{name}.o")
+    return str(build_bpf(tmp, name, src))
 
 
 _META = """

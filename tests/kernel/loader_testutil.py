@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import platform
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+
+from bpfbuild import build_bpf
+
+__all__ = ["Records", "build_bpf", "libbpf_records"]
 
 
-def build_bpf(tmp_path: Path, name: str, src: str) -> Path:
-    """Compile ``src`` as ``<tmp_path>/<name>.bpf.c`` with clang (``-O2 -g -target bpf``); the .o path."""
-    cc = shutil.which("clang-19") or shutil.which("clang")
-    assert cc is not None, "clang is needed to build the test object"
-    c = tmp_path / f"{name}.bpf.c"
-    c.write_text(src)
-    o = tmp_path / f"{name}.o"
-    subprocess.run([cc, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(c), "-o", str(o)], check=True)
-    return o
 
 
 class Records(logging.Handler):

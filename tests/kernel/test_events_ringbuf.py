@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import platform
-import shutil
 import struct
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -132,13 +129,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.fixture(scope="module")
 def obj_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    d = tmp_path_factory.mktemp("rbsrc")
-    src, out = d / "rb.bpf.c", d / "rb.o"
-    src.write_text(SOURCE)
-    clang = shutil.which("clang-19") or shutil.which("clang") or "clang"
-    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(src), "-o", str(out)], check=True, capture_output=True)
-    return str(out)
+    from bpfbuild import build_bpf
+
+    return str(build_bpf(tmp_path_factory.mktemp("rbsrc"), "rb", SOURCE))
 
 
 @pytest.fixture

@@ -485,10 +485,7 @@ def test_a_file_rewritten_in_place_with_its_old_times_is_read_again(
 
 def test_a_deferred_open_happens_on_first_use_and_configuration_applies(
         objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
-    obj = tmp_path / "g.o"
-    _copy_over(objs / "globals.o", obj)
-    with BpfObject(obj) as o:
-        o.load()
+    obj = _kept_twice(objs, "globals.o", tmp_path / "g.o")
     o = BpfObject(obj)
     assert o._pending is not None
     with o:
@@ -503,10 +500,7 @@ def test_closing_a_deferred_object_before_load_opens_nothing_and_keeps_its_name(
         objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
     from reliability.common import open_fds
 
-    obj = tmp_path / "some.thing.o"
-    _copy_over(objs / "xdp_counter.o", obj)
-    with BpfObject(obj) as o:
-        o.load()
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "some.thing.o")
     before = open_fds()
     o = BpfObject(obj)
     o.close()
@@ -521,10 +515,7 @@ def test_closing_a_deferred_object_before_load_opens_nothing_and_keeps_its_name(
 
 
 def test_a_deferred_object_loads_on_another_thread(objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
-    obj = tmp_path / "t.o"
-    _copy_over(objs / "xdp_counter.o", obj)
-    with BpfObject(obj) as o:
-        o.load()
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "t.o")
     o = BpfObject(obj)
     assert o._pending is not None
     errs: list[BaseException] = []

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import gc
 import os
-import platform
-import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -47,12 +44,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.fixture(scope="module")
 def probe_obj(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("tailcall_sweep")
-    (d / "probe.bpf.c").write_text(SOURCE)
-    clang = shutil.which("clang-19") or shutil.which("clang") or "clang"
-    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(d / "probe.bpf.c"), "-o", str(d / "probe.o")], check=True, capture_output=True)
-    return d / "probe.o"
+    from bpfbuild import build_bpf
+
+    return build_bpf(tmp_path_factory.mktemp("tailcall_sweep"), "probe", SOURCE)
 
 
 @pytest.fixture
