@@ -13,7 +13,8 @@
    start-up floor.
 2. In process: ``BpfObject(path).load()`` vs bench/c/load_bench.c doing
    bpf_object__open_file + bpf_object__load, both timing open+load (close
-   left out on both sides) of the same path, opened as a file.  Rounds
+   left out on both sides) of the same path (BpfObject opens the bytes it
+   kept from the file's first load, see below; the C program the file).  Rounds
    alternate C, bare ctypes and BpfObject (a batch of loads each, at least
    N, more for small objects: each batch's median), many rounds; the ratio
    printed is the median of the rounds' ratios, "(rounds)" their

@@ -111,12 +111,20 @@ def keep_file_contents(enabled: bool) -> None:
     turn this off where object files change without those changing (written through a
     shared mapping).  Only objects opened with the default options keep or take bytes
     (the command line's do not)."""
-    global _keep_contents, _contents_size
+    global _keep_contents
     with _contents_lock:
         _keep_contents = bool(enabled)
         if not enabled:
-            _CONTENTS.clear()
-            _contents_size = 0
+            _forget_contents()
+
+
+def _forget_contents() -> None:
+    """Drop the kept bytes (with _contents_lock held), and the files' "clean" mark with them:
+    the next load of such a file scans it and keeps its bytes again."""
+    global _contents_size
+    _CLEAN_FILES.difference_update(_CONTENTS)
+    _CONTENTS.clear()
+    _contents_size = 0
 
 # Sections libbpf attaches from the name alone (bpf_program__attach); the others
 # (xdp, tc, socket, cgroup...) need a target that the caller gives.
@@ -936,8 +944,9 @@ class BpfObject:
                     # unsized maps the kernel refuses raise; those it takes as they are
                     # (a ringbuf's value size, a storage map's max_entries) pass
                     self._check_maps(pinned, unsized)
-                if not (untyped or pinned) and file is not None and not self._configured:
-                    self._remember_clean(file)
+                clean = not (untyped or pinned) and file is not None and not self._configured
+            else:
+                clean = False
             pins = self._pin_paths
             if pins:  # only by-name pins can create the pin root
                 existed = {p for p in pins.values() if os.path.exists(p)}
@@ -953,6 +962,9 @@ class BpfObject:
                 _o.set_log_bufs(self._obj, log_buf)
             ret, lines = _o.load_object(self._obj)
             self._finish_load(ret, lines, log_buf)
+            if clean:  # loaded as the file asked: later loads may skip the scan (and open its bytes)
+                assert file is not None
+                self._remember_clean(file)
             if pins:
                 self._record_pins(pins, existed, root_existed)
         except BaseException:
@@ -1025,8 +1037,7 @@ class BpfObject:
                 if old is not None:
                     _contents_size -= len(old)
                 if _contents_size + len(data) > _CONTENTS_BUDGET or len(_CONTENTS) >= 256:
-                    _CONTENTS.clear()
-                    _contents_size = 0
+                    _forget_contents()
                 _CONTENTS[file] = data
                 _contents_size += len(data)
 

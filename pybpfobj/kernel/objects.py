@@ -208,10 +208,15 @@ def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
         if ptr and ptr < _ERR_PTR_MIN:
             return int(ptr)
         what, path = name or "<bytes>", None
+    raise _open_error(ptr, lines, what, path)
+
+
+def _open_error(ptr: int | None, lines: list[str], what: str, path: str | None) -> LibbpfOpenError:
+    """A failed open: errno from libbpf's encoded pointer or errno, and libbpf's last line."""
     err = ((1 << 64) - ptr) if ptr else (ctypes.get_errno() or _errno.EINVAL)
     detail = next((s for s in map(str.strip, reversed(lines)) if s), "") or os.strerror(err)
     detail = detail.removeprefix("libbpf: ")  # "...: libbpf: elf: ..." would read as two sentences
-    raise LibbpfOpenError(f"failed to open object file '{what}': {detail}", errno=err, obj=what, path=path)
+    return LibbpfOpenError(f"failed to open object file '{what}': {detail}", errno=err, obj=what, path=path)
 
 
 def open_cached(data: bytes, obj_name: bytes, what: str, pin_root: str | None,
@@ -223,10 +228,7 @@ def open_cached(data: bytes, obj_name: bytes, what: str, pin_root: str | None,
                                  _open_opts(obj_name, pin_root, False, 0, log_buf))
     if ptr and ptr < _ERR_PTR_MIN:
         return int(ptr)
-    err = ((1 << 64) - ptr) if ptr else (ctypes.get_errno() or _errno.EINVAL)
-    detail = next((s for s in map(str.strip, reversed(lines)) if s), "") or os.strerror(err)
-    raise LibbpfOpenError(f"failed to open object file '{what}': {detail.removeprefix('libbpf: ')}",
-                          errno=err, obj=what, path=what)
+    raise _open_error(ptr, lines, what, what)
 
 
 def open_load_cached(contents: tuple[bytes, bytes], what: str, pin_root: str,
@@ -234,24 +236,14 @@ def open_load_cached(contents: tuple[bytes, bytes], what: str, pin_root: str,
     """:func:`open_cached` of ``contents`` (the bytes, the object name) and
     :func:`load_object` in one: the object is stored as ``into["_handle"]`` before its
     load starts (its owner frees it, whatever happens)."""
-    name = contents[1]
-    opts = log_buf.opts.get((name, pin_root))
-    if opts is None:
-        opts = _open_opts(name, pin_root, False, 0, log_buf)
-        if len(log_buf.opts) >= 64:
-            log_buf.opts.clear()
-        log_buf.opts[name, pin_root] = opts
-    return libbpf.captured(_open_load, contents[0], what, opts, into)
+    return libbpf.captured(_open_load, contents[0], what, _open_opts(contents[1], pin_root, False, 0, log_buf),
+                           into)
 
 
 def _open_load(data: bytes, what: str, opts: Any, into: dict[str, Any]) -> int:
     ptr = _open_mem(data, len(data), opts)
     if not ptr or ptr >= _ERR_PTR_MIN:
-        err = ((1 << 64) - ptr) if ptr else (ctypes.get_errno() or _errno.EINVAL)
-        lines = libbpf.captured_lines()
-        detail = next((s for s in map(str.strip, reversed(lines)) if s), "") or os.strerror(err)
-        raise LibbpfOpenError(f"failed to open object file '{what}': {detail.removeprefix('libbpf: ')}",
-                              errno=err, obj=what, path=what)
+        raise _open_error(ptr, libbpf.captured_lines(), what, what)
     into["_handle"] = ptr
     return _load(ptr)  # type: ignore[no-any-return]
 
@@ -493,7 +485,6 @@ class LogBuffer:
         self.buf = (ctypes.c_char * size).from_buffer(self._mem)
         self.addr = ctypes.addressof(self.buf)
         self.size = size
-        self.opts: dict[tuple[bytes, str], Any] = {}  # open_load_cached's, by object name and pin root
 
     def reset(self) -> None:
         """Make the buffer read as empty (libbpf writes a log only when a load fails)."""

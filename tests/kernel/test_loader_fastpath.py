@@ -677,6 +677,9 @@ def test_kept_bytes_libbpf_cannot_open_raise_libbpfs_reason(
     with pytest.raises(LibbpfOpenError, match=r"failed to open object file '.*j\.o': elf: .*") as info:
         o.load()
     assert "libbpf:" not in str(info.value) and o.state == "closed" and o.name == "j"
+    with pytest.raises(LibbpfOpenError) as same:  # the same bytes through the library's plain call
+        BpfObject(b"\x7fELF" + b"\0" * 60, name="j")
+    assert info.value.errno == same.value.errno == 4001  # libbpf's LIBBPF_ERRNO__LIBELF, through errno
 
 
 def test_a_pin_root_with_a_nul_byte_is_refused_at_once_also_for_a_kept_file(
@@ -750,3 +753,30 @@ def test_variables_are_found_in_an_object_whose_name_is_not_utf8(
             assert o.get_var("greeting").startswith(b"hello")
             o.set_var("last_len", -7)
             o.load()
+
+
+def test_bytes_dropped_are_kept_again_on_the_next_load(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    from pybpfobj import loader
+
+    obj = _kept_twice(objs, "xdp_counter.o", tmp_path / "again.o")
+    loader.keep_file_contents(False)
+    loader.keep_file_contents(True)
+    assert _key(obj) not in loader._CONTENTS and _key(obj) not in loader._CLEAN_FILES  # scanned again
+    with BpfObject(obj) as o:
+        o.load()
+    assert BpfObject(obj)._pending is not None
+
+
+def test_a_file_whose_load_fails_is_neither_remembered_nor_kept(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    from pybpfobj import loader
+
+    obj = tmp_path / "bad.o"
+    _copy_over(objs / "bad_verifier.o", obj)
+    for _ in range(2):
+        o = BpfObject(obj)
+        assert o._pending is None
+        with pytest.raises(VerifierError):
+            o.load()
+    assert _key(obj) not in loader._CONTENTS and _key(obj) not in loader._CLEAN_FILES
