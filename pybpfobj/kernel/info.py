@@ -822,10 +822,10 @@ def pinned_table(kind: str, roots: Iterable[str] | None = None) -> dict[int, lis
     """Every pinned object of ``kind`` under ``roots`` (default: all bpffs mounts) -> its paths.
 
     Built in one walk, as bpftool's ``-f`` does before listing: pins only (a
-    symbolic link inside a bpffs is none), and each object's paths in
-    bpftool's order, the walk's reversed (its table puts each new path first).
+    symbolic link inside a bpffs is none), and each object's paths in the
+    order bpftool 7.1 lists them (see :func:`_in_bpftool_order`).
     """
-    table: dict[int, list[str]] = {}
+    entries: list[tuple[int, str]] = []
     for root in (list(roots) if roots is not None else bpffs_mounts()):
         for path in _pins_under(root):
             ret = libbpf.lib().bpf_obj_get(os.fsencode(path))
@@ -840,10 +840,40 @@ def pinned_table(kind: str, roots: Iterable[str] | None = None) -> dict[int, lis
                 continue
             finally:
                 os.close(fd)
-            table.setdefault(obj_id, []).append(path)
-    for paths in table.values():
-        paths.reverse()
+            entries.append((obj_id, path))
+    return _in_bpftool_order(entries)
+
+
+_GOLDEN_64 = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: libbpf's hashmap spreads keys with it
+
+
+def _in_bpftool_order(entries: list[tuple[int, str]]) -> dict[int, list[str]]:
+    """Each id's paths, from ``(id, path)`` in walk order, in the order bpftool 7.1 prints
+    them.  Its table is libbpf's hashmap used as a multimap, keyed by the id itself: a new
+    entry goes first in its bucket's chain, and whenever the table would pass 3/4 full it
+    doubles (from 4 buckets) and moves every entry, bucket by bucket and each chain from
+    its head, to the head of its new chain.  A path's place thus depends on every pinned
+    object of the kind in the walk, not only on the paths of its own object."""
+    chains: list[list[tuple[int, str]]] = []
+    bits = 0
+    for n, (key, path) in enumerate(entries):
+        if not chains or (n + 1) * 4 // 3 > len(chains):
+            bits = max(bits + 1, 2)
+            moved: list[list[tuple[int, str]]] = [[] for _ in range(1 << bits)]
+            for chain in chains:
+                for e in chain:
+                    moved[_bucket(e[0], bits)].insert(0, e)
+            chains = moved
+        chains[_bucket(key, bits)].insert(0, (key, path))
+    table: dict[int, list[str]] = {}
+    for chain in chains:
+        for key, path in chain:
+            table.setdefault(key, []).append(path)
     return table
+
+
+def _bucket(key: int, bits: int) -> int:
+    return ((key * _GOLDEN_64) & 0xFFFF_FFFF_FFFF_FFFF) >> (64 - bits)
 
 
 def _pins_under(d: str) -> Iterator[str]:

@@ -248,3 +248,27 @@ def test_f_json_has_no_pinned_key_when_nothing_is_pinned_anywhere(objs: Path, bp
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_many_pins_of_many_programs_are_listed_in_bpftools_order(objs: Path, bpffs: Path, bpftool: str) -> None:
+    # bpftool 7.1 keeps the pins in libbpf's hashmap as a multimap: each growth of the table
+    # reorders chains, so a program's paths come in an order that depends on every pinned
+    # program (the order above, the walk's reversed, holds only while the table is small)
+    import random
+
+    subprocess.run([bpftool, "prog", "loadall", str(objs / "progs_all.o"), str(bpffs / "all")], check=True)
+    for name in ("xdp_counter", "tailcall"):
+        subprocess.run([bpftool, "prog", "load", str(objs / f"{name}.o"), str(bpffs / name)], check=True)
+    (bpffs / "d").mkdir()
+    rng = random.Random(7)
+    progs = sorted(p.name for p in (bpffs / "all").iterdir())
+    for i in range(12):
+        for p in rng.sample(progs, 3):
+            subprocess.run([bpftool, "prog", "pin", "pinned", str(bpffs / "all" / p), str(bpffs / "d" / f"{i}{p}")],
+                           check=True)
+        subprocess.run([bpftool, "prog", "pin", "pinned", str(bpffs / "xdp_counter"), str(bpffs / f"x{i}")],
+                       check=True)
+    theirs = {p["id"]: p.get("pinned") for p in json.loads(tool(bpftool, "-f", "-j", "prog", "show")[1])}
+    ours = {p["id"]: p.get("pinned") for p in json.loads(cli("-f", "-j", "prog", "show")[1])}
+    assert sum(len(v or []) for v in theirs.values()) > 50  # enough pins for the table to grow
+    assert ours == theirs
