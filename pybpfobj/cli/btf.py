@@ -2,7 +2,7 @@
 
 - ``btf { show | list } [id BTF_ID]``: the kernel's BTF objects with the
   programs and maps using each (listed in bpftool's order, see
-  :func:`_bpftool_order`), text or ``-j``.
+  :func:`pybpfobj.kernel.info.bpftool_multimap_order`), text or ``-j``.
 - ``btf dump BTF_SRC [format {raw|c}]`` with ``BTF_SRC := { id BTF_ID |
   prog PROG | map MAP [{key|value|kv|all}] | file FILE }``.  ``raw`` is
   bpftool's raw format (text, or ``{"types": [...]}`` with ``-j``); ``c`` is
@@ -410,27 +410,6 @@ def _dump_c(ctx: Context, path: str | None, data: bytes | None, base_data: bytes
 # ---------------------------------------------------------------------------
 # show
 
-def _bpftool_order(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
-    """BTF id -> ids of its users, in the order bpftool 7.1 lists them.
-
-    bpftool appends ``(btf_id, obj_id)`` to a libbpf multimap in ascending
-    object id and lists a key's values by walking its bucket.  Entries go in
-    at the head of their bucket, and each time the table grows (before an
-    insert that would pass 75% of its capacity, starting at 4 buckets) every
-    bucket is re-linked head-first, reversing the values of each key.  The
-    order thus depends on how many objects with BTF the whole system has.
-    """
-    table: dict[int, list[int]] = {}
-    cap = 0
-    for size, (key, value) in enumerate(pairs):
-        if cap == 0 or (size + 1) * 4 // 3 > cap:
-            cap = max(cap * 2, 4)
-            for values in table.values():
-                values.reverse()
-        table.setdefault(key, []).insert(0, value)
-    return table
-
-
 def _users(kind: str) -> dict[int, list[int]]:
     """BTF id -> ids of the programs (``kind="prog"``) or maps using it, in bpftool's order."""
     from pybpfobj.kernel import info as kinfo
@@ -450,7 +429,7 @@ def _users(kind: str) -> dict[int, list[int]]:
             os.close(fd)
         if btf_id:
             pairs.append((btf_id, obj_id))
-    return _bpftool_order(pairs)
+    return kinfo.bpftool_multimap_order(pairs)
 
 
 def _show_one(ctx: Context, fd: int, progs: dict[int, list[int]], maps: dict[int, list[int]],

@@ -32,6 +32,7 @@ from ctypes import (
     sizeof,
 )
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pybpfobj.constants import link_type_name, map_type_name, prog_type_name
 from pybpfobj.errors import BpfError, LibbpfError, NotFoundError, PinError
@@ -823,7 +824,7 @@ def pinned_table(kind: str, roots: Iterable[str] | None = None) -> dict[int, lis
 
     Built in one walk, as bpftool's ``-f`` does before listing: pins only (a
     symbolic link inside a bpffs is none), and each object's paths in the
-    order bpftool 7.1 lists them (see :func:`_in_bpftool_order`).
+    order bpftool 7.1 lists them (see :func:`bpftool_multimap_order`).
     """
     entries: list[tuple[int, str]] = []
     for root in (list(roots) if roots is not None else bpffs_mounts()):
@@ -841,39 +842,33 @@ def pinned_table(kind: str, roots: Iterable[str] | None = None) -> dict[int, lis
             finally:
                 os.close(fd)
             entries.append((obj_id, path))
-    return _in_bpftool_order(entries)
+    return bpftool_multimap_order(entries)
 
 
-_GOLDEN_64 = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: libbpf's hashmap spreads keys with it
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
-def _in_bpftool_order(entries: list[tuple[int, str]]) -> dict[int, list[str]]:
-    """Each id's paths, from ``(id, path)`` in walk order, in the order bpftool 7.1 prints
-    them.  Its table is libbpf's hashmap used as a multimap, keyed by the id itself: a new
-    entry goes first in its bucket's chain, and whenever the table would pass 3/4 full it
-    doubles (from 4 buckets) and moves every entry, bucket by bucket and each chain from
-    its head, to the head of its new chain.  A path's place thus depends on every pinned
-    object of the kind in the walk, not only on the paths of its own object."""
-    chains: list[list[tuple[int, str]]] = []
-    bits = 0
-    for n, (key, path) in enumerate(entries):
-        if not chains or (n + 1) * 4 // 3 > len(chains):
-            bits = max(bits + 1, 2)
-            moved: list[list[tuple[int, str]]] = [[] for _ in range(1 << bits)]
-            for chain in chains:
-                for e in chain:
-                    moved[_bucket(e[0], bits)].insert(0, e)
-            chains = moved
-        chains[_bucket(key, bits)].insert(0, (key, path))
-    table: dict[int, list[str]] = {}
-    for chain in chains:
-        for key, path in chain:
-            table.setdefault(key, []).append(path)
+def bpftool_multimap_order(pairs: Iterable[tuple[_K, _V]]) -> dict[_K, list[_V]]:
+    """Each key's values, from ``(key, value)`` pairs in insertion order, in the order
+    bpftool 7.1 lists them from its tables (libbpf's hashmap used as a multimap: pinned
+    paths by object id, program and map ids by BTF id).
+
+    A new entry goes in at the head of its bucket's chain, so a key's values come
+    newest first; and each time the table grows (before an insert that would pass 3/4
+    of its capacity, doubling from 4 buckets) every chain is moved head first into its
+    new bucket, which reverses the values of each key.  The order thus depends on how
+    many entries the whole table holds, not only on the key's own.
+    """
+    table: dict[_K, list[_V]] = {}
+    cap = 0
+    for n, (key, value) in enumerate(pairs):
+        if cap == 0 or (n + 1) * 4 // 3 > cap:
+            cap = max(cap * 2, 4)
+            for values in table.values():
+                values.reverse()
+        table.setdefault(key, []).insert(0, value)
     return table
-
-
-def _bucket(key: int, bits: int) -> int:
-    return ((key * _GOLDEN_64) & 0xFFFF_FFFF_FFFF_FFFF) >> (64 - bits)
 
 
 def _pins_under(d: str) -> Iterator[str]:

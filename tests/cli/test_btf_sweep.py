@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from clirun import ours, theirs
 
-from pybpfobj.cli.btf import _bpftool_order
+from pybpfobj.kernel.info import bpftool_multimap_order as _bpftool_order
 
 pytestmark = pytest.mark.usefixtures("need_root")
 
