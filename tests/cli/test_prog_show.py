@@ -199,7 +199,7 @@ def test_metadata_matches_bpftool(tmp_path: Path, bpffs: Path, bpftool: str, src
 
 
 def test_pinned_paths_with_f_as_bpftool_lists_them(objs: Path, tmp_path: Path, bpftool: str) -> None:
-    # a bpffs at a non-ASCII path, pins in bpftool's order (the walk's, reversed), a symlink
+    # a bpffs at a non-ASCII path, pins in bpftool's order (its multimap's), a symlink
     # in the bpffs that is no pin
     fs = tmp_path / "fs é"
     fs.mkdir()
