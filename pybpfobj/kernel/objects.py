@@ -138,7 +138,6 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_map__reuse_fd", ip, vp, ip)
     _proto(lb, "bpf_map__pin_path", c_char_p, vp)
     _proto(lb, "bpf_map__is_pinned", c_bool, vp)
-    _proto(lb, "bpf_map__unpin", ip, vp, c_char_p)
     _proto(lb, "bpf_map__set_ifindex", ip, vp, c_uint32)
     _proto(lb, "bpf_map__initial_value", vp, vp, POINTER(c_size_t))
     _proto(lb, "bpf_map__set_initial_value", ip, vp, c_void_p, c_size_t)
@@ -561,10 +560,6 @@ def map_is_pinned(m: int) -> bool:
     return bool(libbpf.lib().bpf_map__is_pinned(m))
 
 
-def map_unpin(m: int) -> None:
-    libbpf.lib().bpf_map__unpin(m, None)
-
-
 def map_set_max_entries(m: int, n: int) -> None:
     name = map_name(m)
     check(libbpf.lib().bpf_map__set_max_entries(m, n), f"map '{name}': cannot set max_entries", map=name)
@@ -576,7 +571,8 @@ def map_set_value_size(m: int, n: int) -> None:
 
 
 def map_set_ifindex(m: int, ifindex: int) -> None:
-    libbpf.lib().bpf_map__set_ifindex(m, ifindex)
+    name = map_name(m)
+    check(libbpf.lib().bpf_map__set_ifindex(m, ifindex), f"map '{name}': cannot set ifindex", map=name)
 
 
 def map_reuse_fd(m: int, fd: int) -> None:
@@ -629,7 +625,6 @@ __all__ = [
     "map_set_max_entries",
     "map_set_value_size",
     "map_type",
-    "map_unpin",
     "map_value_size",
     "maps",
     "object_btf_raw",
