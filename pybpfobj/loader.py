@@ -1064,10 +1064,12 @@ class BpfObject:
             d = _section_def(sec)
             resolved = _type_pair(d)
             if resolved is None:
-                raise ProgramError(
+                err = ProgramError(
                     f"program '{name}': failed to guess program type from ELF section '{sec}'; "
                     f"give one with type TYPE (set_prog_type)", prog=name, obj=self.name,
                     errno=_errno.EINVAL)
+                err.section = sec  # type: ignore[attr-defined]  # for the CLI, which lets libbpf explain
+                raise err
             pt, at = resolved
             if _o.probe_prog_type(pt) is False:
                 raise UnsupportedError(

@@ -313,6 +313,9 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
         except VerifierError as e:  # libbpf printed the log (JSON mode too, as with bpftool)
             raise CliError(e.message) from None
         except BpfError as e:
+            section = getattr(e, "section", None)
+            if section is not None:  # a section neither libbpf nor our table places
+                _libbpf_explains(section)
             raise CliError(_unprefixed(e.message)) from None
         if not first_only:
             for n in obj.program_names():
@@ -374,6 +377,27 @@ def _check_pinmaps_dir(d: str, prog_dir: str | None = None) -> None:
                        "(pinmaps mounts none)")
 
 
+def _libbpf_explains(section: str) -> None:
+    """Ask libbpf again for the type of ``section`` with its debug lines printed, as bpftool
+    does when its guess fails: libbpf's "failed to guess program type from ELF section"
+    and its list of the section names it knows reach stderr (libbpf prints both at debug
+    level)."""
+    import logging
+
+    from pybpfobj.kernel import libbpf, objects
+
+    libbpf.logger()  # sets up the stderr handler that waits for libbpf's first line
+    top = logging.getLogger("pybpfobj")
+    saved = [(x, x.level) for x in (top, *top.handlers)]
+    for x, _ in saved:
+        x.setLevel(logging.DEBUG)
+    try:
+        objects.prog_type_by_name(section)
+    finally:
+        for x, level in saved:
+            x.setLevel(level)
+
+
 def _bpftool_type(word: str) -> str:
     """Check ``type TYPE`` against bpftool's keywords (section-style names of our table also pass)."""
     from pybpfobj.spec import sections
@@ -382,6 +406,7 @@ def _bpftool_type(word: str) -> str:
         from pybpfobj.kernel import objects
 
         if objects.prog_type_by_name(word) is None and objects.prog_type_by_name(word + "/") is None:
+            _libbpf_explains(word + "/")  # bpftool's second try, with every level printed
             raise CliError(f"failed to guess program type from '{word}'; TYPE is one of: "
                            + " ".join(sections.BPFTOOL_PROG_TYPES))
     return word

@@ -216,3 +216,21 @@ def test_a_dotted_pinmaps_directory_is_refused_where_bpftool_renames_it(objs: Pa
     rc, out, _ = ours("-j", cmd, o, str(bpffs / "o"), "pinmaps", str(bpffs / "m.y"))
     assert rc == 255 and json.loads(out) == {
         "error": f"invalid directory name 'm.y' in '{bpffs}/m.y': names on a BPF file system cannot contain '.'"}
+
+
+@pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("words", [["bad_section.o", "s"], ["xdp_counter.o", "t", "type", "bogus"]],
+                         ids=["unknown-section", "unknown-type"])
+def test_libbpf_explains_a_type_it_cannot_guess_as_under_bpftool(objs: Path, bpffs: Path, bpftool: str,
+                                                                 words: list[str], json_mode: bool) -> None:
+    # bpftool asks libbpf again with every level printed: its "failed to guess program type"
+    # and its list of known sections (debug lines) reach stderr; we print them too, then our Error
+    argv = [str(objs / words[0]), str(bpffs / words[1]), *words[2:]]
+    j = ["-j"] if json_mode else []
+    t = theirs(bpftool, *j, "prog", "load", *argv)
+    o = ours(*j, "prog", "load", *argv)
+    libbpf_lines = [[line for line in r[2].splitlines() if line.startswith("libbpf: ")] for r in (t, o)]
+    assert o[0] == t[0] == 255
+    assert len(libbpf_lines[0]) == 2 and libbpf_lines[1] == libbpf_lines[0]
+    assert "failed to guess program type" in libbpf_lines[0][0]
+    assert _tree(bpffs) == {"maps.debug", "progs.debug"}
