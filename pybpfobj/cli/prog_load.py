@@ -388,7 +388,8 @@ def _libbpf_explains(section: str) -> None:
 
     libbpf.logger()  # sets up the stderr handler that waits for libbpf's first line
     top = logging.getLogger("pybpfobj")
-    saved = [(x, x.level) for x in (top, *top.handlers)]
+    saved: list[tuple[logging.Logger | logging.Handler, int]] = [(top, top.level)]
+    saved += [(h, h.level) for h in top.handlers]
     for x, _ in saved:
         x.setLevel(logging.DEBUG)
     try:
