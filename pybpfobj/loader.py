@@ -733,8 +733,10 @@ class BpfObject:
 
         Typed by BTF: ints (and enum names, or int strings) for integer and
         enum variables, ``str`` for char arrays (NUL-padded), ``bytes``
-        (exact size, or shorter for char arrays), or a ctypes instance of
-        the variable's size.
+        (exact size, or shorter for char arrays), a dict for a struct or
+        union (members by name) and a list for an array (nested alike, e.g.
+        ``{"port": 80, "label": "ab"}``; members and elements left out keep
+        their current value), or a ctypes instance of the variable's size.
         """
         self._check_open("set_var")
         btf = self._object_btf()
@@ -758,10 +760,11 @@ class BpfObject:
                                        obj=self.name, errno=_errno.EINVAL)
                     # a replaced map is not created from its initial value: the value would be lost
                     self._not_reused(mname, f"set_var '{name}'")
-                    data = _encode_var(btf, var.type_id, si.size, value, name)
                     addr, size = _o.map_initial_value(m)
                     if not addr or si.offset + si.size > size:
                         raise MapError(f"map '{mname}' has no room for variable '{name}'", map=mname)
+                    current = _o.read_memory(addr + si.offset, si.size)  # what members left out keep
+                    data = _encode_var(btf, var.type_id, si.size, value, name, current)
                     _o.write_memory(addr, si.offset, data)
                     if mname not in self._vars_set:
                         self._vars_set = {**self._vars_set, mname: f"variable '{name}' (set_var)"}
@@ -1714,12 +1717,20 @@ def _datasec_for(btf: BTF, map_name: str, obj_name: bytes) -> Any:
     return None
 
 
-def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str) -> bytes:
+def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str, current: bytes) -> bytes:
     from pybpfobj.spec.btf import BtfKind
 
     t = btf.resolve(type_id)
     tname = btf.type_name(type_id)
     order: Literal["little", "big"] = "little" if btf.byte_order == "little" else "big"
+    if isinstance(value, (dict, list, tuple)):  # a struct's members, an array's elements
+        from pybpfobj.errors import BTFError
+        from pybpfobj.spec.ctypes_types import CTypesBuilder, from_python
+
+        try:
+            value = from_python(CTypesBuilder(btf).build(type_id), value, name, current)
+        except (TypeError, ValueError, BTFError) as e:
+            raise BpfError(f"variable '{name}' ({tname}): {e}", errno=_errno.EINVAL) from None
     if hasattr(value, "_type_") or hasattr(value, "_fields_") or hasattr(value, "_length_"):
         data = bytes(value)  # a ctypes instance
         if len(data) != size:

@@ -38,7 +38,8 @@ LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
          size NAME N         max_entries of map NAME (maps the object leaves unsized)
          value_size NAME N   value size of map NAME (e.g. a stack_trace map)
          var NAME VALUE      initial value of a .rodata/.data/.bss variable:
-                             an integer or enum name, or a string for char arrays
+                             an integer or enum name, a string for char arrays, or
+                             JSON for arrays and structs ('[22,80]', '{"port":80}')
          force               reuse 'map' replacements even if their definitions differ
                              (otherwise every differing field is reported)
          pinroot DIR         pin root of LIBBPF_PIN_BY_NAME maps (default /sys/fs/bpf)
@@ -308,7 +309,7 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             for name, n in a.value_sizes:
                 obj.set_value_size(name, n)
             for name, value in a.variables:
-                obj.set_var(name, value)
+                obj.set_var(name, _var_value(name, value))
             obj.load()
         except VerifierError as e:  # libbpf printed the log (JSON mode too, as with bpftool)
             raise CliError(e.message) from None
@@ -375,6 +376,19 @@ def _check_pinmaps_dir(d: str, prog_dir: str | None = None) -> None:
     if not bpffs.is_bpffs(holder):
         raise CliError(f"failed to pin all maps: '{holder}' is not on a BPF file system "
                        "(pinmaps mounts none)")
+
+
+def _var_value(name: str, word: str) -> Any:
+    """``var NAME VALUE``'s value: JSON for a struct or an array (``{...}``, ``[...]``),
+    else the word as typed (an integer, an enum name, a string)."""
+    if word[:1] not in ("{", "["):
+        return word
+    import json
+
+    try:
+        return json.loads(word)
+    except ValueError as e:
+        raise CliError(f"var {name}: invalid JSON value '{word}': {e}") from None
 
 
 def _libbpf_explains(section: str) -> None:

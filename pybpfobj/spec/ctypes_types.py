@@ -355,4 +355,87 @@ class CTypesBuilder:
         return True
 
 
-__all__ = ["CTypesBuilder"]
+def _members(ct: CType) -> dict[str, CType]:
+    """A struct's or union's members by name, those of its anonymous members included."""
+    out: dict[str, CType] = {}
+    anon = set(getattr(ct, "_anonymous_", ()))
+    for f in getattr(ct, "_fields_", ()):
+        if f[0] in anon:
+            out.update(_members(f[1]))
+        elif not f[0].startswith("<"):  # padding the builder inserted
+            out[f[0]] = f[1]
+    return out
+
+
+def from_python(ct: CType, value: Any, what: str, base: bytes | None = None) -> Any:
+    """``value`` as ``ct`` holds it: a dict for a struct or union (members by name, nested
+    values alike), a list or tuple for an array, a ``str`` or ``bytes`` for a char array
+    (NUL-padded), an int for integers and enums, a bool, a float.  Members and elements
+    left out keep their bytes in ``base`` (zero without).  Structs and arrays come back
+    as ``ct`` instances, scalars as Python values.
+    Raises TypeError (a value not of the type's shape) or ValueError (one that does not
+    fit), naming ``what`` extended with the member or index."""
+    if issubclass(ct, (ctypes.Structure, ctypes.Union)):
+        if not isinstance(value, dict):
+            raise TypeError(f"{what}: a struct or union needs a dict of members, got {type(value).__name__}")
+        members = _members(ct)
+        obj = ct.from_buffer_copy(base) if base is not None else ct()
+        for k, v in value.items():
+            if k not in members:
+                raise ValueError(f"{what}: no member {k!r} (members: {', '.join(members)})")
+            mt = members[k]
+            off = getattr(ct, k).offset
+            x = from_python(mt, v, f"{what}.{k}",
+                            base[off:off + ctypes.sizeof(mt)] if base is not None else None)
+            # a char array member takes bytes (an array's element takes the instance)
+            setattr(obj, k, bytes(x) if isinstance(x, ctypes.Array) and x._type_ is ctypes.c_char else x)
+            if isinstance(x, int) and not isinstance(x, bool) and getattr(obj, k) != x:
+                raise ValueError(f"{what}.{k}: {x} does not fit")  # a bitfield narrower than its type
+        return obj
+    if issubclass(ct, ctypes.Array):
+        arr_t: Any = ct
+        elem, n = arr_t._type_, int(arr_t._length_)
+        if elem is ctypes.c_char:
+            data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError(f"{what}: a char array needs a str or bytes, got {type(value).__name__}")
+            if len(data) > n - isinstance(value, str):  # a string keeps its NUL
+                raise ValueError(f"{what}: {len(data)} bytes do not fit char[{n}]"
+                                 + (" with its NUL" if isinstance(value, str) else ""))
+            return ct.from_buffer_copy(bytes(data).ljust(n, b"\0"))
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{what}: an array needs a list, got {type(value).__name__}")
+        if len(value) > n:
+            raise ValueError(f"{what}: {len(value)} elements do not fit [{n}]")
+        arr = ct.from_buffer_copy(base) if base is not None else ct()
+        size = ctypes.sizeof(elem)
+        for i, v in enumerate(value):
+            arr[i] = from_python(elem, v, f"{what}[{i}]",
+                                 base[i * size:(i + 1) * size] if base is not None else None)
+        return arr
+    if ct is ctypes.c_bool:
+        if not isinstance(value, (bool, int)) or value not in (0, 1):
+            raise ValueError(f"{what}: a bool needs true/false, got {value!r}")
+        return bool(value)
+    if ct is ctypes.c_char:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+            return bytes([value])
+        if isinstance(value, (str, bytes)) and len(value) == 1:
+            return value.encode("latin-1") if isinstance(value, str) else value
+        raise ValueError(f"{what}: a char needs one character or 0..255, got {value!r}")
+    if ct in (ctypes.c_float, ctypes.c_double) or getattr(ct, "_type_", "") in ("f", "d"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{what}: a float needs a number, got {value!r}")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what}: an integer needs an int, got {value!r}")
+    bits = ctypes.sizeof(ct) * 8
+    signed = ct(-1).value < 0
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if not lo <= value <= hi:
+        raise ValueError(f"{what}: {value} does not fit a {'signed' if signed else 'unsigned'} "
+                         f"{bits}-bit integer")
+    return value
+
+
+__all__ = ["CTypesBuilder", "from_python"]

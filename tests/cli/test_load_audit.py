@@ -132,6 +132,42 @@ def test_var_sets_data_variables_the_kernel_map_holds(objs: Path, bpffs: Path, b
     assert value[12:20] == b"yo" + bytes(6)
 
 
+def test_var_takes_json_for_arrays_and_structs_keeping_what_it_leaves_out(
+        objs: Path, bpffs: Path, bpftool: str) -> None:
+    rc, out, err = ours("loadall", str(objs / "globals.o"), str(bpffs / "g"), "pinmaps", str(bpffs / "gm"),
+                        "var", "ports", "[1,2]", "var", "cfg", '{"port":443,"label":"xy"}',
+                        "var", "seen_cfg", '{"port":9}')
+    assert (rc, out) == (0, ""), err
+
+    def formatted(m: str) -> list[object]:
+        dump = json.loads(theirs(bpftool, "-j", "map", "dump", "pinned", str(bpffs / "gm" / m))[1])
+        return next(iter(dump[0]["formatted"]["value"].values()))  # type: ignore[no-any-return]
+
+    assert {"ports": [1, 2, 443, 8080]} in formatted("globals_data")  # the rest as compiled
+    assert {"cfg": {"mode": 3, "port": 443, "enabled": 1, "label": "xy"}} in formatted("globals_rodata")
+    assert {"seen_cfg": {"mode": 0, "port": 9, "enabled": 0, "label": ""}} in formatted("globals_bss")
+
+
+@pytest.mark.parametrize("words,error", [
+    (["ports", "[1,2,3,4,5]"], "Error: variable 'ports' (__u16[4]): ports: 5 elements do not fit [4]"),
+    (["cfg", '{"nope":1}'], ("Error: variable 'cfg' (const volatile struct config): cfg: no member 'nope' "
+                            "(members: mode, port, enabled, label)")),
+    (["cfg", '{"port":70000}'], ("Error: variable 'cfg' (const volatile struct config): cfg.port: 70000 "
+                                "does not fit a unsigned 16-bit integer")),
+    (["cfg", '{"label":"toolong"}'], ("Error: variable 'cfg' (const volatile struct config): cfg.label: "
+                                     "7 bytes do not fit char[5] with its NUL")),
+    (["cfg", "[1]"], ("Error: variable 'cfg' (const volatile struct config): cfg: a struct or union needs a "
+                     "dict of members, got list")),
+    (["cfg", "{bad"], ("Error: var cfg: invalid JSON value '{bad': Expecting property name enclosed in double "
+                      "quotes: line 1 column 2 (char 1)")),
+], ids=["too-many", "no-member", "range", "long-string", "shape", "json"])
+def test_a_json_var_that_does_not_fit_is_refused_before_the_kernel(objs: Path, bpffs: Path, words: list[str],
+                                                                   error: str) -> None:
+    rc, _out, err = ours("loadall", str(objs / "globals.o"), str(bpffs / "g"), "var", *words)
+    assert rc == 255 and err.strip().splitlines()[-1] == error
+    assert _tree(bpffs) == {"maps.debug", "progs.debug"}
+
+
 @pytest.mark.parametrize("cmd", ["load", "loadall"])
 def test_pin_modes_are_bpftools(objs: Path, bpffs: Path, bpftool: str, cmd: str) -> None:
     o = str(objs / "globals.o")

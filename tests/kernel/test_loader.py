@@ -461,3 +461,50 @@ def test_the_reuse_check_compares_key_size_and_btf_key_type(tmp_path: Path) -> N
         with BpfObject(u64) as o:  # the same map's own type: compatible
             o.reuse_map("keyed", base.maps["keyed"])
             o.load()
+
+
+_NESTED = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct inner { __u8 a; char n[4]; };
+struct outer {
+    struct inner in[2];
+    union { __u32 x; __u16 y; };
+    __u8 bits : 3;
+    __u8 more : 5;
+    __s16 neg;
+};
+const volatile struct outer conf = { .in = { { 1, "ab" }, { 2, "cd" } }, .x = 0x11223344, .bits = 5,
+                                     .more = 9, .neg = -3 };
+const volatile __u32 grid[2][3] = { { 1, 2, 3 }, { 4, 5, 6 } };
+SEC("xdp") int use(struct xdp_md *ctx) { return conf.in[1].a + grid[1][2] ? XDP_PASS : XDP_DROP; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_set_var_takes_dicts_and_lists_nested_and_keeps_what_they_leave_out(tmp_path: Path) -> None:
+    from pybpfobj.spec.btf import BtfKind
+    from pybpfobj.spec.ctypes_types import CTypesBuilder
+    from pybpfobj.spec.elf import ObjectSpec
+
+    obj = build_bpf(tmp_path, "nested", _NESTED)
+    with BpfObject(obj) as o:
+        o.set_var("conf", {"in": [{"n": "xy"}, {"a": 9}], "y": 0x5566, "bits": 7, "neg": -300})
+        o.set_var("grid", [[10], []])
+        conf, grid = o.get_var("conf"), o.get_var("grid")
+        with pytest.raises(BpfError, match=r"conf\.bits: 8 does not fit"):
+            o.set_var("conf", {"bits": 8})  # a 3-bit field
+        with pytest.raises(BpfError, match=r"conf\.in\[0\]\.n: 4 bytes do not fit char\[4\] with its NUL"):
+            o.set_var("conf", {"in": [{"n": "wxyz"}]})
+        with pytest.raises(BpfError, match=r"grid\[0\]: an array needs a list, got int"):
+            o.set_var("grid", [1])
+        assert o.get_var("conf") == conf  # a refused value changes nothing
+        o.load()
+    btf = ObjectSpec.from_file(obj).btf
+    assert btf is not None
+    conf_type = next(t.type_id for t in btf.types() if t.kind == BtfKind.VAR and t.name == "conf")
+    c = CTypesBuilder(btf).build(conf_type).from_buffer_copy(conf)
+    ins = getattr(c, "in")
+    assert (ins[0].a, ins[0].n, ins[1].a, ins[1].n) == (1, b"xy", 9, b"cd")  # a and n as compiled
+    assert (c.y, c.x >> 16, c.bits, c.more, c.neg) == (0x5566, 0x1122, 7, 9, -300)
+    assert [int.from_bytes(grid[i:i + 4], "little") for i in range(0, 24, 4)] == [10, 2, 3, 4, 5, 6]
