@@ -155,7 +155,7 @@ def test_report_table_has_value_and_unit_columns_and_lists_missed_targets(
     assert run_all.main(["--bench-dir", str(bench), "--out", str(tmp_path)]) == 0  # a miss is not a failure
     report = (tmp_path / "REPORT.md").read_text()
     assert "| benchmark | measurement | value | unit | target | verdict |" in report
-    assert "| bench_load | loadall_heavy_difference_ms | 55.2 | ms | 40 | MISSED |" in report
+    assert "| bench_load | loadall_heavy_difference_ms | 55.25 | ms | 40 | MISSED |" in report
     assert "| bench_load | loadall_heavy_vs_bpftool | 1.1 | ratio | 1.15 | ok |" in report
     assert "| bench_load | loadall_python_startup_floor_ms | 9.5 | ms | - | - |" in report
     assert "Targets met: 1 of 2; missed: bench_load loadall_heavy_difference_ms." in report
