@@ -50,7 +50,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from collections.abc import Set as AbstractSet
-    from typing import Any, Literal, Self, Union
+    from typing import Any, Self, Union
 
     from pybpfobj.links import LibbpfLink
     from pybpfobj.spec.btf import BTF
@@ -1718,85 +1718,30 @@ def _datasec_for(btf: BTF, map_name: str, obj_name: bytes) -> Any:
 
 
 def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str, current: bytes) -> bytes:
-    from pybpfobj.spec.btf import BtfKind
+    """The bytes of variable ``name`` set to ``value`` (see :mod:`pybpfobj.spec.values`); a
+    ctypes instance, or bytes for a variable that is no byte array, must be its size."""
+    from pybpfobj.spec.btf import INT_BOOL, BtfKind
+    from pybpfobj.spec.values import ValueRangeError, encode
 
-    t = btf.resolve(type_id)
     tname = btf.type_name(type_id)
-    order: Literal["little", "big"] = "little" if btf.byte_order == "little" else "big"
-    if isinstance(value, (dict, list, tuple)):  # a struct's members, an array's elements
-        from pybpfobj.errors import BTFError
-        from pybpfobj.spec.ctypes_types import CTypesBuilder, from_python
-
-        try:
-            value = from_python(CTypesBuilder(btf).build(type_id), value, name, current)
-        except (TypeError, ValueError, BTFError) as e:
-            raise BpfError(f"variable '{name}' ({tname}): {e}", errno=_errno.EINVAL) from None
-    if hasattr(value, "_type_") or hasattr(value, "_fields_") or hasattr(value, "_length_"):
-        data = bytes(value)  # a ctypes instance
-        if len(data) != size:
-            raise BpfError(f"variable '{name}' ({tname}) is {size} bytes, value is {len(data)}",
-                           errno=_errno.EINVAL)
-        return data
-    if t.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64):
-        if isinstance(value, str):
-            enum_val = next((v.value for v in t.enum_values if v.name == value), None)
-            if enum_val is not None:
-                value = enum_val
-            else:
-                try:
-                    value = int(value, 0)
-                except ValueError:
-                    names = ", ".join(v.name for v in t.enum_values)
-                    raise BpfError(f"variable '{name}' ({tname}) needs an integer"
-                                   + (f" or one of {names}" if names else "") + f", got '{value}'",
-                                   errno=_errno.EINVAL) from None
-        if isinstance(value, (bytes, bytearray)):
-            if len(value) != size:
-                raise BpfError(f"variable '{name}' ({tname}) is {size} bytes, value is {len(value)}",
+    ctypes_value = hasattr(value, "_type_") or hasattr(value, "_fields_") or hasattr(value, "_length_")
+    if ctypes_value or isinstance(value, (bytes, bytearray)):
+        t = btf.resolve(type_id)
+        elem = btf.resolve(t.elem_type) if t.kind == BtfKind.ARRAY else None
+        byte_array = elem is not None and elem.kind == BtfKind.INT and elem.size == 1 \
+            and not elem.int_encoding & INT_BOOL
+        if ctypes_value or not byte_array:  # as they are (a byte array's bytes are padded below)
+            data = bytes(value)
+            if len(data) != size:
+                raise BpfError(f"variable '{name}' ({tname}) is {size} bytes, value is {len(data)}",
                                errno=_errno.EINVAL)
-            return bytes(value)
-        if not isinstance(value, int):
-            raise BpfError(f"variable '{name}' ({tname}) needs an integer, got {type(value).__name__}",
-                           errno=_errno.EINVAL)
-        signed = bool(t.int_encoding & 1) if t.kind == BtfKind.INT else (
-            t.kind_flag or value < 0)
-        try:
-            return int(value).to_bytes(size, order, signed=signed)
-        except OverflowError:
-            raise BpfError(f"value {value} does not fit variable '{name}' ({tname}, {size} bytes)",
-                           errno=_errno.ERANGE) from None
-    is_char_array = False
-    if t.kind == BtfKind.ARRAY:
-        elem = btf.resolve(t.elem_type)
-        is_char_array = elem.kind == BtfKind.INT and btf.size_of(elem.id) == 1
-    if isinstance(value, str):
-        if not is_char_array:
-            raise BpfError(f"variable '{name}' ({tname}) is not a char array: give bytes or a "
-                           f"ctypes value", errno=_errno.EINVAL)
-        enc = value.encode("utf-8", "surrogateescape")  # a command line's undecodable bytes kept
-        if len(enc) >= size:
-            raise BpfError(f"string of {len(enc)} bytes does not fit variable '{name}' ({tname}) "
-                           f"with its NUL", errno=_errno.ERANGE)
-        return enc.ljust(size, b"\0")
-    if isinstance(value, (bytes, bytearray)):
-        if len(value) == size or (is_char_array and len(value) < size):
-            return bytes(value).ljust(size, b"\0")
-        raise BpfError(f"variable '{name}' ({tname}) is {size} bytes, value is {len(value)}",
-                       errno=_errno.EINVAL)
-    if t.kind == BtfKind.FLOAT and isinstance(value, (int, float)):
-        import struct
-
-        fmt = {4: "f", 8: "d"}.get(size)
-        if fmt is None:
-            raise BpfError(f"variable '{name}' ({tname}): {size}-byte floats unsupported",
-                           errno=_errno.EINVAL)
-        try:
-            return struct.pack(("<" if order == "little" else ">") + fmt, value)
-        except (OverflowError, struct.error) as e:
-            raise BpfError(f"value {value} does not fit variable '{name}' ({tname}, {size} bytes): {e}",
-                           errno=_errno.ERANGE) from None
-    raise BpfError(f"variable '{name}' ({tname}): cannot use a {type(value).__name__} value",
-                   errno=_errno.EINVAL)
+            return data
+    try:
+        return encode(btf, type_id, value, current, name)
+    except (TypeError, ValueError) as e:
+        why = str(e).removeprefix(f"{name}: ")  # the variable itself is named once
+        raise BpfError(f"variable '{name}' ({tname}): {why}",
+                       errno=_errno.ERANGE if isinstance(e, ValueRangeError) else _errno.EINVAL) from None
 
 
 __all__ = ["BpfObject", "auto_attachable"]

@@ -308,8 +308,8 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
                 obj.set_max_entries(name, n)
             for name, n in a.value_sizes:
                 obj.set_value_size(name, n)
-            for name, value in a.variables:
-                obj.set_var(name, _var_value(name, value))
+            for name, word in a.variables:
+                _set_var(obj, name, word)
             obj.load()
         except VerifierError as e:  # libbpf printed the log (JSON mode too, as with bpftool)
             raise CliError(e.message) from None
@@ -378,17 +378,28 @@ def _check_pinmaps_dir(d: str, prog_dir: str | None = None) -> None:
                        "(pinmaps mounts none)")
 
 
-def _var_value(name: str, word: str) -> Any:
-    """``var NAME VALUE``'s value: JSON for a struct or an array (``{...}``, ``[...]``),
-    else the word as typed (an integer, an enum name, a string)."""
-    if word[:1] not in ("{", "["):
-        return word
-    import json
+def _set_var(obj: Any, name: str, word: str) -> None:
+    """``var NAME VALUE``: JSON for a struct or an array (``{...}``, ``[...]``), else the
+    word as typed (a number, an enum name, a string).  A word that looks like JSON but is
+    none is the string itself (a char array may hold "[x]"); if the variable refuses it,
+    the error says why the JSON was not read."""
+    value: Any = word
+    json_error = None
+    if word[:1] in ("{", "["):
+        import json
+
+        try:
+            value = json.loads(word)
+        except (ValueError, RecursionError) as e:
+            json_error = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+    from pybpfobj.errors import BpfError
 
     try:
-        return json.loads(word)
-    except ValueError as e:
-        raise CliError(f"var {name}: invalid JSON value '{word}': {e}") from None
+        obj.set_var(name, value)
+    except BpfError:
+        if json_error is None:
+            raise
+        raise CliError(f"var {name}: invalid JSON value '{word}': {json_error}") from None
 
 
 def _libbpf_explains(section: str) -> None:

@@ -149,18 +149,19 @@ def test_var_takes_json_for_arrays_and_structs_keeping_what_it_leaves_out(
 
 
 @pytest.mark.parametrize("words,error", [
-    (["ports", "[1,2,3,4,5]"], "Error: variable 'ports' (__u16[4]): ports: 5 elements do not fit [4]"),
-    (["cfg", '{"nope":1}'], ("Error: variable 'cfg' (const volatile struct config): cfg: no member 'nope' "
+    (["ports", "[1,2,3,4,5]"], "Error: variable 'ports' (__u16[4]): 5 elements do not fit [4]"),
+    (["cfg", '{"nope":1}'], ("Error: variable 'cfg' (const volatile struct config): no member 'nope' "
                             "(members: mode, port, enabled, label)")),
     (["cfg", '{"port":70000}'], ("Error: variable 'cfg' (const volatile struct config): cfg.port: 70000 "
-                                "does not fit a unsigned 16-bit integer")),
+                                "does not fit an unsigned 16-bit integer")),
     (["cfg", '{"label":"toolong"}'], ("Error: variable 'cfg' (const volatile struct config): cfg.label: "
-                                     "7 bytes do not fit char[5] with its NUL")),
-    (["cfg", "[1]"], ("Error: variable 'cfg' (const volatile struct config): cfg: a struct or union needs a "
+                                     "a string of 7 bytes does not fit char[5] with its NUL")),
+    (["cfg", "[1]"], ("Error: variable 'cfg' (const volatile struct config): a struct needs a "
                      "dict of members, got list")),
     (["cfg", "{bad"], ("Error: var cfg: invalid JSON value '{bad': Expecting property name enclosed in double "
                       "quotes: line 1 column 2 (char 1)")),
-], ids=["too-many", "no-member", "range", "long-string", "shape", "json"])
+    (["cfg", "[" * 5000], "Error: var cfg: invalid JSON value '" + "[" * 5000 + "': nested too deeply"),
+], ids=["too-many", "no-member", "range", "long-string", "shape", "json", "deep"])
 def test_a_json_var_that_does_not_fit_is_refused_before_the_kernel(objs: Path, bpffs: Path, words: list[str],
                                                                    error: str) -> None:
     rc, _out, err = ours("loadall", str(objs / "globals.o"), str(bpffs / "g"), "var", *words)
@@ -270,3 +271,11 @@ def test_libbpf_explains_a_type_it_cannot_guess_as_under_bpftool(objs: Path, bpf
     assert len(libbpf_lines[0]) == 2 and libbpf_lines[1] == libbpf_lines[0]
     assert "failed to guess program type" in libbpf_lines[0][0]
     assert _tree(bpffs) == {"maps.debug", "progs.debug"}
+
+
+def test_a_char_array_takes_a_string_that_only_looks_like_json(objs: Path, bpffs: Path, bpftool: str) -> None:
+    rc, out, err = ours("loadall", str(objs / "globals.o"), str(bpffs / "g"), "pinmaps", str(bpffs / "gm"),
+                        "var", "greeting", "[x]")
+    assert (rc, out) == (0, ""), err
+    dump = json.loads(theirs(bpftool, "-j", "map", "dump", "pinned", str(bpffs / "gm" / "globals_data"))[1])
+    assert {"greeting": "[x]"} in next(iter(dump[0]["formatted"]["value"].values()))

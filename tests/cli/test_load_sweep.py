@@ -97,8 +97,10 @@ def test_incompatible_by_name_pin_lists_fields_and_leaves_nothing(objs: Path, bp
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("var", "favourite", "PURPLE"), "needs an integer or one of RED, GREEN, BLUE, got 'PURPLE'"),
-    (("var", "verdict", "-1"), "value -1 does not fit variable 'verdict'"),
-    (("var", "greeting", "12345678"), "does not fit variable 'greeting' (char[8]) with its NUL"),
+    (("var", "verdict", "-1"), ("variable 'verdict' (const volatile __u32): -1 does not fit an unsigned 32-bit "
+                               "integer")),
+    (("var", "greeting", "12345678"), ("variable 'greeting' (char[8]): a string of 8 bytes does not fit char[8] "
+                                      "with its NUL")),
     (("var", "nope", "1"), "has no global variable 'nope'"),
     (("size", "globals.rodata", "4"), "map 'globals.rodata' of object 'globals' holds global data"),
     (("value_size", "globals.bss", "4"), "map 'globals.bss' of object 'globals' holds global data"),

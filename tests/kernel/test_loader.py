@@ -494,7 +494,7 @@ def test_set_var_takes_dicts_and_lists_nested_and_keeps_what_they_leave_out(tmp_
         conf, grid = o.get_var("conf"), o.get_var("grid")
         with pytest.raises(BpfError, match=r"conf\.bits: 8 does not fit"):
             o.set_var("conf", {"bits": 8})  # a 3-bit field
-        with pytest.raises(BpfError, match=r"conf\.in\[0\]\.n: 4 bytes do not fit char\[4\] with its NUL"):
+        with pytest.raises(BpfError, match=r"conf\.in\[0\]\.n: a string of 4 bytes does not fit char\[4\] with its NUL"):
             o.set_var("conf", {"in": [{"n": "wxyz"}]})
         with pytest.raises(BpfError, match=r"grid\[0\]: an array needs a list, got int"):
             o.set_var("grid", [1])
@@ -508,3 +508,65 @@ def test_set_var_takes_dicts_and_lists_nested_and_keeps_what_they_leave_out(tmp_
     assert (ins[0].a, ins[0].n, ins[1].a, ins[1].n) == (1, b"xy", 9, b"cd")  # a and n as compiled
     assert (c.y, c.x >> 16, c.bits, c.more, c.neg) == (0x5566, 0x1122, 7, 9, -300)
     assert [int.from_bytes(grid[i:i + 4], "little") for i in range(0, 24, 4)] == [10, 2, 3, 4, 5, 6]
+
+
+_SHAPES = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+enum color { RED = 1, GREEN = 2, BLUE = -4 };
+struct odd {
+    int _fields_; int _pack_; int _pack__; int _objects;          /* ctypes' own attribute names */
+    unsigned int c : 11; unsigned long long d : 49; unsigned char sc : 4; unsigned ng : 4;
+    char ch : 4; _Bool flag : 1; signed char s : 3;
+    __int128 big;
+    unsigned char raw[4];
+    enum color col;
+    union { __u32 x; struct { __u16 lo, hi; }; };
+    float f;
+};
+/* what C makes of the values set below: the two must be byte for byte the same */
+const volatile struct odd expect = { ._fields_ = 1, ._pack_ = 2, ._pack__ = 3, ._objects = 4,
+    .c = 2047, .d = 0x1ffffffffffffULL, .sc = 15, .ng = 9, .ch = -2, .flag = 1, .s = -4,
+    .big = ((__int128)1 << 100) + 5, .raw = "ab", .col = BLUE, .lo = 0x1234, .hi = 0x5678, .f = 1.5f };
+const volatile struct odd got = {};
+const volatile _Bool yes = 0;
+const volatile _Bool flags[4] = {};
+const volatile char text[8] = "";
+SEC("xdp") int use(struct xdp_md *ctx) { return expect.c + got.c + yes + flags[0] + text[0] ? XDP_PASS : XDP_DROP; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_set_var_writes_what_c_would_for_every_shape(tmp_path: Path) -> None:
+    obj = build_bpf(tmp_path, "shapes", _SHAPES)
+    with BpfObject(obj) as o:
+        o.set_var("got", {"_fields_": 1, "_pack_": 2, "_pack__": 3, "_objects": 4,
+                          "c": 2047, "d": (1 << 49) - 1, "sc": 15, "ng": 9, "ch": -2, "flag": True, "s": -4,
+                          "big": (1 << 100) + 5, "raw": "ab", "col": "BLUE", "lo": 0x1234, "hi": 0x5678,
+                          "f": 1.5})
+        assert o.get_var("got") == o.get_var("expect")
+        before = o.get_var("got")
+        for value, message in (
+                ({"c": 2048}, r"got\.c: 2048 does not fit an unsigned 11-bit integer"),
+                ({"ch": 8}, r"got\.ch: 8 does not fit a signed 4-bit integer"),
+                ({"flag": 2}, r"got\.flag: a bool needs true or false"),
+                ({"f": 1e300}, r"got\.f: 1e\+300 does not fit a 32-bit float"),
+                ({"f": 10 ** 400}, r"got\.f: \d+ does not fit a 32-bit float"),
+                ({"col": "PURPLE"}, r"got\.col: 'PURPLE' is none of RED, GREEN, BLUE"),
+                ({"raw": "abcd"}, r"got\.raw: a string of 4 bytes does not fit char\[4\]"),
+                ({"raw": "\ud800"}, r"got\.raw: surrogates not allowed"),
+                ({"_fields__": 1}, r"struct odd\): no member '_fields__'"),
+                ({"x": None}, r"got\.x: an integer needs an int, got None"),
+        ):
+            with pytest.raises(BpfError, match=message):
+                o.set_var("got", value)
+        assert o.get_var("got") == before  # nothing written by a refused value
+        with pytest.raises(BpfError, match=r"variable 'yes' \(const volatile _Bool\): a bool needs true or false"):
+            o.set_var("yes", 2)
+        o.set_var("yes", "true")  # a command line's word
+        assert o.get_var("yes") == b"\x01"
+        with pytest.raises(BpfError, match=r"\): an array needs a list, got str"):
+            o.set_var("flags", "abc")  # a bool array is no byte array
+        with pytest.raises(BpfError, match=r"\): surrogates not allowed"):
+            o.set_var("text", "\ud800")
+        o.load()

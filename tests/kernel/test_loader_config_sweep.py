@@ -149,7 +149,7 @@ def test_initial_values_want_bytes_and_a_section_name(obj: BpfObject) -> None:
 
 
 def test_values_that_do_not_fit_are_clear_errors(obj: BpfObject) -> None:
-    with pytest.raises(BpfError, match=r"value 1e\+40 does not fit variable 'v_float'") as info:
+    with pytest.raises(BpfError, match=r"variable 'v_float' \(const volatile float\): 1e\+40 does not fit a 32-bit float") as info:
         obj.set_var("v_float", 1e40)
     assert info.value.errno == errno.ERANGE
     obj.set_var("v_str", "a\udcffb")  # undecodable bytes from a command line stay bytes

@@ -1,0 +1,205 @@
+"""Python values as the bytes a BTF type lays out (for global variables' initial values).
+
+:func:`encode` writes ``value`` over ``base`` (the variable's current bytes) as
+C would store it, from BTF alone: member offsets, bitfields, signedness,
+enums, the object's byte order.  Integers and enums take ints (enums also
+their names), bools true/false (or 0/1), floats numbers, pointers ints; a
+struct or union takes a dict of its members by their C names (anonymous
+members' members included), an array a list (shorter: the rest is kept), a
+byte array (``char``, ``signed``/``unsigned char``) also a ``str`` (UTF-8,
+with room for its NUL) or ``bytes``, which replace the whole array.  Members
+and elements left out keep their bytes in ``base``.  At the top (a word from
+a command line) a number may also be given as a string.
+
+A value of the wrong type raises :class:`TypeError`, one that is not among a
+type's values (a bool's, an enum's names) :class:`ValueError`, one that does
+not fit :class:`ValueRangeError`; each names the path to the value
+(``cfg.ports[2]``).  Nothing is written unless the whole value encodes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from pybpfobj.spec.btf import BTF, INT_BOOL, INT_SIGNED, BtfKind, BtfMember
+
+
+class ValueRangeError(ValueError):
+    """A value of the right shape that does not fit its type."""
+
+
+def encode(btf: BTF, type_id: int, value: Any, base: bytes, what: str) -> bytes:
+    """``base`` with ``value`` written over it as BTF type ``type_id`` lays it out."""
+    buf = bytearray(base)
+    _Writer(btf, buf).put(type_id, value, 0, what, top=True)
+    return bytes(buf)
+
+
+class _Writer:
+    def __init__(self, btf: BTF, buf: bytearray) -> None:
+        self.btf = btf
+        self.buf = buf
+        self.order: Any = "little" if btf.byte_order == "little" else "big"
+
+    # -- bits and bytes ---------------------------------------------------
+
+    def bits(self, bit_off: int, nbits: int, v: int) -> None:
+        """Store the low ``nbits`` of ``v`` at bit ``bit_off`` (BTF's numbering: from the
+        least significant bit of the first byte on little-endian, the most on big)."""
+        start, end = bit_off // 8, (bit_off + nbits + 7) // 8
+        cur = int.from_bytes(self.buf[start:end], self.order)
+        width = (end - start) * 8
+        shift = bit_off - start * 8 if self.order == "little" else width - (bit_off - start * 8) - nbits
+        mask = ((1 << nbits) - 1) << shift
+        cur = (cur & ~mask) | ((v & ((1 << nbits) - 1)) << shift)
+        self.buf[start:end] = cur.to_bytes(end - start, self.order)
+
+    # -- values -------------------------------------------------------------
+
+    def put(self, type_id: int, v: Any, off: int, what: str, top: bool = False,
+            bitfield: tuple[int, int] | None = None) -> None:
+        """Write ``v`` as ``type_id`` at byte ``off`` (or, for a bitfield, at ``(bit offset,
+        width)``)."""
+        btf = self.btf
+        t = btf.resolve(type_id)
+        k = t.kind
+        if k in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.PTR):
+            size = btf.size_of(t.id)
+            if bitfield:
+                nbits = bitfield[1]
+            elif k == BtfKind.INT and 0 < t.int_bits < size * 8:
+                nbits = t.int_bits  # an INT narrower than its storage
+            else:
+                nbits = size * 8
+            n = self.integer(t, v, what, top, nbits)
+            if bitfield:
+                self.bits(bitfield[0], nbits, n)
+            else:
+                self.buf[off:off + size] = (n & ((1 << (size * 8)) - 1)).to_bytes(size, self.order)
+            return
+        if bitfield:
+            raise ValueError(f"{what}: a bitfield of a {k.name.lower()} type")
+        if k == BtfKind.FLOAT:
+            self.buf[off:off + t.size] = self.float_bytes(t.size, v, what, top)
+        elif k == BtfKind.ARRAY:
+            self.array(t.elem_type, t.nelems, v, off, what, top)
+        elif k in (BtfKind.STRUCT, BtfKind.UNION):
+            self.record(t.members, v, off, what, k == BtfKind.UNION)
+        else:
+            raise ValueError(f"{what}: a {k.name.lower()} has no value to set")
+
+    def integer(self, t: Any, v: Any, what: str, top: bool, nbits: int) -> int:
+        k = t.kind
+        if k == BtfKind.PTR:
+            signed, kind = False, "pointer"
+        elif k == BtfKind.INT:
+            signed, kind = bool(t.int_encoding & INT_SIGNED), "integer"
+            if t.int_encoding & INT_BOOL:
+                if top and isinstance(v, str) and v.lower() in ("true", "false", "0", "1"):
+                    v = v.lower() in ("true", "1")
+                if not isinstance(v, (bool, int)) or v not in (0, 1):
+                    raise ValueError(f"{what}: a bool needs true or false (or 0, 1), got {v!r}")
+                return int(v)
+        else:
+            signed, kind = bool(t.kind_flag), "enum"
+            if isinstance(v, str):
+                named = next((e.value for e in t.enum_values if e.name == v), None)
+                if named is not None:
+                    v = named
+                elif not top:
+                    names = ", ".join(e.name for e in t.enum_values)
+                    raise ValueError(f"{what}: {v!r} is none of {names}")
+        if top and isinstance(v, str):
+            try:
+                v = int(v, 0)
+            except ValueError:
+                names = ", ".join(e.name for e in t.enum_values) if kind == "enum" else ""
+                raise ValueError(f"{what}: needs an integer" + (f" or one of {names}" if names else "")
+                                 + f", got {v!r}") from None
+        if not isinstance(v, int):
+            raise TypeError(f"{what}: {'an' if kind[0] in 'aei' else 'a'} {kind} needs an int, got {v!r}")
+        lo, hi = (-(1 << (nbits - 1)), (1 << (nbits - 1)) - 1) if signed else (0, (1 << nbits) - 1)
+        if k == BtfKind.ENUM and not signed and v < 0:
+            lo = -(1 << (nbits - 1))  # C enums with negative values set no sign flag in older BTF
+        if not lo <= v <= hi:
+            raise ValueRangeError(f"{what}: {v} does not fit {'a signed' if signed else 'an unsigned'} "
+                                  f"{nbits}-bit {kind}")
+        return int(v)
+
+    def float_bytes(self, size: int, v: Any, what: str, top: bool) -> bytes:
+        if top and isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                raise ValueError(f"{what}: needs a number, got {v!r}") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{what}: a float needs a number, got {v!r}")
+        fmt = {4: "f", 8: "d"}.get(size)
+        if fmt is None:
+            raise ValueError(f"{what}: {size}-byte floats are not supported")
+        try:
+            return struct.pack(("<" if self.order == "little" else ">") + fmt, v)
+        except (OverflowError, struct.error):
+            raise ValueRangeError(f"{what}: {v} does not fit a {size * 8}-bit float") from None
+
+    def array(self, elem_id: int, n: int, v: Any, off: int, what: str, top: bool) -> None:
+        btf = self.btf
+        elem = btf.resolve(elem_id)
+        esize = btf.size_of(elem_id)
+        is_bytes = elem.kind == BtfKind.INT and esize == 1 and not elem.int_encoding & INT_BOOL
+        if is_bytes and isinstance(v, (str, bytes, bytearray)):
+            if isinstance(v, str):
+                try:
+                    data = v.encode("utf-8", "surrogateescape")  # a command line's undecodable bytes kept
+                except UnicodeEncodeError as e:
+                    raise ValueError(f"{what}: {e.reason} in {v!r}") from None
+                if len(data) >= n:
+                    raise ValueRangeError(f"{what}: a string of {len(data)} bytes does not fit char[{n}] "
+                                          f"with its NUL")
+            else:
+                data = bytes(v)
+                if len(data) > n:
+                    raise ValueRangeError(f"{what}: {len(data)} bytes do not fit char[{n}]")
+            self.buf[off:off + n] = data.ljust(n, b"\0")
+            return
+        if not isinstance(v, (list, tuple)):
+            raise TypeError(f"{what}: an array needs a list"
+                             + (", a string or bytes" if is_bytes else "") + f", got {type(v).__name__}")
+        if len(v) > n:
+            raise ValueRangeError(f"{what}: {len(v)} elements do not fit [{n}]")
+        for i, x in enumerate(v):
+            self.put(elem_id, x, off + i * esize, f"{what}[{i}]")
+
+    def record(self, members: Sequence[BtfMember], v: Any, off: int, what: str, union: bool) -> None:
+        if not isinstance(v, dict):
+            raise TypeError(f"{what}: a {'union' if union else 'struct'} needs a dict of members, "
+                             f"got {type(v).__name__}")
+        named = self.members(members, off * 8)
+        for key, x in v.items():
+            hit = named.get(key) if isinstance(key, str) else None
+            if hit is None:
+                raise ValueError(f"{what}: no member {key!r} (members: {', '.join(named)})")
+            m, bit_off = hit
+            if m.bitfield_size:
+                self.put(m.type_id, x, 0, f"{what}.{key}", bitfield=(bit_off, m.bitfield_size))
+            else:
+                self.put(m.type_id, x, bit_off // 8, f"{what}.{key}")
+
+    def members(self, members: Sequence[BtfMember], base_bit: int) -> dict[str, tuple[BtfMember, int]]:
+        """C member name -> (member, absolute bit offset); anonymous members' members too."""
+        out: dict[str, tuple[BtfMember, int]] = {}
+        for m in members:
+            bit = base_bit + m.bit_offset
+            if not m.name:
+                inner = self.btf.resolve(m.type_id)
+                if inner.kind in (BtfKind.STRUCT, BtfKind.UNION) and not m.bitfield_size:
+                    for name, hit in self.members(inner.members, bit).items():
+                        out.setdefault(name, hit)
+                continue
+            out.setdefault(m.name, (m, bit))
+        return out
+
+
+__all__ = ["ValueRangeError", "encode"]
