@@ -236,6 +236,36 @@ class _CTypeCodec(_Codec):
         return self.ctype.from_buffer_copy(data, off)
 
 
+class _BtfCodec(_CTypeCodec):
+    """A struct, union or array typed by BTF: a dict (members by their C names, nested
+    values alike; members left out are zero) or, for an array, a list is laid out from
+    BTF itself (:func:`pybpfobj.spec.values.encode`: bitfields, enum names, byte arrays
+    from strings); instances and bytes as :class:`_CTypeCodec` takes them."""
+
+    def __init__(self, ctype: Any, btf: Any, type_id: int, size: int) -> None:
+        self.ctype = ctype
+        self.size = size
+        self.btf = btf
+        self.type_id = type_id
+
+    def pack(self, v: Any) -> bytes:
+        if isinstance(v, dict) or (isinstance(v, (list, tuple))
+                                   and (self.ctype is None or issubclass(self.ctype, ctypes.Array))):
+            from pybpfobj.spec.values import encode
+
+            return encode(self.btf, self.type_id, v, bytes(self.size), "")
+        if self.ctype is None:
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                return bytes(v)
+            raise TypeError(f"expected a dict of members or bytes, got {type(v).__name__}")
+        return super().pack(v)
+
+    def unpack(self, data: Any, off: int = 0) -> Any:
+        if self.ctype is None:
+            return bytes(data[off:off + self.size])
+        return super().unpack(data, off)
+
+
 def _field_names(ctype: Any) -> set[str]:
     """The fields of a ctypes Structure/Union, anonymous members' fields included."""
     names: set[str] = set()
@@ -438,13 +468,17 @@ class Map:
             return _IntCodec(size, bool(t.kind_flag))
         if t.kind == BtfKind.DATASEC:
             return _CTypeCodec(datasec_ctype(btf, t.id))
+        from pybpfobj.errors import BTFError
         from pybpfobj.spec.ctypes_types import CTypesBuilder
 
-        ct = CTypesBuilder(btf).build(type_id)
-        if ctypes.sizeof(ct) != size:
-            raise MapError(f"BTF type of map {self.name!r} is {ctypes.sizeof(ct)} bytes, map has {size}",
+        if btf.size_of(type_id) != size:
+            raise MapError(f"BTF type of map {self.name!r} is {btf.size_of(type_id)} bytes, map has {size}",
                            errno=_errno.EINVAL, map=self.name)
-        return _CTypeCodec(ct)
+        try:
+            ct = CTypesBuilder(btf).build(type_id)
+        except BTFError:  # a layout ctypes cannot reproduce: values read as bytes, written from dicts too
+            return _BtfCodec(None, btf, type_id, size)
+        return _BtfCodec(ct, btf, type_id, size)
 
     @classmethod
     def from_fd(cls, fd: int, *, owned: bool = True, name: str | None = None, btf: BTF | None = None,
@@ -1438,7 +1472,7 @@ class _ReadOnlyView:
 
 def _make_view(m: Map, mm: Any, stride: int, writable: bool) -> Any:
     vc = m.value_codec
-    if isinstance(vc, _CTypeCodec):
+    if isinstance(vc, _CTypeCodec) and vc.ctype is not None:
         elem: Any = vc.ctype
     elif isinstance(vc, _IntCodec):
         elem = {"<B": ctypes.c_uint8, "<H": ctypes.c_uint16, "<I": ctypes.c_uint32, "<Q": ctypes.c_uint64,

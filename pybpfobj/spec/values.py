@@ -26,6 +26,12 @@ from typing import Any
 from pybpfobj.spec.btf import BTF, INT_BOOL, INT_SIGNED, BtfKind, BtfMember
 
 
+def _at(what: str) -> str:
+    """The start of a message about the value at path ``what`` (none at the top of a map's
+    value: the caller names it)."""
+    return f"{what}: " if what else ""
+
+
 class ValueRangeError(ValueError):
     """A value of the right shape that does not fit its type."""
 
@@ -80,7 +86,7 @@ class _Writer:
                 self.buf[off:off + size] = (n & ((1 << (size * 8)) - 1)).to_bytes(size, self.order)
             return
         if bitfield:
-            raise ValueError(f"{what}: a bitfield of a {k.name.lower()} type")
+            raise ValueError(f"{_at(what)}a bitfield of a {k.name.lower()} type")
         if k == BtfKind.FLOAT:
             self.buf[off:off + t.size] = self.float_bytes(t.size, v, what, top)
         elif k == BtfKind.ARRAY:
@@ -88,7 +94,7 @@ class _Writer:
         elif k in (BtfKind.STRUCT, BtfKind.UNION):
             self.record(t.members, v, off, what, k == BtfKind.UNION)
         else:
-            raise ValueError(f"{what}: a {k.name.lower()} has no value to set")
+            raise ValueError(f"{_at(what)}a {k.name.lower()} has no value to set")
 
     def integer(self, t: Any, v: Any, what: str, top: bool, nbits: int) -> int:
         k = t.kind
@@ -100,7 +106,7 @@ class _Writer:
                 if top and isinstance(v, str) and v.lower() in ("true", "false", "0", "1"):
                     v = v.lower() in ("true", "1")
                 if not isinstance(v, (bool, int)) or v not in (0, 1):
-                    raise ValueError(f"{what}: a bool needs true or false (or 0, 1), got {v!r}")
+                    raise ValueError(f"{_at(what)}a bool needs true or false (or 0, 1), got {v!r}")
                 return int(v)
         else:
             signed, kind = bool(t.kind_flag), "enum"
@@ -110,21 +116,21 @@ class _Writer:
                     v = named
                 elif not top:
                     names = ", ".join(e.name for e in t.enum_values)
-                    raise ValueError(f"{what}: {v!r} is none of {names}")
+                    raise ValueError(f"{_at(what)}{v!r} is none of {names}")
         if top and isinstance(v, str):
             try:
                 v = int(v, 0)
             except ValueError:
                 names = ", ".join(e.name for e in t.enum_values) if kind == "enum" else ""
-                raise ValueError(f"{what}: needs an integer" + (f" or one of {names}" if names else "")
+                raise ValueError(f"{_at(what)}needs an integer" + (f" or one of {names}" if names else "")
                                  + f", got {v!r}") from None
         if not isinstance(v, int):
-            raise TypeError(f"{what}: {'an' if kind[0] in 'aei' else 'a'} {kind} needs an int, got {v!r}")
+            raise TypeError(f"{_at(what)}{'an' if kind[0] in 'aei' else 'a'} {kind} needs an int, got {v!r}")
         lo, hi = (-(1 << (nbits - 1)), (1 << (nbits - 1)) - 1) if signed else (0, (1 << nbits) - 1)
         if k == BtfKind.ENUM and not signed and v < 0:
             lo = -(1 << (nbits - 1))  # C enums with negative values set no sign flag in older BTF
         if not lo <= v <= hi:
-            raise ValueRangeError(f"{what}: {v} does not fit {'a signed' if signed else 'an unsigned'} "
+            raise ValueRangeError(f"{_at(what)}{v} does not fit {'a signed' if signed else 'an unsigned'} "
                                   f"{nbits}-bit {kind}")
         return int(v)
 
@@ -133,16 +139,16 @@ class _Writer:
             try:
                 v = float(v)
             except ValueError:
-                raise ValueError(f"{what}: needs a number, got {v!r}") from None
+                raise ValueError(f"{_at(what)}needs a number, got {v!r}") from None
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise TypeError(f"{what}: a float needs a number, got {v!r}")
+            raise TypeError(f"{_at(what)}a float needs a number, got {v!r}")
         fmt = {4: "f", 8: "d"}.get(size)
         if fmt is None:
-            raise ValueError(f"{what}: {size}-byte floats are not supported")
+            raise ValueError(f"{_at(what)}{size}-byte floats are not supported")
         try:
             return struct.pack(("<" if self.order == "little" else ">") + fmt, v)
         except (OverflowError, struct.error):
-            raise ValueRangeError(f"{what}: {v} does not fit a {size * 8}-bit float") from None
+            raise ValueRangeError(f"{_at(what)}{v} does not fit a {size * 8}-bit float") from None
 
     def array(self, elem_id: int, n: int, v: Any, off: int, what: str, top: bool) -> None:
         btf = self.btf
@@ -154,38 +160,38 @@ class _Writer:
                 try:
                     data = v.encode("utf-8", "surrogateescape")  # a command line's undecodable bytes kept
                 except UnicodeEncodeError as e:
-                    raise ValueError(f"{what}: {e.reason} in {v!r}") from None
+                    raise ValueError(f"{_at(what)}{e.reason} in {v!r}") from None
                 if len(data) >= n:
-                    raise ValueRangeError(f"{what}: a string of {len(data)} bytes does not fit char[{n}] "
+                    raise ValueRangeError(f"{_at(what)}a string of {len(data)} bytes does not fit char[{n}] "
                                           f"with its NUL")
             else:
                 data = bytes(v)
                 if len(data) > n:
-                    raise ValueRangeError(f"{what}: {len(data)} bytes do not fit char[{n}]")
+                    raise ValueRangeError(f"{_at(what)}{len(data)} bytes do not fit char[{n}]")
             self.buf[off:off + n] = data.ljust(n, b"\0")
             return
         if not isinstance(v, (list, tuple)):
-            raise TypeError(f"{what}: an array needs a list"
+            raise TypeError(f"{_at(what)}an array needs a list"
                              + (", a string or bytes" if is_bytes else "") + f", got {type(v).__name__}")
         if len(v) > n:
-            raise ValueRangeError(f"{what}: {len(v)} elements do not fit [{n}]")
+            raise ValueRangeError(f"{_at(what)}{len(v)} elements do not fit [{n}]")
         for i, x in enumerate(v):
             self.put(elem_id, x, off + i * esize, f"{what}[{i}]")
 
     def record(self, members: Sequence[BtfMember], v: Any, off: int, what: str, union: bool) -> None:
         if not isinstance(v, dict):
-            raise TypeError(f"{what}: a {'union' if union else 'struct'} needs a dict of members, "
+            raise TypeError(f"{_at(what)}a {'union' if union else 'struct'} needs a dict of members, "
                              f"got {type(v).__name__}")
         named = self.members(members, off * 8)
         for key, x in v.items():
             hit = named.get(key) if isinstance(key, str) else None
             if hit is None:
-                raise ValueError(f"{what}: no member {key!r} (members: {', '.join(named)})")
+                raise ValueError(f"{_at(what)}no member {key!r} (members: {', '.join(named)})")
             m, bit_off = hit
             if m.bitfield_size:
-                self.put(m.type_id, x, 0, f"{what}.{key}", bitfield=(bit_off, m.bitfield_size))
+                self.put(m.type_id, x, 0, f"{what}.{key}" if what else key, bitfield=(bit_off, m.bitfield_size))
             else:
-                self.put(m.type_id, x, bit_off // 8, f"{what}.{key}")
+                self.put(m.type_id, x, bit_off // 8, f"{what}.{key}" if what else key)
 
     def members(self, members: Sequence[BtfMember], base_bit: int) -> dict[str, tuple[BtfMember, int]]:
         """C member name -> (member, absolute bit offset); anonymous members' members too."""

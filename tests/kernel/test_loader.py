@@ -570,3 +570,20 @@ def test_set_var_writes_what_c_would_for_every_shape(tmp_path: Path) -> None:
         with pytest.raises(BpfError, match=r"\): surrogates not allowed"):
             o.set_var("text", "\ud800")
         o.load()
+
+
+def test_map_values_given_as_dicts_are_laid_out_as_c_would(tmp_path: Path) -> None:
+    obj = build_bpf(tmp_path, "shapes_map", _SHAPES + """
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, __u32);
+         __type(value, struct odd); } odds SEC(".maps");
+""")
+    with BpfObject(obj) as o:
+        o.load()
+        m = o.maps["odds"]
+        m[1] = {"_fields_": 1, "_pack_": 2, "_pack__": 3, "_objects": 4, "c": 2047, "d": (1 << 49) - 1,
+                "sc": 15, "ng": 9, "ch": -2, "flag": True, "s": -4, "big": (1 << 100) + 5, "raw": "ab",
+                "col": "BLUE", "lo": 0x1234, "hi": 0x5678, "f": 1.5}
+        assert bytes(m[1]) == o.get_var("expect")  # the compiler's own bytes for the same values
+        with pytest.raises(MapError, match=r"of map 'odds': c: 2048 does not fit an unsigned 11-bit integer"):
+            m[2] = {"c": 2048}
+        assert 2 not in m
