@@ -238,9 +238,11 @@ class _CTypeCodec(_Codec):
 
 class _BtfCodec(_CTypeCodec):
     """A struct, union or array typed by BTF: a dict (members by their C names, nested
-    values alike; members left out are zero) or, for an array, a list is laid out from
-    BTF itself (:func:`pybpfobj.spec.values.encode`: bitfields, enum names, byte arrays
-    from strings); instances and bytes as :class:`_CTypeCodec` takes them."""
+    values alike; members left out are zero), a list for an array, a string or short
+    bytes for a char array, are laid out from BTF itself
+    (:func:`pybpfobj.spec.values.encode`: bitfields, enum names); other values as
+    :class:`_CTypeCodec` takes them.  A type ctypes cannot lay out (``ctype`` None)
+    reads as bytes and takes everything through BTF."""
 
     def __init__(self, ctype: Any, btf: Any, type_id: int, size: int) -> None:
         self.ctype = ctype
@@ -249,15 +251,12 @@ class _BtfCodec(_CTypeCodec):
         self.type_id = type_id
 
     def pack(self, v: Any) -> bytes:
-        if isinstance(v, dict) or (isinstance(v, (list, tuple))
-                                   and (self.ctype is None or issubclass(self.ctype, ctypes.Array))):
+        ct = self.ctype
+        if ct is None or isinstance(v, (dict, str)) or (
+                isinstance(v, (list, tuple, bytes, bytearray)) and issubclass(ct, ctypes.Array)):
             from pybpfobj.spec.values import encode
 
             return encode(self.btf, self.type_id, v, bytes(self.size), "")
-        if self.ctype is None:
-            if isinstance(v, (bytes, bytearray, memoryview)):
-                return bytes(v)
-            raise TypeError(f"expected a dict of members or bytes, got {type(v).__name__}")
         return super().pack(v)
 
     def unpack(self, data: Any, off: int = 0) -> Any:

@@ -388,8 +388,14 @@ def _set_var(obj: Any, name: str, word: str) -> None:
     if word[:1] in ("{", "["):
         import json
 
+        def finite(text: str) -> float:
+            f = float(text)
+            if f in (float("inf"), float("-inf")):
+                raise ValueError(f"number {text} is out of range")
+            return f
+
         try:
-            value = json.loads(word)
+            value = json.loads(word, parse_float=finite)
         except (ValueError, RecursionError) as e:
             json_error = "nested too deeply" if isinstance(e, RecursionError) else str(e)
     from pybpfobj.errors import BpfError

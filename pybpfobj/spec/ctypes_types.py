@@ -220,8 +220,10 @@ class CTypesBuilder:
 
     def _bitfield_type(self, m: BtfMember, ct: CType) -> CType:
         mt = self.btf.resolve(m.type_id)
-        if ct is ctypes.c_bool or ct is ctypes.c_char:
+        if ct is ctypes.c_bool:
             ct = ctypes.c_uint8
+        elif ct is ctypes.c_char:  # a char bitfield reads as a number, signed as BTF says
+            ct = ctypes.c_int8 if mt.int_encoding & INT_SIGNED else ctypes.c_uint8
         if mt.kind not in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64) or mt.size not in _UNSIGNED:
             raise self._err(m.type_id, f"bitfield '{m.name}' of a non-integer type")
         if m.bitfield_size > mt.size * 8:

@@ -19,6 +19,7 @@ not fit :class:`ValueRangeError`; each names the path to the value
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +31,15 @@ def _at(what: str) -> str:
     """The start of a message about the value at path ``what`` (none at the top of a map's
     value: the caller names it)."""
     return f"{what}: " if what else ""
+
+
+def _raw(v: Any) -> bytes | None:
+    """The bytes of ``v`` when it is bytes or a ctypes value (else None)."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(memoryview(v).cast("B"))
+    if hasattr(v, "_b_base_"):  # a ctypes instance
+        return bytes(memoryview(v).cast("B"))
+    return None
 
 
 class ValueRangeError(ValueError):
@@ -71,6 +81,14 @@ class _Writer:
         btf = self.btf
         t = btf.resolve(type_id)
         k = t.kind
+        if not bitfield and not self.is_byte_array(t):
+            raw = _raw(v)
+            if raw is not None:  # bytes, or a ctypes value (as a map's read gives it back)
+                size = btf.size_of(t.id)
+                if len(raw) != size:
+                    raise ValueRangeError(f"{_at(what)}{len(raw)} bytes given for a {size}-byte value")
+                self.buf[off:off + size] = raw
+                return
         if k in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.PTR):
             size = btf.size_of(t.id)
             if bitfield:
@@ -96,6 +114,12 @@ class _Writer:
         else:
             raise ValueError(f"{_at(what)}a {k.name.lower()} has no value to set")
 
+    def is_byte_array(self, t: Any) -> bool:
+        if t.kind != BtfKind.ARRAY:
+            return False
+        elem = self.btf.resolve(t.elem_type)
+        return bool(elem.kind == BtfKind.INT and elem.size == 1 and not elem.int_encoding & INT_BOOL)
+
     def integer(self, t: Any, v: Any, what: str, top: bool, nbits: int) -> int:
         k = t.kind
         if k == BtfKind.PTR:
@@ -117,6 +141,9 @@ class _Writer:
                 elif not top:
                     names = ", ".join(e.name for e in t.enum_values)
                     raise ValueError(f"{_at(what)}{v!r} is none of {names}")
+        if isinstance(v, str) and len(v) == 1 and ord(v) < 256 and k == BtfKind.INT \
+                and t.name in ("char", "signed char", "unsigned char") and not (top and v.isdigit()):
+            v = ord(v) - (256 if signed and ord(v) > 127 else 0)  # a char given as one
         if top and isinstance(v, str):
             try:
                 v = int(v, 0)
@@ -136,10 +163,13 @@ class _Writer:
 
     def float_bytes(self, size: int, v: Any, what: str, top: bool) -> bytes:
         if top and isinstance(v, str):
+            text = v
             try:
-                v = float(v)
+                v = float(text)
             except ValueError:
                 raise ValueError(f"{_at(what)}needs a number, got {v!r}") from None
+            if math.isinf(v) and "inf" not in text.lower():  # 1e400 is no infinity
+                raise ValueRangeError(f"{_at(what)}{text} does not fit a {size * 8}-bit float")
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise TypeError(f"{_at(what)}a float needs a number, got {v!r}")
         fmt = {4: "f", 8: "d"}.get(size)
@@ -155,7 +185,7 @@ class _Writer:
         elem = btf.resolve(elem_id)
         esize = btf.size_of(elem_id)
         is_bytes = elem.kind == BtfKind.INT and esize == 1 and not elem.int_encoding & INT_BOOL
-        if is_bytes and isinstance(v, (str, bytes, bytearray)):
+        if is_bytes and (isinstance(v, str) or _raw(v) is not None):
             if isinstance(v, str):
                 try:
                     data = v.encode("utf-8", "surrogateescape")  # a command line's undecodable bytes kept
@@ -165,7 +195,7 @@ class _Writer:
                     raise ValueRangeError(f"{_at(what)}a string of {len(data)} bytes does not fit char[{n}] "
                                           f"with its NUL")
             else:
-                data = bytes(v)
+                data = _raw(v) or b""  # bytes, or a ctypes array as a map's read gives it
                 if len(data) > n:
                     raise ValueRangeError(f"{_at(what)}{len(data)} bytes do not fit char[{n}]")
             self.buf[off:off + n] = data.ljust(n, b"\0")

@@ -532,6 +532,7 @@ const volatile struct odd got = {};
 const volatile _Bool yes = 0;
 const volatile _Bool flags[4] = {};
 const volatile char text[8] = "";
+const volatile float fl = 0;
 SEC("xdp") int use(struct xdp_md *ctx) { return expect.c + got.c + yes + flags[0] + text[0] ? XDP_PASS : XDP_DROP; }
 char LICENSE[] SEC("license") = "GPL";
 """
@@ -569,6 +570,15 @@ def test_set_var_writes_what_c_would_for_every_shape(tmp_path: Path) -> None:
             o.set_var("flags", "abc")  # a bool array is no byte array
         with pytest.raises(BpfError, match=r"\): surrogates not allowed"):
             o.set_var("text", "\ud800")
+        with pytest.raises(BpfError, match=r"\): 1e400 does not fit a 32-bit float"):
+            o.set_var("fl", "1e400")  # a command line's word: no infinity unless it says so
+        o.set_var("fl", "-inf")
+        assert o.get_var("fl") == b"\x00\x00\x80\xff"
+        from pybpfobj.cli.common import CliError
+        from pybpfobj.cli.prog_load import _set_var
+
+        with pytest.raises(CliError, match=r"var got: invalid JSON value .*: number 1e400 is out of range"):
+            _set_var(o, "got", '{"f": 1e400}')
         o.load()
 
 
@@ -576,6 +586,11 @@ def test_map_values_given_as_dicts_are_laid_out_as_c_would(tmp_path: Path) -> No
     obj = build_bpf(tmp_path, "shapes_map", _SHAPES + """
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, __u32);
          __type(value, struct odd); } odds SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, __u32);
+         __type(value, char[8]); } names SEC(".maps");
+struct rt { char ch : 4; unsigned char raw[4]; __int128 big; float f; };
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, __u32);
+         __type(value, struct rt); } rts SEC(".maps");
 """)
     with BpfObject(obj) as o:
         o.load()
@@ -587,3 +602,14 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, __
         with pytest.raises(MapError, match=r"of map 'odds': c: 2048 does not fit an unsigned 11-bit integer"):
             m[2] = {"c": 2048}
         assert 2 not in m
+        assert isinstance(m[1], bytes)  # a layout ctypes cannot reproduce reads as bytes
+        rts = o.maps["rts"]
+        rts[0] = {"ch": -2, "raw": "ab", "big": (1 << 100) + 5, "f": 1.5}
+        read = rts[0]
+        assert read.ch == -2  # a signed char bitfield reads signed
+        rts[1] = {"ch": read.ch, "big": read.big, "raw": read.raw, "f": read.f}  # a read's values, written back
+        assert bytes(rts[1]) == bytes(read)
+        names = o.maps["names"]
+        names[0] = "hi"  # a char array value takes a string (NUL-padded), and short bytes
+        names[1] = b"xy"
+        assert (bytes(names[0]), bytes(names[1])) == (b"hi".ljust(8, b"\0"), b"xy".ljust(8, b"\0"))
