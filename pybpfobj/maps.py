@@ -245,10 +245,19 @@ class _BtfCodec(_CTypeCodec):
     reads as bytes and takes everything through BTF."""
 
     def __init__(self, ctype: Any, btf: Any, type_id: int, size: int) -> None:
+        from pybpfobj.spec.btf import BtfKind
+
         self.ctype = ctype
         self.size = size
         self.btf = btf
         self.type_id = type_id
+        self.is_array = btf.resolve(type_id).kind == BtfKind.ARRAY
+
+    def is_one_value(self, v: Any) -> bool:
+        """Whether a list given for a per-CPU map is one array value (for every CPU) rather
+        than one value per CPU: its elements are not themselves array values."""
+        return self.is_array and not any(isinstance(x, (list, tuple, bytes, bytearray, str))
+                                         or hasattr(x, "_length_") for x in v)
 
     def pack(self, v: Any) -> bytes:
         ct = self.ctype
@@ -793,7 +802,9 @@ class Map:
             if self.type in _FD_VALUE_TYPES and hasattr(value, "fd"):
                 value = value.fd
             if self.percpu:
-                vals = list(value) if isinstance(value, (list, tuple)) else [value] * self.ncpus
+                one = not isinstance(value, (list, tuple)) or (
+                    isinstance(self.value_codec, _BtfCodec) and self.value_codec.is_one_value(value))
+                vals = [value] * self.ncpus if one else list(value)
                 if len(vals) != self.ncpus:
                     raise MapError(f"per-CPU map {self.name!r} needs {self.ncpus} values (one per "
                                    f"possible CPU) or one for all, got {len(vals)}",

@@ -588,6 +588,8 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, __
          __type(value, struct odd); } odds SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, __u32);
          __type(value, char[8]); } names SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32);
+         __type(value, __u32[2]); } pairs SEC(".maps");
 struct rt { char ch : 4; unsigned char raw[4]; __int128 big; float f; };
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, __u32);
          __type(value, struct rt); } rts SEC(".maps");
@@ -609,6 +611,11 @@ struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, _
         assert read.ch == -2  # a signed char bitfield reads signed
         rts[1] = {"ch": read.ch, "big": read.big, "raw": read.raw, "f": read.f}  # a read's values, written back
         assert bytes(rts[1]) == bytes(read)
+        pairs = o.maps["pairs"]
+        pairs[0] = [1, 2]  # one array value: for every CPU
+        assert [list(v) for v in pairs[0]] == [[1, 2]] * pairs.ncpus
+        pairs[0] = [[c, c + 1] for c in range(pairs.ncpus)]  # one array value per CPU
+        assert [list(v) for v in pairs[0]] == [[c, c + 1] for c in range(pairs.ncpus)]
         names = o.maps["names"]
         names[0] = "hi"  # a char array value takes a string (NUL-padded), and short bytes
         names[1] = b"xy"
