@@ -237,12 +237,11 @@ class _CTypeCodec(_Codec):
 
 
 class _BtfCodec(_CTypeCodec):
-    """A struct, union or array typed by BTF: a dict (members by their C names, nested
-    values alike; members left out are zero), a list for an array, a string or short
-    bytes for a char array, are laid out from BTF itself
-    (:func:`pybpfobj.spec.values.encode`: bitfields, enum names); other values as
-    :class:`_CTypeCodec` takes them.  A type ctypes cannot lay out (``ctype`` None)
-    reads as bytes and takes everything through BTF."""
+    """A value typed by BTF, written from BTF itself (:func:`pybpfobj.spec.values.encode`:
+    a dict of members by their C names or a list of them in order, nested alike, members
+    left out zero; a list for an array, a string or short bytes for a char array;
+    bitfields, enum names; ctypes values and bytes of the exact size as they are) and
+    read as ``ctype`` (bytes for a type ctypes cannot lay out, ``ctype`` None)."""
 
     def __init__(self, ctype: Any, btf: Any, type_id: int, size: int) -> None:
         from pybpfobj.spec.btf import BtfKind
@@ -256,17 +255,13 @@ class _BtfCodec(_CTypeCodec):
     def is_one_value(self, v: Any) -> bool:
         """Whether a list given for a per-CPU map is one array value (for every CPU) rather
         than one value per CPU: its elements are not themselves array values."""
-        return self.is_array and not any(isinstance(x, (list, tuple, bytes, bytearray, str))
+        return self.is_array and not any(isinstance(x, (list, tuple, str)) or _is_buffer(x)
                                          or hasattr(x, "_length_") for x in v)
 
     def pack(self, v: Any) -> bytes:
-        ct = self.ctype
-        if ct is None or isinstance(v, (dict, str)) or (
-                isinstance(v, (list, tuple, bytes, bytearray)) and issubclass(ct, ctypes.Array)):
-            from pybpfobj.spec.values import encode
+        from pybpfobj.spec.values import encode
 
-            return encode(self.btf, self.type_id, v, bytes(self.size), "")
-        return super().pack(v)
+        return encode(self.btf, self.type_id, v, bytes(self.size), "")
 
     def unpack(self, data: Any, off: int = 0) -> Any:
         if self.ctype is None:

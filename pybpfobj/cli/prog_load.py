@@ -379,33 +379,33 @@ def _check_pinmaps_dir(d: str, prog_dir: str | None = None) -> None:
 
 
 def _set_var(obj: Any, name: str, word: str) -> None:
-    """``var NAME VALUE``: JSON for a struct or an array (``{...}``, ``[...]``), else the
-    word as typed (a number, an enum name, a string).  A word that looks like JSON but is
-    none is the string itself (a char array may hold "[x]"); if the variable refuses it,
-    the error says why the JSON was not read."""
-    value: Any = word
-    json_error = None
-    if word[:1] in ("{", "["):
-        import json
-
-        def finite(text: str) -> float:
-            f = float(text)
-            if f in (float("inf"), float("-inf")):
-                raise ValueError(f"number {text} is out of range")
-            return f
-
-        try:
-            value = json.loads(word, parse_float=finite)
-        except (ValueError, RecursionError) as e:
-            json_error = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+    """``var NAME VALUE``: the word as typed (a number, an enum name, a string) or, where
+    the variable takes no such word (a struct, an array), JSON (``{...}``, ``[...]``).
+    A char array thus keeps a word like "[1]" as its text."""
     from pybpfobj.errors import BpfError
 
+    if word[:1] not in ("{", "["):
+        obj.set_var(name, word)
+        return
     try:
-        obj.set_var(name, value)
+        obj.set_var(name, word)  # a char array takes it as text (set_var writes nothing on refusal)
+        return
     except BpfError:
-        if json_error is None:
-            raise
-        raise CliError(f"var {name}: invalid JSON value '{word}': {json_error}") from None
+        pass
+    import json
+
+    def finite(text: str) -> float:
+        f = float(text)
+        if f in (float("inf"), float("-inf")):
+            raise ValueError(f"number {text} is out of range")
+        return f
+
+    try:
+        value = json.loads(word, parse_float=finite)
+    except (ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise CliError(f"var {name}: invalid JSON value '{word}': {why}") from None
+    obj.set_var(name, value)
 
 
 def _libbpf_explains(section: str) -> None:

@@ -20,6 +20,7 @@ not fit :class:`ValueRangeError`; each names the path to the value
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -151,6 +152,8 @@ class _Writer:
                 names = ", ".join(e.name for e in t.enum_values) if kind == "enum" else ""
                 raise ValueError(f"{_at(what)}needs an integer" + (f" or one of {names}" if names else "")
                                  + f", got {v!r}") from None
+        if not isinstance(v, int) and hasattr(v, "__index__") and not isinstance(v, float):
+            v = operator.index(v)  # numpy integers and such
         if not isinstance(v, int):
             raise TypeError(f"{_at(what)}{'an' if kind[0] in 'aei' else 'a'} {kind} needs an int, got {v!r}")
         lo, hi = (-(1 << (nbits - 1)), (1 << (nbits - 1)) - 1) if signed else (0, (1 << nbits) - 1)
@@ -209,19 +212,35 @@ class _Writer:
             self.put(elem_id, x, off + i * esize, f"{what}[{i}]")
 
     def record(self, members: Sequence[BtfMember], v: Any, off: int, what: str, union: bool) -> None:
+        if isinstance(v, (list, tuple)) and not union:  # positionally, as C's { a, b } (and ctypes)
+            if len(v) > len(members):
+                raise ValueRangeError(f"{_at(what)}{len(v)} values for {len(members)} members")
+            for i, (m, x) in enumerate(zip(members, v)):
+                self.member(m, off * 8 + m.bit_offset, x, f"{what}.{m.name or f'<anon {i}>'}".lstrip("."))
+            return
         if not isinstance(v, dict):
-            raise TypeError(f"{_at(what)}a {'union' if union else 'struct'} needs a dict of members, "
-                             f"got {type(v).__name__}")
+            raise TypeError(f"{_at(what)}a {'union' if union else 'struct'} needs a dict of members"
+                            + ("" if union else " or a list of them in order") + f", got {type(v).__name__}")
         named = self.members(members, off * 8)
         for key, x in v.items():
             hit = named.get(key) if isinstance(key, str) else None
             if hit is None:
                 raise ValueError(f"{_at(what)}no member {key!r} (members: {', '.join(named)})")
-            m, bit_off = hit
-            if m.bitfield_size:
-                self.put(m.type_id, x, 0, f"{what}.{key}" if what else key, bitfield=(bit_off, m.bitfield_size))
-            else:
-                self.put(m.type_id, x, bit_off // 8, f"{what}.{key}" if what else key)
+            self.member(hit[0], hit[1], x, f"{what}.{key}" if what else key)
+
+    def member(self, m: BtfMember, bit_off: int, x: Any, what: str) -> None:
+        """Write member ``m`` at absolute bit ``bit_off``: a bitfield (BTF's, or an INT
+        narrower than its size, as older BTF encodes one) at its bits, else at its byte."""
+        if m.bitfield_size:
+            self.put(m.type_id, x, 0, what, bitfield=(bit_off, m.bitfield_size))
+            return
+        t = self.btf.resolve(m.type_id)
+        if t.kind == BtfKind.INT and 0 < t.int_bits < t.size * 8:
+            self.put(m.type_id, x, 0, what, bitfield=(bit_off + t.int_offset, t.int_bits))
+        elif not m.name and t.kind in (BtfKind.STRUCT, BtfKind.UNION):
+            self.record(t.members, x, bit_off // 8, what, t.kind == BtfKind.UNION)
+        else:
+            self.put(m.type_id, x, bit_off // 8, what)
 
     def members(self, members: Sequence[BtfMember], base_bit: int) -> dict[str, tuple[BtfMember, int]]:
         """C member name -> (member, absolute bit offset); anonymous members' members too."""

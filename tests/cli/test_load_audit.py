@@ -156,8 +156,7 @@ def test_var_takes_json_for_arrays_and_structs_keeping_what_it_leaves_out(
                                 "does not fit an unsigned 16-bit integer")),
     (["cfg", '{"label":"toolong"}'], ("Error: variable 'cfg' (const volatile struct config): cfg.label: "
                                      "a string of 7 bytes does not fit char[5] with its NUL")),
-    (["cfg", "[1]"], ("Error: variable 'cfg' (const volatile struct config): a struct needs a "
-                     "dict of members, got list")),
+    (["ports", '{"a":1}'], "Error: variable 'ports' (__u16[4]): an array needs a list, got dict"),
     (["cfg", "{bad"], ("Error: var cfg: invalid JSON value '{bad': Expecting property name enclosed in double "
                       "quotes: line 1 column 2 (char 1)")),
     (["cfg", "[" * 5000], "Error: var cfg: invalid JSON value '" + "[" * 5000 + "': nested too deeply"),

@@ -7,6 +7,7 @@ import gc
 import json
 import logging
 import os
+import struct
 import subprocess
 from pathlib import Path
 
@@ -616,6 +617,8 @@ struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, _
         assert [list(v) for v in pairs[0]] == [[1, 2]] * pairs.ncpus
         pairs[0] = [[c, c + 1] for c in range(pairs.ncpus)]  # one array value per CPU
         assert [list(v) for v in pairs[0]] == [[c, c + 1] for c in range(pairs.ncpus)]
+        pairs[0] = [memoryview(struct.pack("<II", c, 7)) for c in range(pairs.ncpus)]  # buffers, per CPU
+        assert [list(v) for v in pairs[0]] == [[c, 7] for c in range(pairs.ncpus)]
         names = o.maps["names"]
         names[0] = "hi"  # a char array value takes a string (NUL-padded), and short bytes
         names[1] = b"xy"
