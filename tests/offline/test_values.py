@@ -4,6 +4,7 @@ bitfields as narrow INT types), and the values it takes besides plain ints."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,34 @@ def test_struct_values_positional_and_integers_that_are_no_ints() -> None:
         encode(_LEGACY, 4, (1, 2, 3, 4), bytes(4), "v")
     with pytest.raises(TypeError, match=r"v\.c: an integer needs an int, got 1\.5"):
         encode(_LEGACY, 4, {"c": 1.5}, bytes(4), "v")
+
+
+_BITS_SRC = """
+enum e8 { LOW = -2, HIGH = 3 } __attribute__((packed));
+struct bits {
+    unsigned int a : 3; int b : 30; unsigned long long c : 50; unsigned short d : 9;
+    char ch : 4; _Bool on : 1; enum e8 en : 4;
+    union { unsigned int x; struct { unsigned short lo : 12, hi : 4; }; };
+    char name[6];
+    float f; double g;
+} __attribute__((packed));
+const volatile struct bits expect = { .a = 5, .b = -123456789, .c = 0x3ffffffffffffULL, .d = 300,
+    .ch = -3, .on = 1, .en = LOW, .lo = 0xabc, .hi = 9, .name = "hey", .f = -2.5f, .g = 1e100 };
+const volatile struct bits zero;
+"""
+
+
+@pytest.mark.parametrize("target", ["bpfel", "bpfeb"])
+def test_values_are_the_bytes_clang_makes_in_either_byte_order(tmp_path: Path, target: str) -> None:
+    from bpfbuild import build_bpf
+
+    from pybpfobj.spec.elf import ObjectSpec
+
+    spec = ObjectSpec.from_file(build_bpf(tmp_path, f"bits_{target}", _BITS_SRC, f"--target={target}"))
+    assert spec.btf is not None and spec.btf.byte_order == ("big" if target == "bpfeb" else "little")
+    var = {v.name: v for m in spec.maps for v in m.variables}
+    got = encode(spec.btf, var["zero"].type_id,
+                 {"a": 5, "b": -123456789, "c": (1 << 50) - 1, "d": 300, "ch": -3, "on": True, "en": "LOW",
+                  "lo": 0xABC, "hi": 9, "name": "hey", "f": -2.5, "g": 1e100},
+                 var["zero"].initial, "zero")
+    assert got == var["expect"].initial
