@@ -262,15 +262,16 @@ class BpfObject:
                 source = fs
         plain = (name is None and pin_root == _DEFAULT_PIN_ROOT and log_level.__class__ is int
                  and not (log_level or mapcompat or libbpf_prints_log))
+        st: os.stat_result | None = None  # the file as it is now, stat'ed once
         if plain and source.__class__ is str:
             # The common case: a path and the default options.  A file loaded cleanly
             # before and unchanged since is handed to libbpf as the bytes read then.
             try:
                 st = _stat(source)  # encoded as os.fsencode does, as libbpf's open would see it
             except (OSError, ValueError):
-                pass  # the general path below says what is wrong
+                st = None  # the general path below says what is wrong
             else:
-                file = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                file = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)  # _file_key, inline
                 data = _CONTENTS.get(file)
                 if data is not None:
                     # libbpf opens it when first needed: by load(), in the same call as the
@@ -302,14 +303,15 @@ class BpfObject:
             src = path
             # as C sees the path (os.fsencode's steps); os.stat refuses a NUL byte in it
             raw = path.encode(libbpf.FS_ENCODING, "surrogateescape")
-            try:
-                st = os.stat(raw)
-            except ValueError:  # a NUL byte: libbpf would open the path up to it
-                raise ObjectOpenError(f"failed to open object file {src!r}: the path contains a NUL byte",
-                                      errno=_errno.EINVAL, obj=src, path=src) from None
-            except OSError:
-                pass  # missing and such: libbpf says so in its own words
-            else:
+            if st is None:
+                try:
+                    st = os.stat(raw)
+                except ValueError:  # a NUL byte: libbpf would open the path up to it
+                    raise ObjectOpenError(f"failed to open object file {src!r}: the path contains a NUL byte",
+                                          errno=_errno.EINVAL, obj=src, path=src) from None
+                except OSError:
+                    pass  # missing and such: libbpf says so in its own words
+            if st is not None:
                 if not S_ISREG(st.st_mode):
                     # libbpf 1.1 leaks its fd when elf_begin fails on a directory: refuse first
                     isdir = S_ISDIR(st.st_mode)
@@ -318,7 +320,7 @@ class BpfObject:
                         f"{'is a directory' if isdir else 'not a regular file'}",
                         errno=_errno.EISDIR if isdir else _errno.EINVAL, obj=src, path=src)
                 # this file as it is now, for the pre-load scan's memo (see load)
-                file = self._file = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                self._file = _file_key(st)
         if name is not None and not isinstance(name, str):
             raise BpfError(f"object name must be a str, not {type(name).__name__}", errno=_errno.EINVAL,
                            obj=self.source)
@@ -764,7 +766,7 @@ class BpfObject:
                     if not addr or si.offset + si.size > size:
                         raise MapError(f"map '{mname}' has no room for variable '{name}'", map=mname)
                     current = _o.read_memory(addr + si.offset, si.size)  # what members left out keep
-                    data = _encode_var(btf, var.type_id, si.size, value, name, current)
+                    data = _encode_var(btf, var.type_id, value, name, current)
                     _o.write_memory(addr, si.offset, data)
                     if mname not in self._vars_set:
                         self._vars_set = {**self._vars_set, mname: f"variable '{name}' (set_var)"}
@@ -1013,7 +1015,7 @@ class BpfObject:
             return
         try:
             st = os.fstat(fd)
-            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != file:
+            if _file_key(st) != file:
                 return
             # kept only for a file anyone may read: the bytes then tell nobody more than the
             # file would (a chmod changes its ctime, so the key)
@@ -1021,8 +1023,7 @@ class BpfObject:
                     and st.st_mode & 0o444 == 0o444):
                 data = os.read(fd, st.st_size + 1)
                 st = os.fstat(fd)  # unchanged while read
-                if len(data) != st.st_size or (
-                        st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != file:
+                if len(data) != st.st_size or _file_key(st) != file:
                     return
         except OSError:
             return
@@ -1529,10 +1530,16 @@ class BpfObject:
 # ---------------------------------------------------------------------------
 # helpers
 
+def _file_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What tells a file's contents apart in the memos: device, inode, size, mtime, ctime."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _name_for(path: str) -> bytes:
-    """The name ``bpf_object__open_file`` gives an object from its path: the base name's
-    first 15 bytes, up to the first dot (remembered per path)."""
-    name = os.fsencode(path).rpartition(b"/")[2][:15].partition(b".")[0]
+    """The name ``bpf_object__open_file`` gives an object from its path (remembered per path)."""
+    from pybpfobj.spec.elf import object_name_bytes
+
+    name = object_name_bytes(path)
     if len(_NAMES) >= 1024:
         _NAMES.clear()
     _NAMES[path] = name
@@ -1717,30 +1724,16 @@ def _datasec_for(btf: BTF, map_name: str, obj_name: bytes) -> Any:
     return None
 
 
-def _encode_var(btf: BTF, type_id: int, size: int, value: Any, name: str, current: bytes) -> bytes:
-    """The bytes of variable ``name`` set to ``value`` (see :mod:`pybpfobj.spec.values`); a
-    ctypes instance, or bytes for a variable that is no byte array, must be its size."""
-    from pybpfobj.spec.btf import INT_BOOL, BtfKind
+def _encode_var(btf: BTF, type_id: int, value: Any, name: str, current: bytes) -> bytes:
+    """The bytes of variable ``name`` (now ``current``) set to ``value``, as
+    :func:`pybpfobj.spec.values.encode` lays it out from BTF."""
     from pybpfobj.spec.values import ValueRangeError, encode
 
-    tname = btf.type_name(type_id)
-    ctypes_value = hasattr(value, "_type_") or hasattr(value, "_fields_") or hasattr(value, "_length_")
-    if ctypes_value or isinstance(value, (bytes, bytearray)):
-        t = btf.resolve(type_id)
-        elem = btf.resolve(t.elem_type) if t.kind == BtfKind.ARRAY else None
-        byte_array = elem is not None and elem.kind == BtfKind.INT and elem.size == 1 \
-            and not elem.int_encoding & INT_BOOL
-        if ctypes_value or not byte_array:  # as they are (a byte array's bytes are padded below)
-            data = bytes(value)
-            if len(data) != size:
-                raise BpfError(f"variable '{name}' ({tname}) is {size} bytes, value is {len(data)}",
-                               errno=_errno.EINVAL)
-            return data
     try:
         return encode(btf, type_id, value, current, name)
     except (TypeError, ValueError) as e:
         why = str(e).removeprefix(f"{name}: ")  # the variable itself is named once
-        raise BpfError(f"variable '{name}' ({tname}): {why}",
+        raise BpfError(f"variable '{name}' ({btf.type_name(type_id)}): {why}",
                        errno=_errno.ERANGE if isinstance(e, ValueRangeError) else _errno.EINVAL) from None
 
 

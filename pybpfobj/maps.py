@@ -259,6 +259,12 @@ class _BtfCodec(_CTypeCodec):
                                          or hasattr(x, "_length_") for x in v)
 
     def pack(self, v: Any) -> bytes:
+        # the update path: values already in the map's layout are taken as they are
+        if v.__class__ is bytes and len(v) == self.size:
+            return v
+        ct = self.ctype
+        if ct is not None and isinstance(v, ct):
+            return bytes(memoryview(v).cast("B"))
         from pybpfobj.spec.values import encode
 
         return encode(self.btf, self.type_id, v, bytes(self.size), "")

@@ -251,8 +251,12 @@ def internal_map_name(obj_name: str | bytes, real_name: str) -> str:
 def object_name(path: str) -> str:
     """libbpf's object name: the file's basename cut to 15 bytes, then at its first dot
     (bytes a file name cannot decode are kept as :func:`os.fsdecode` keeps them)."""
-    base = os.fsencode(os.path.basename(path))[:BPF_OBJ_NAME_LEN - 1]
-    return os.fsdecode(base.split(b".", 1)[0])
+    return os.fsdecode(object_name_bytes(path))
+
+
+def object_name_bytes(path: str) -> bytes:
+    """:func:`object_name` as libbpf holds it (what ``bpf_object__open_file`` names the path)."""
+    return os.fsencode(os.path.basename(path))[:BPF_OBJ_NAME_LEN - 1].split(b".", 1)[0]
 
 
 class ObjectSpec:

@@ -152,7 +152,7 @@ class _Writer:
                 names = ", ".join(e.name for e in t.enum_values) if kind == "enum" else ""
                 raise ValueError(f"{_at(what)}needs an integer" + (f" or one of {names}" if names else "")
                                  + f", got {v!r}") from None
-        if not isinstance(v, int) and hasattr(v, "__index__") and not isinstance(v, float):
+        if not isinstance(v, int) and hasattr(v, "__index__"):
             v = operator.index(v)  # numpy integers and such
         if not isinstance(v, int):
             raise TypeError(f"{_at(what)}{'an' if kind[0] in 'aei' else 'a'} {kind} needs an int, got {v!r}")

@@ -559,6 +559,7 @@ def test_set_var_writes_what_c_would_for_every_shape(tmp_path: Path) -> None:
                 ({"raw": "\ud800"}, r"got\.raw: surrogates not allowed"),
                 ({"_fields__": 1}, r"struct odd\): no member '_fields__'"),
                 ({"x": None}, r"got\.x: an integer needs an int, got None"),
+                ({"x": b"\x01"}, r"got\.x: 1 bytes given for a 4-byte value"),
         ):
             with pytest.raises(BpfError, match=message):
                 o.set_var("got", value)
