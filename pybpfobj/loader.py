@@ -920,7 +920,7 @@ class BpfObject:
                 except AttributeError:  # this thread's first
                     buf = _thread_log_buffer()
                 self._log_buf = buf
-                ret, lines = _o.open_load_cached(pending, self.source, self.pin_root, buf, self.__dict__)
+                ret, lines = _o.open_load_cached(pending, self.source, buf, self)
                 if ret or lines:
                     self._finish_load(ret, lines, buf)
                 self._pending = None

@@ -65,6 +65,9 @@ _modules = sys.modules
 # other call in progress did): debug lines are dropped unread, by the native gate (its
 # code holds this byte's address) or first thing in the Python callback; 1 otherwise.
 _gate_open = ctypes.c_uint8(1)
+# the least pointer value that is an ERR_PTR (a non-strict libbpf build returns those)
+ERR_PTR_MIN = (1 << 64) - 4095
+_ERR_PTR_MIN = ERR_PTR_MIN
 # captured() calls in progress whose start found a listener for debug lines
 _listening = 0
 _count_lock = _thread.allocate_lock()
@@ -237,6 +240,40 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
                 _listening -= 1
         # back to the per-line check (right whatever other threads set meanwhile:
         # an open gate only makes their lines take the longer path)
+        _gate_open.value = 1
+        local.lines = prev
+
+
+def captured_open_load(open_mem: Any, load: Any, data: bytes, opts: Any,
+                       owner: Any) -> tuple[int, int | None, list[str]]:
+    """:func:`captured` of the loader's hottest pair, in one capture session without
+    the generic call's extra frames: ``ptr = open_mem(data, len(data), opts)``, then,
+    when that is an object (stored first as ``owner._handle``: its owner frees it,
+    whatever happens), ``load(ptr)``.  Returns the pointer, load's result (None when
+    the open failed) and the warning and info lines libbpf printed meanwhile."""
+    global _listening
+    local = _capture
+    prev = getattr(local, "lines", None)
+    lines: list[str] = []
+    local.lines = lines
+    off = "logging" not in _modules or not logger().isEnabledFor(10)
+    if off:
+        if not _listening:
+            _gate_open.value = 0
+    else:
+        with _count_lock:
+            _listening += 1
+        _gate_open.value = 1
+    try:
+        ptr = open_mem(data, len(data), opts)
+        if not ptr or ptr >= _ERR_PTR_MIN:
+            return ptr or 0, None, lines
+        owner._handle = ptr
+        return ptr, load(ptr), lines
+    finally:
+        if not off:
+            with _count_lock:
+                _listening -= 1
         _gate_open.value = 1
         local.lines = prev
 

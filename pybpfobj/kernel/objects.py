@@ -154,7 +154,7 @@ def _s(b: bytes | None) -> str:
 # libbpf only reads them during the open (it copies the strings it keeps), so
 # one struct per configuration serves every open, from any thread.
 _OPTS: dict[tuple[Any, ...], Any] = {}
-_ERR_PTR_MIN = (1 << 64) - 4095  # an ERR_PTR from a non-strict libbpf build
+_ERR_PTR_MIN = libbpf.ERR_PTR_MIN  # an ERR_PTR from a non-strict libbpf build
 
 
 def _open_opts(name: str | bytes | None, pin_root: str | None, relaxed_maps: bool, log_level: int,
@@ -230,21 +230,21 @@ def open_cached(data: bytes, obj_name: bytes, what: str, pin_root: str | None,
     raise _open_error(ptr, lines, what, what)
 
 
-def open_load_cached(contents: tuple[bytes, bytes], what: str, pin_root: str,
-                     log_buf: LogBuffer, into: dict[str, Any]) -> tuple[int, list[str]]:
-    """:func:`open_cached` of ``contents`` (the bytes, the object name) and
-    :func:`load_object` in one: the object is stored as ``into["_handle"]`` before its
-    load starts (its owner frees it, whatever happens)."""
-    return libbpf.captured(_open_load, contents[0], what, _open_opts(contents[1], pin_root, False, 0, log_buf),
-                           into)
-
-
-def _open_load(data: bytes, what: str, opts: Any, into: dict[str, Any]) -> int:
-    ptr = _open_mem(data, len(data), opts)
-    if not ptr or ptr >= _ERR_PTR_MIN:
-        raise _open_error(ptr, libbpf.captured_lines(), what, what)
-    into["_handle"] = ptr
-    return _load(ptr)  # type: ignore[no-any-return]
+def open_load_cached(contents: tuple[bytes, bytes], what: str, log_buf: LogBuffer,
+                     owner: Any) -> tuple[int, list[str]]:
+    """:func:`open_cached` of ``contents`` (the bytes, the object name; default pin
+    root) and :func:`load_object` in one: the object is stored as ``owner._handle``
+    before its load starts (its owner frees it, whatever happens)."""
+    name = contents[1]
+    opts = log_buf.opts.get(name)
+    if opts is None:
+        if len(log_buf.opts) >= 256:
+            log_buf.opts.clear()
+        opts = log_buf.opts[name] = _open_opts(name, None, False, 0, log_buf)
+    ptr, ret, lines = libbpf.captured_open_load(_open_mem, _load, contents[0], opts, owner)
+    if ret is None:
+        raise _open_error(ptr, lines, what, what)
+    return ret, lines
 
 
 def load_object(obj: int) -> tuple[int, list[str]]:
@@ -484,6 +484,8 @@ class LogBuffer:
         self.buf = (ctypes.c_char * size).from_buffer(self._mem)
         self.addr = ctypes.addressof(self.buf)
         self.size = size
+        # open options naming this buffer, by object name (open_load_cached)
+        self.opts: dict[bytes, Any] = {}
 
     def reset(self) -> None:
         """Make the buffer read as empty (libbpf writes a log only when a load fails)."""
