@@ -12,8 +12,8 @@
    them).  ``python -c pass`` of the same interpreter is printed as the
    start-up floor.
 2. In process: ``BpfObject(path).load()`` vs bench/c/load_bench.c doing
-   bpf_object__open_file + bpf_object__load, both timing open+load (close
-   left out on both sides) of the same path (BpfObject opens the bytes it
+   bpf_object__open_file + bpf_object__load, both timing open+load (close,
+   and the freeing of the object, left out on both sides) of the same path (BpfObject opens the bytes it
    kept from the file's first load, see below; the C program the file).  Rounds
    alternate C, bare ctypes and BpfObject (a batch of loads each, at least
    N, more for small objects: each batch's median), many rounds; the ratio
@@ -171,6 +171,7 @@ def in_process(objs: list[str], n: int) -> list[str]:
             o.load()
             ts.append(clock() - t0)
             o.close()
+            del o  # freed here, untimed, as the C side frees in its untimed close
         return statistics.median(ts) / 1e9
 
     out: list[str] = []

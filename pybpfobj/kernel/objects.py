@@ -52,6 +52,9 @@ class BpfObjectOpenOpts(Structure):
 
 _open_mem: Any = None  # libbpf's bpf_object__open_mem and __load, set when libbpf is loaded
 _load: Any = None
+# bpf_object__open_mem again, taking the options as an address (an int): the loader's
+# hottest call, where converting a byref() argument costs more than the rest
+_open_mem_at: Any = None
 
 
 class _held:
@@ -93,8 +96,9 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_object__close", None, vp)
     _proto(lb, "bpf_map__map_extra", ctypes.c_uint64, vp)
     _proto(lb, "bpf_map__set_pin_path", ip, vp, c_char_p)
-    global _open_mem, _load
+    global _open_mem, _load, _open_mem_at
     _open_mem, _load = lb.bpf_object__open_mem, lb.bpf_object__load
+    _open_mem_at = ctypes.CFUNCTYPE(vp, c_char_p, c_size_t, vp, use_errno=True)(("bpf_object__open_mem", lb))
     _proto(lb, "bpf_object__btf", vp, vp)
     _proto(lb, "bpf_object__next_program", vp, vp, vp)
     _proto(lb, "bpf_object__next_map", vp, vp, vp)
@@ -236,12 +240,15 @@ def open_load_cached(contents: tuple[bytes, bytes], what: str, log_buf: LogBuffe
     root) and :func:`load_object` in one: the object is stored as ``owner._handle``
     before its load starts (its owner frees it, whatever happens)."""
     name = contents[1]
-    opts = log_buf.opts.get(name)
-    if opts is None:
+    addr = log_buf.opts.get(name)
+    if addr is None:
         if len(log_buf.opts) >= 256:
             log_buf.opts.clear()
-        opts = log_buf.opts[name] = _open_opts(name, None, False, 0, log_buf)
-    ptr, ret, lines = libbpf.captured_open_load(_open_mem, _load, contents[0], opts, owner)
+            log_buf.kept.clear()
+        ref = _open_opts(name, None, False, 0, log_buf)
+        log_buf.kept.append(ref)  # the options live as long as their address is kept
+        addr = log_buf.opts[name] = ctypes.addressof(ref._obj)
+    ptr, ret, lines = libbpf.captured_open_load(_open_mem_at, _load, contents[0], addr, owner)
     if ret is None:
         raise _open_error(ptr, lines, what, what)
     return ret, lines
@@ -484,8 +491,10 @@ class LogBuffer:
         self.buf = (ctypes.c_char * size).from_buffer(self._mem)
         self.addr = ctypes.addressof(self.buf)
         self.size = size
-        # open options naming this buffer, by object name (open_load_cached)
-        self.opts: dict[bytes, Any] = {}
+        # the addresses of open options naming this buffer, by object name, and the
+        # options themselves (open_load_cached)
+        self.opts: dict[bytes, int] = {}
+        self.kept: list[Any] = []
 
     def reset(self) -> None:
         """Make the buffer read as empty (libbpf writes a log only when a load fails)."""
