@@ -780,3 +780,56 @@ def test_a_file_whose_load_fails_is_neither_remembered_nor_kept(
         with pytest.raises(VerifierError):
             o.load()
     assert _key(obj) not in loader._CONTENTS and _key(obj) not in loader._CLEAN_FILES
+
+
+def test_a_kept_files_open_and_load_reach_the_logger_at_every_enabled_level(
+        objs: Path, tmp_path: Path, remember_fresh_files: None,
+        libbpf_log: tuple[logging.Logger, Records]) -> None:
+    from pybpfobj import loader
+
+    logger, handler = libbpf_log
+    info = build_bpf(tmp_path, "info", _INFO_SRC)
+    for _ in range(2):  # the second load is already a deferred one
+        with BpfObject(info) as o:
+            o.load()
+    assert _key(info) in loader._CONTENTS
+    small = _kept_twice(objs, "xdp_counter.o", tmp_path / "small.o")
+    handler.records.clear()
+    logger.setLevel(logging.DEBUG)
+    o = BpfObject(small)
+    assert o._pending is not None  # deferred: opened and loaded in the one captured call
+    with o:
+        o.load()
+    debug = [r.getMessage() for r in handler.records if r.levelno == logging.DEBUG]
+    assert any("elf: section" in m for m in debug)  # from the open of the kept bytes
+    assert any("map 'stats'" in m and "created" in m for m in debug)  # from the load
+    handler.records.clear()
+    logger.setLevel(logging.INFO)
+    o = BpfObject(info)
+    assert o._pending is not None
+    with o:
+        o.load()
+    infos = [r.getMessage() for r in handler.records if r.levelno == logging.INFO]
+    assert any("skipping unrecognized data section" in m and ".mydata" in m for m in infos)
+    assert all(r.levelno >= logging.INFO for r in handler.records)
+
+
+def test_the_open_options_kept_per_log_buffer_stay_bounded_and_name_each_object(
+        objs: Path, tmp_path: Path, remember_fresh_files: None) -> None:
+    from pybpfobj import loader
+
+    buf = loader._thread_log_buffer()
+    paths = [_kept_twice(objs, "xdp_counter.o", tmp_path / f"n{i}_x.o") for i in range(4)]
+    for p in paths[:3]:
+        with BpfObject(p) as o:
+            o.load()
+            assert o.name == p.name.split(".")[0]
+            assert o.maps["stats"].info().id > 0
+    assert {b"n0_x", b"n1_x", b"n2_x"} <= set(buf.opts)
+    assert len(buf.kept) >= 3
+    buf.opts.update({str(i).encode(): 0 for i in range(300)})  # past the bound: started afresh
+    with BpfObject(paths[3]) as o:
+        assert o._pending is not None
+        o.load()
+        assert o.name == "n3_x"
+    assert set(buf.opts) == {b"n3_x"} and len(buf.kept) == 1
