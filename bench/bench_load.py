@@ -186,7 +186,7 @@ def in_process(objs: list[str], n: int) -> list[str]:
         # Short batches, many rounds, the three sides in turn: a busy moment on
         # this 2-core machine then spoils one round of each, not one side.
         k = max(n, min(50, int(0.01 / one)))
-        rounds = max(7, min(31, int(1.0 / (k * one))))
+        rounds = max(7, min(61, int(2.0 / (k * one))))
         cs, raws, pys, ratios, floors, mems = [], [], [], [], [], []
         path = obj.encode()
         with subprocess.Popen([str(exe), obj, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
