@@ -44,6 +44,35 @@ class UsageError(CliError):
         self.usage = usage
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the command line tool: raised where the program was, as
+    Ctrl-C's KeyboardInterrupt (of which it is a kind), so the command unwinds the same
+    way: whatever it pinned or made is taken back on the way out, and the commands that
+    run until interrupted (tracelog, event_pipe, profile) stop and exit 0, as bpftool's
+    do on these signals.  Any other command then dies of the signal
+    (:func:`pybpfobj.cli.main.entry`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+# set by the command line tool's entry point once it turns SIGTERM/SIGHUP into Terminated
+_TERMINATION_CAUGHT: list[int] = []
+
+
+def commit() -> None:
+    """The command's lasting change (a pin, an attachment) is made and kept: from here
+    to the exit, SIGTERM and SIGHUP wait (blocked; the process exits on its own at once),
+    so a stop can no longer end the process as killed with that change left behind.
+    Only in the command line tool's own process (nothing is blocked for a caller of
+    :func:`pybpfobj.cli.main.run`)."""
+    if _TERMINATION_CAUGHT:
+        import signal
+
+        signal.pthread_sigmask(signal.SIG_BLOCK, _TERMINATION_CAUGHT)
+
+
 class Context:
     """Global options of one CLI run, and where output goes.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from pybpfobj.cli.common import CliError, Context, UsageError, is_keyword, match_keyword
+from pybpfobj.cli.common import CliError, Context, Terminated, UsageError, is_keyword, match_keyword
 
 # Every run pays for what this module imports: typing and logging stay out
 # (logging is set up on the first libbpf message, or at once with -d).
@@ -234,6 +234,8 @@ def run(argv: Sequence[str], ctx: Context | None = None) -> int:
     except CliError as e:
         _report(ctx, e.message)
         return e.code
+    except Terminated:
+        raise  # SIGTERM/SIGHUP: unwound; entry() ends the process by that signal
     except KeyboardInterrupt:
         # interrupted mid-command (tracelog and event_pipe stop on Ctrl-C themselves, and
         # exit 0): the shell's code for SIGINT, as bpftool killed by it; what the command
@@ -262,11 +264,55 @@ def _report(ctx: Context, message: str) -> None:
         ctx.err.write(f"Error: {message}\n")
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _catch_termination() -> list[int]:
+    """SIGTERM and SIGHUP (``timeout``, ``kill``, systemd stopping a unit, a closed
+    terminal) unwind the command as Ctrl-C does, so a load stopped between its
+    pins takes them back (bpftool leaves them).  A signal the parent set to be
+    ignored (``nohup``) stays ignored.  Returns the signals now caught."""
+    import signal
+
+    from pybpfobj.cli import common
+
+    caught = []
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _terminate)
+            caught.append(int(sig))
+    common._TERMINATION_CAUGHT[:] = caught
+    return caught
+
+
+def _die_of(signum: int, caught: list[int]) -> None:
+    """After the unwinding: end as the signal would have ended us (the parent sees it)."""
+    import os
+    import signal
+
+    for sig in caught:  # no second unwinding from here on
+        signal.signal(sig, signal.SIG_IGN)
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)  # not reached: the signal's default action ends the process
+
+
 def entry() -> None:
     """Console-script entry point."""
-    code = run(sys.argv[1:])
+    caught = _catch_termination()
     try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
+        code = run(sys.argv[1:])
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+    except Terminated as t:
+        _die_of(t.signum, caught)
+        return
     sys.exit(code)

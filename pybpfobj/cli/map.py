@@ -21,6 +21,7 @@ from pybpfobj.cli.common import (
     CliError,
     Context,
     UsageError,
+    commit,
     dispatch,
     hexbytes,
     is_keyword,
@@ -751,6 +752,7 @@ def _pin_fd(ctx: Context, fd: int, path: str) -> None:
     from pybpfobj.kernel import bpffs
 
     bpffs.pin_mounting(fd, path, nomount=ctx.nomount)
+    commit()
 
 
 def do_pin(ctx: Context, args: list[str]) -> int:

@@ -18,6 +18,7 @@ from pybpfobj.cli.common import (
     Context,
     Handler,
     UsageError,
+    commit,
     dispatch,
     is_keyword,
     only_one,
@@ -323,6 +324,7 @@ def do_pin(ctx: Context, args: list[str]) -> int:
             raise CliError(f"can't pin the object ({path}): {os.strerror(_errno.EEXIST)}",
                            (-_errno.EEXIST) & 0xFF)
         bpffs.pin_mounting(prog.fd, path, nomount=ctx.nomount)
+        commit()
     ctx.emit_null()
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 
-from pybpfobj.cli.common import CliError, Context, is_keyword, parse_ulong
+from pybpfobj.cli.common import CliError, Context, commit, is_keyword, parse_ulong
 
 # Start-up cost matters: no typing or dataclasses at import (annotations are strings).
 TYPE_CHECKING = False
@@ -46,7 +46,9 @@ LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
        pinmaps mounts no bpffs (as bpftool): MAP_DIR, or its parent, must be on one.
        As upstream bpftool: an existing PATH is refused before loading, and loadall
        into a directory already on a bpffs mounts nothing.  Names with
-       '.' are refused before touching the kernel.  On failure nothing is left pinned.
+       '.' are refused before touching the kernel.  On failure nothing is left pinned,
+       nor when stopped: Ctrl-C (exit 130), SIGTERM or SIGHUP (the process then dies
+       of that signal) take back every pin and directory made so far.
 """
 
 _KEYWORDS = ("type", "map", "dev", "pinmaps", "size", "value_size", "var", "force", "pinroot")
@@ -338,6 +340,7 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             except BpfError as e:
                 raise CliError(f"failed to pin all maps: {e.message}") from None
         ok = True
+        commit()  # kept: a stop from here on no longer kills the process with the pins made
     finally:
         a.close_fds()
         if obj is not None:

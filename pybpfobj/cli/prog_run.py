@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from pybpfobj.cli.common import CliError, Context, is_keyword, parse_ulong
+from pybpfobj.cli.common import CliError, Context, commit, is_keyword, parse_ulong
 
 RUN_KEYWORDS = ("data_in", "data_out", "data_size_out", "ctx_in", "ctx_out", "ctx_size_out", "repeat")
 DEFAULT_SIZE_OUT = 32 * 1024
@@ -198,6 +198,7 @@ def _attach_detach(ctx: Context, args: list[str], verb: str) -> int:
         try:
             if verb == "attach":
                 links.prog_attach(prog, at, target)
+                commit()
             else:
                 links.prog_detach(prog, at, target)
         except BpfError as e:

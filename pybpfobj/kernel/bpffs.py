@@ -254,11 +254,22 @@ def obj_pin(fd: int, path: str) -> None:
 def pin_mounting(fd: int, path: str, *, nomount: bool = False) -> None:
     """Pin ``fd`` at ``path`` as bpftool's ``pin`` verbs do: a bpffs is mounted on the
     parent directory first when it is not on one (unless ``nomount``), and taken
-    away again if the pin then fails."""
+    away again if the pin then fails; interrupted, the pin is taken back too."""
     mounted = ensure_bpffs_for_pin(path, nomount=nomount)
+    existed = os.path.lexists(path)
     try:
         obj_pin(fd, path)
     except PinError:
+        if mounted is not None:
+            mounted.undo()
+        raise
+    except BaseException:
+        # interrupted (Ctrl-C, a stop) as the pin was made: take back what this call made
+        if not existed:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         if mounted is not None:
             mounted.undo()
         raise
