@@ -218,6 +218,21 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
     early (``_gate_open``) only while no call in progress, on any thread,
     found a listener.
     """
+    result, _, lines = capture_session(fn, args, None, None)
+    return result, lines
+
+
+def capture_session(fn: Callable[..., Any], args: tuple[Any, ...], then: Callable[[int], Any] | None,
+                    owner: Any) -> tuple[Any, Any, list[str]]:
+    """:func:`captured`'s session: ``fn(*args)`` with this thread's libbpf lines collected.
+
+    Without ``then``: returns fn's result, None and the lines.  With it (the
+    loader's hottest pair, open_mem then load, in one session): fn returns an
+    object pointer; when it is one (not NULL, not an ERR_PTR), it is stored as
+    ``owner._handle`` (its owner frees it, whatever happens) and ``then(ptr)``
+    runs; returns the pointer (0 for NULL), then's result (None when fn failed)
+    and the lines.
+    """
     global _listening
     local = _capture
     prev = getattr(local, "lines", None)
@@ -233,47 +248,19 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
             _listening += 1
         _gate_open.value = 1
     try:
-        return fn(*args), lines
+        r = fn(*args)
+        if then is None:
+            return r, None, lines
+        if not r or r >= _ERR_PTR_MIN:
+            return r or 0, None, lines
+        owner._handle = r
+        return r, then(r), lines
     finally:
         if not off:
             with _count_lock:
                 _listening -= 1
         # back to the per-line check (right whatever other threads set meanwhile:
         # an open gate only makes their lines take the longer path)
-        _gate_open.value = 1
-        local.lines = prev
-
-
-def captured_open_load(open_mem: Any, load: Any, data: bytes, opts: Any,
-                       owner: Any) -> tuple[int, int | None, list[str]]:
-    """:func:`captured` of the loader's hottest pair, in one capture session without
-    the generic call's extra frames: ``ptr = open_mem(data, len(data), opts)``, then,
-    when that is an object (stored first as ``owner._handle``: its owner frees it,
-    whatever happens), ``load(ptr)``.  Returns the pointer, load's result (None when
-    the open failed) and the warning and info lines libbpf printed meanwhile."""
-    global _listening
-    local = _capture
-    prev = getattr(local, "lines", None)
-    lines: list[str] = []
-    local.lines = lines
-    off = "logging" not in _modules or not logger().isEnabledFor(10)
-    if off:
-        if not _listening:
-            _gate_open.value = 0
-    else:
-        with _count_lock:
-            _listening += 1
-        _gate_open.value = 1
-    try:
-        ptr = open_mem(data, len(data), opts)
-        if not ptr or ptr >= _ERR_PTR_MIN:
-            return ptr or 0, None, lines
-        owner._handle = ptr
-        return ptr, load(ptr), lines
-    finally:
-        if not off:
-            with _count_lock:
-                _listening -= 1
         _gate_open.value = 1
         local.lines = prev
 
@@ -483,6 +470,7 @@ __all__ = [
     "c_uint",
     "c_uint64",
     "capture_output",
+    "capture_session",
     "captured",
     "check",
     "check_ptr",

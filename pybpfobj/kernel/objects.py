@@ -248,7 +248,8 @@ def open_load_cached(contents: tuple[bytes, bytes], what: str, log_buf: LogBuffe
         ref = _open_opts(name, None, False, 0, log_buf)
         log_buf.kept.append(ref)  # the options live as long as their address is kept
         addr = log_buf.opts[name] = ctypes.addressof(ref._obj)
-    ptr, ret, lines = libbpf.captured_open_load(_open_mem_at, _load, contents[0], addr, owner)
+    data = contents[0]
+    ptr, ret, lines = libbpf.capture_session(_open_mem_at, (data, len(data), addr), _load, owner)
     if ret is None:
         raise _open_error(ptr, lines, what, what)
     return ret, lines
