@@ -25,6 +25,7 @@ import _thread
 import errno as _errno
 import os
 from stat import S_ISDIR, S_ISREG
+from time import sleep as _sleep
 from time import time_ns
 
 from pybpfobj import constants
@@ -83,17 +84,23 @@ _STRUCT_OPS = constants.PROG_TYPE["struct_ops"]
 _mappingproxy = type(type.__dict__)
 _LOG_SIZE = 1 << 24  # libbpf's own first size (BPF_LOG_BUF_SIZE); untouched pages cost nothing
 _tls = _thread._local()
-# Guards the state changes of every BpfObject (load's start, close) against other threads
-_transition = _thread.allocate_lock()
-# Files (device, inode, size, mtime, ctime) whose pre-load scan found nothing to do, and how
-# long ago a file must have changed to be remembered there
+# Guards the state changes of every BpfObject (load's start, close) against other threads.
+# Reentrant: a finalizer run by the garbage collector inside a guarded section (any
+# allocation can start it) may close another object on the same thread.  Held for
+# state changes only, never across a call into libbpf (whose print callback runs
+# arbitrary Python: logging handlers, finalizers).
+_transition = _thread.RLock()
+# Files (device, inode, size, mtime, ctime) whose pre-load scan finds nothing to do (the
+# bytes read under that key were scanned), each with whether its bytes may be kept (size,
+# mode), and how long ago a file must have changed to be remembered there
 _FRESH_NS = 2_000_000_000
-_CLEAN_FILES: set[tuple[int, int, int, int, int]] = set()
+_CLEAN_FILES: dict[tuple[int, int, int, int, int], bool] = {}
 # The contents of those files that anyone may read (up to _CONTENTS_MAX bytes each,
 # _CONTENTS_BUDGET in all): the next open of the unchanged file hands libbpf the bytes
 # (open_mem) instead of the path, which saves it a dozen system calls
 _CONTENTS: dict[tuple[int, int, int, int, int], bytes] = {}
 _CONTENTS_MAX = 1 << 20
+_CLEAN_MAX = 64 << 20  # larger files are not read again to be remembered as clean
 _CONTENTS_BUDGET = 32 << 20
 _contents_size = 0
 _keep_contents = True
@@ -102,6 +109,17 @@ _contents_lock = _thread.allocate_lock()
 _NAMES: dict[str, bytes] = {}
 _stat = os.stat
 _DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with this module's locks free: a thread of the parent may
+    have held one at the fork (a deferred open, a load's start), and is gone."""
+    global _transition, _contents_lock
+    _transition = _thread.RLock()
+    _contents_lock = _thread.allocate_lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def keep_file_contents(enabled: bool) -> None:
@@ -122,7 +140,8 @@ def _forget_contents() -> None:
     """Drop the kept bytes (with _contents_lock held), and the files' "clean" mark with them:
     the next load of such a file scans it and keeps its bytes again."""
     global _contents_size
-    _CLEAN_FILES.difference_update(_CONTENTS)
+    for file in _CONTENTS:
+        _CLEAN_FILES.pop(file, None)
     _CONTENTS.clear()
     _contents_size = 0
 
@@ -347,21 +366,35 @@ class BpfObject:
     @property
     def _obj(self) -> int:
         """libbpf's object, opened now if its open was deferred (0 once closed).  While
-        another thread's load() of a deferred object is opening it, there is none yet:
-        EBUSY, as for the other calls refused during a load."""
+        another thread's load() of a deferred object is opening it, this waits for
+        that open (a load's own open comes first, and is the one kept)."""
         h = self._handle
         if h or self._pending is None:
             return h
-        with _transition:
-            pending = self._pending
-            if pending is not None and self._state == "opened":
-                self._log_buf = log_buf = _thread_log_buffer()
-                self._handle = _o.open_cached(pending[0], pending[1], self.source, self.pin_root, log_buf)
-                self._pending = None
-            elif not self._handle and self._state == "loading":
-                raise BpfError(f"object '{self.name}' is being loaded on another thread",
-                               errno=_errno.EBUSY, obj=self.name)
-            return self._handle
+        return self._open_deferred()
+
+    def _open_deferred(self) -> int:
+        while True:
+            with _transition:
+                pending, state, h = self._pending, self._state, self._handle
+            if h or pending is None or state not in ("opened", "loading"):
+                return h  # opened meanwhile, or closed (0)
+            if state == "loading":
+                # load() on another thread is opening these bytes itself: its handle
+                # is there as soon as libbpf's open returns (or the object is closed)
+                _sleep(0.0001)
+                continue
+            # opened outside the lock: libbpf's print callback may run any Python code
+            # (logging handlers, finalizers closing other objects)
+            log_buf = _thread_log_buffer()
+            h = _o.open_cached(pending[0], pending[1], self.source, self.pin_root, log_buf)
+            with _transition:
+                if self._pending is pending and self._state == "opened" and not self._handle:
+                    self._log_buf = log_buf
+                    self._handle = h
+                    self._pending = None
+                    return h
+            _o.close_object(h)  # another thread opened, loaded or closed it meanwhile
 
     def _raw_name(self) -> bytes:
         """The object's name as libbpf holds it (bytes: a file name need not be UTF-8)."""
@@ -941,7 +974,8 @@ class BpfObject:
             # (unless the caller set a type, size or reused map); "nothing" is remembered
             # per file, so loading the same unchanged file again skips the scan.
             file = self._file
-            if file is None or self._configured or file not in _CLEAN_FILES:
+            keepable = _CLEAN_FILES.get(file) if file is not None else None
+            if keepable is None or self._configured:
                 untyped, pinned, unsized = _o.scan_for_load(self._obj)
                 if untyped:
                     self._prepare_types(untyped)
@@ -949,9 +983,11 @@ class BpfObject:
                     # unsized maps the kernel refuses raise; those it takes as they are
                     # (a ringbuf's value size, a storage map's max_entries) pass
                     self._check_maps(pinned, unsized)
-                clean = not (untyped or pinned) and file is not None and not self._configured
+                clean = not (untyped or pinned) and file is not None and not self._configured and self._plain
             else:
-                clean = False
+                # known clean; its bytes not kept (kept off then, or dropped for the budget)
+                # though they may be: keep them now
+                clean = keepable and self._plain and _keep_contents and file not in _CONTENTS
             pins = self._pin_paths
             if pins:  # only by-name pins can create the pin root
                 existed = {p for p in pins.values() if os.path.exists(p)}
@@ -998,41 +1034,45 @@ class BpfObject:
             self._raise_load_error(-ret, lines, log)
 
     def _remember_clean(self, file: tuple[int, int, int, int, int]) -> None:
-        """Remember that the file opened, as ``file`` describes it, needs no pre-load scan,
-        where that description can tell its contents apart: not on a file system whose
-        times are whole seconds (a rewrite within the second keeps them), not for a file
-        changed in the last two seconds (the kernel's clock for file times moves in
-        ticks), and only if the path still leads to that file (it was not re-pointed
-        between the stat and libbpf's open)."""
+        """Remember that the file, as ``file`` describes it, needs no pre-load scan, and
+        keep its bytes where it may, where that description can tell its contents
+        apart: not on a file system whose times are whole seconds (a rewrite within
+        the second keeps them), not for a file changed in the last two seconds (the
+        kernel's clock for file times moves in ticks).  The bytes are read from the
+        path now, checked against ``file`` before and after, and scanned again
+        (opened quietly): what libbpf opened for this load may have been another file,
+        had the path been re-pointed and back meanwhile, and only what is read here
+        under this key is remembered for it."""
         mtime, ctime = file[3], file[4]
         if ctime % 1_000_000_000 == 0 or time_ns() - max(mtime, ctime) < _FRESH_NS:
             return
         path = self._path or ""
-        data = None
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
         except (OSError, ValueError):
             return
         try:
             st = os.fstat(fd)
-            if _file_key(st) != file:
+            if _file_key(st) != file or not S_ISREG(st.st_mode) or st.st_size > _CLEAN_MAX:
                 return
-            # kept only for a file anyone may read: the bytes then tell nobody more than the
-            # file would (a chmod changes its ctime, so the key)
-            if (self._plain and _keep_contents and st.st_size <= _CONTENTS_MAX
-                    and st.st_mode & 0o444 == 0o444):
-                data = os.read(fd, st.st_size + 1)
-                st = os.fstat(fd)  # unchanged while read
-                if len(data) != st.st_size or _file_key(st) != file:
-                    return
+            data = os.read(fd, st.st_size + 1)
+            st = os.fstat(fd)  # unchanged while read
+            if len(data) != st.st_size or _file_key(st) != file:
+                return
         except OSError:
             return
         finally:
             os.close(fd)
-        if len(_CLEAN_FILES) >= 256:
+        found = _o.scan_bytes(data)
+        if found is None or found[0] or found[1]:
+            return  # not the file this load scanned: nothing remembered
+        # kept only for a file anyone may read: the bytes then tell nobody more than the
+        # file would (a chmod changes its ctime, so the key)
+        keepable = st.st_size <= _CONTENTS_MAX and st.st_mode & 0o444 == 0o444
+        if file not in _CLEAN_FILES and len(_CLEAN_FILES) >= 256:
             _CLEAN_FILES.clear()
-        _CLEAN_FILES.add(file)
-        if data is not None:
+        _CLEAN_FILES[file] = keepable
+        if keepable and _keep_contents:
             global _contents_size
             with _contents_lock:
                 if not _keep_contents:

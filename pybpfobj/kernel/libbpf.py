@@ -196,6 +196,8 @@ def _on_print(level: int, fmt: int, va: int) -> None:
     # at open; the first test drops those at the cost of one global lookup.
     if level == 2 and (not _gate_open.value or (_log is None and "logging" not in _modules)):
         return  # a debug line nobody can be listening to, left unformatted
+    if getattr(_capture, "quiet", False):
+        return  # an open made only to look at an object's bytes (quiet())
     sink = getattr(_capture, "lines", None)
     log_it = _wanted(level)
     if not log_it and (sink is None or level == LIBBPF_DEBUG):
@@ -269,6 +271,19 @@ def captured_lines() -> list[str]:
     """Inside a :func:`captured` call: the lines libbpf printed so far in it."""
     lines: list[str] = getattr(_capture, "lines", None) or []
     return lines
+
+
+class quiet:
+    """Context manager dropping every line libbpf prints on this thread meanwhile (not
+    logged, not captured): for an open made only to look at an object's bytes, whose
+    lines the real open printed already."""
+
+    def __enter__(self) -> None:
+        self.prev = getattr(_capture, "quiet", False)
+        _capture.quiet = True
+
+    def __exit__(self, *exc: object) -> None:
+        _capture.quiet = self.prev
 
 
 class capture_output:
@@ -482,6 +497,7 @@ __all__ = [
     "num_possible_cpus",
     "on_first_log",
     "print_gate",
+    "quiet",
     "strerror",
     "version",
 ]

@@ -288,6 +288,21 @@ def scan_for_load(obj: int) -> tuple[list[int], list[int], list[int]]:
     return untyped, pinned, unsized
 
 
+def scan_bytes(data: bytes) -> tuple[list[int], list[int], list[int]] | None:
+    """:func:`scan_for_load` of an object's bytes, opened quietly (default options) and
+    closed again; None when libbpf cannot open them.  The lists hold pointers into an
+    object already freed: only their lengths mean anything."""
+    lb = libbpf.lib()
+    with libbpf.quiet():
+        ptr, _ = libbpf.captured(lb.bpf_object__open_mem, data, len(data), _open_opts(None, None, False, 0, None))
+        if not ptr or ptr >= _ERR_PTR_MIN:
+            return None
+        try:
+            return scan_for_load(ptr)
+        finally:
+            lb.bpf_object__close(ptr)
+
+
 def close_object(obj: int) -> None:
     libbpf.lib().bpf_object__close(obj)
 
@@ -661,6 +676,7 @@ __all__ = [
     "program_names",
     "programs",
     "read_memory",
+    "scan_bytes",
     "scan_for_load",
     "set_log_bufs",
     "write_memory",
