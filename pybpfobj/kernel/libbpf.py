@@ -225,7 +225,8 @@ def captured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
 
 
 def capture_session(fn: Callable[..., Any], args: tuple[Any, ...], then: Callable[[int], Any] | None,
-                    owner: Any) -> tuple[Any, Any, list[str]]:
+                    owner: Any, debug_fn: Callable[..., Any] | None = None,
+                    debug_args: tuple[Any, ...] = ()) -> tuple[Any, Any, list[str]]:
     """:func:`captured`'s session: ``fn(*args)`` with this thread's libbpf lines collected.
 
     Without ``then``: returns fn's result, None and the lines.  With it (the
@@ -233,7 +234,9 @@ def capture_session(fn: Callable[..., Any], args: tuple[Any, ...], then: Callabl
     object pointer; when it is one (not NULL, not an ERR_PTR), it is stored as
     ``owner._handle`` (its owner frees it, whatever happens) and ``then(ptr)``
     runs; returns the pointer (0 for NULL), then's result (None when fn failed)
-    and the lines.
+    and the lines.  ``debug_fn(*debug_args)`` replaces fn while someone listens
+    to libbpf's debug lines (the loader opens the path then, not the bytes kept
+    from it, so those lines name the file as libbpf's open of it does).
     """
     global _listening
     local = _capture
@@ -249,6 +252,8 @@ def capture_session(fn: Callable[..., Any], args: tuple[Any, ...], then: Callabl
         with _count_lock:
             _listening += 1
         _gate_open.value = 1
+    if debug_fn is not None and not off:
+        fn, args = debug_fn, debug_args
     try:
         r = fn(*args)
         if then is None:

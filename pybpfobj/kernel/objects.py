@@ -55,6 +55,7 @@ _load: Any = None
 # bpf_object__open_mem again, taking the options as an address (an int): the loader's
 # hottest call, where converting a byref() argument costs more than the rest
 _open_mem_at: Any = None
+_open_file_at: Any = None  # bpf_object__open_file likewise (the same open with debug lines read)
 
 
 class _held:
@@ -96,9 +97,10 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_object__close", None, vp)
     _proto(lb, "bpf_map__map_extra", ctypes.c_uint64, vp)
     _proto(lb, "bpf_map__set_pin_path", ip, vp, c_char_p)
-    global _open_mem, _load, _open_mem_at
+    global _open_mem, _load, _open_mem_at, _open_file_at
     _open_mem, _load = lb.bpf_object__open_mem, lb.bpf_object__load
     _open_mem_at = ctypes.CFUNCTYPE(vp, c_char_p, c_size_t, vp, use_errno=True)(("bpf_object__open_mem", lb))
+    _open_file_at = ctypes.CFUNCTYPE(vp, c_char_p, vp, use_errno=True)(("bpf_object__open_file", lb))
     _proto(lb, "bpf_object__btf", vp, vp)
     _proto(lb, "bpf_object__next_program", vp, vp, vp)
     _proto(lb, "bpf_object__next_map", vp, vp, vp)
@@ -249,10 +251,15 @@ def open_load_cached(contents: tuple[bytes, bytes], what: str, log_buf: LogBuffe
         log_buf.kept.append(ref)  # the options live as long as their address is kept
         addr = log_buf.opts[name] = ctypes.addressof(ref._obj)
     data = contents[0]
-    ptr, ret, lines = libbpf.capture_session(_open_mem_at, (data, len(data), addr), _load, owner)
+    ptr, ret, lines = libbpf.capture_session(_open_mem_at, (data, len(data), addr), _load, owner,
+                                             _open_path_at, (what, addr))
     if ret is None:
         raise _open_error(ptr, lines, what, what)
     return ret, lines
+
+
+def _open_path_at(path: str, opts_addr: int) -> int:
+    return _open_file_at(libbpf.c_path(path), opts_addr)  # type: ignore[no-any-return]
 
 
 def load_object(obj: int) -> tuple[int, list[str]]:
