@@ -635,6 +635,8 @@ class PerfBuffer(_Reader[PerfEvent]):
         hdr_unpack, sample_unpack, lost_unpack = _HDR.unpack, _SAMPLE.unpack, _LOST.unpack
 
         def on_event(_ctx: int | None, cpu: int, ev: int | None) -> int:
+            if self._error is not None:  # stopped: the rest waits for the next poll
+                return attach.LIBBPF_PERF_EVENT_DONE
             try:
                 if not ev:
                     return attach.LIBBPF_PERF_EVENT_CONT
@@ -658,7 +660,9 @@ class PerfBuffer(_Reader[PerfEvent]):
                         lost_callback(cpu, count)
             except BaseException as e:  # noqa: BLE001  # never unwind through C; re-raised after the poll
                 self._error = e
-                return attach.LIBBPF_PERF_EVENT_ERROR
+                # DONE, not ERROR: libbpf stops on it without a warning of its own ("error
+                # while processing records"), and the poll raises this exception
+                return attach.LIBBPF_PERF_EVENT_DONE
             return attach.LIBBPF_PERF_EVENT_CONT
 
         self._cbs = (attach.PERF_BUFFER_EVENT_FN(on_event),)

@@ -57,20 +57,140 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-# set by the command line tool's entry point once it turns SIGTERM/SIGHUP into Terminated
-_TERMINATION_CAUGHT: list[int] = []
+# The stop signals the command line tool's entry point handles (SIGINT, SIGTERM, SIGHUP,
+# those not ignored by its parent), and whether the command's lasting change has begun
+_STOP_SIGNALS: list[int] = []
+_committed = False
 
 
 def commit() -> None:
-    """The command's lasting change (a pin, an attachment) is made and kept: from here
-    to the exit, SIGTERM and SIGHUP wait (blocked; the process exits on its own at once),
-    so a stop can no longer end the process as killed with that change left behind.
-    Only in the command line tool's own process (nothing is blocked for a caller of
-    :func:`pybpfobj.cli.main.run`)."""
-    if _TERMINATION_CAUGHT:
+    """Called just before a command's lasting change (its pins, an attachment): from here
+    to the exit the stop signals wait (blocked; the command completes and the process
+    exits on its own at once), so a stop can no longer cut that change in half or end
+    the process as killed with it made.  A stop handled before this call unwinds the
+    command as usual.  Only in the command line tool's own process (nothing is blocked
+    for a caller of :func:`pybpfobj.cli.main.run`)."""
+    global _committed
+    if _STOP_SIGNALS:
         import signal
 
-        signal.pthread_sigmask(signal.SIG_BLOCK, _TERMINATION_CAUGHT)
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        _committed = True
+
+
+def _in_libbpf_callback(frame: Any) -> bool:
+    libbpf = sys.modules.get("pybpfobj.kernel.libbpf")
+    return libbpf is not None and libbpf.in_print_callback(frame)
+
+
+# A stop that came while libbpf was calling back into Python (its print function): an
+# exception raised there would be printed and dropped by ctypes.  It waits here, and a
+# SIGALRM a millisecond later looks again (see _defer); its raise, or None.
+_deferred: list[Callable[[], None]] = []
+
+
+def _defer(raise_stop: Callable[[], None]) -> None:
+    import signal
+
+    libbpf = sys.modules["pybpfobj.kernel.libbpf"]
+    libbpf.stop_pending()  # libbpf's further lines are dropped: the call ends sooner
+    if not _deferred:
+        _deferred.append(raise_stop)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.001)
+
+
+def _on_alarm(_signum: int, frame: Any) -> None:
+    if not _deferred:
+        return
+    if _in_libbpf_callback(frame):
+        import signal
+
+        signal.setitimer(signal.ITIMER_REAL, 0.001)  # still in there: look again soon
+        return
+    _deferred.pop()()
+
+
+def _on_stop(signum: int, frame: Any) -> None:
+    """The stop signals' handler (installed by the entry point)."""
+    if _committed:
+        return  # blocked since; one handled just before the change began: it completes
+
+    def raise_stop() -> None:
+        import signal
+
+        for sig in _STOP_SIGNALS:  # a second stop must not cut the unwinding short
+            signal.signal(sig, signal.SIG_IGN)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    if _in_libbpf_callback(frame):
+        _defer(raise_stop)
+        return
+    raise_stop()
+
+
+def catch_stop_signals() -> list[int]:
+    """Install :func:`_on_stop` for SIGINT, SIGTERM and SIGHUP where the parent left them
+    at their default (a signal ignored, as under ``nohup``, stays ignored); returns them."""
+    import signal
+
+    caught = []
+    for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL),
+                         (signal.SIGHUP, signal.SIG_DFL)):
+        if signal.getsignal(sig) is default:
+            signal.signal(sig, _on_stop)
+            caught.append(int(sig))
+    _STOP_SIGNALS[:] = caught
+    return caught
+
+
+class stop_on_signals:
+    """Context manager for the commands that run until stopped (tracelog, event_pipe):
+    SIGINT, SIGTERM and SIGHUP raise :class:`Stopped` (a KeyboardInterrupt) once, as
+    bpftool's handlers end those commands, whatever the parent set for them (bpftool
+    installs its handlers unconditionally); later ones are ignored while the command
+    winds down.  The previous handlers come back on exit.  Only in the main thread."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        self.old: dict[int, Any] = {}
+        self.fired = False
+
+        def stop(signum: int, frame: Any) -> None:
+            if self.fired:
+                return
+            self.fired = True
+
+            def raise_stop() -> None:
+                raise Stopped(signum)
+
+            if _in_libbpf_callback(frame):
+                _defer(raise_stop)
+                return
+            raise_stop()
+
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                self.old[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread: no handlers to set
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal ended a command that runs until stopped (see :class:`stop_on_signals`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class Context:

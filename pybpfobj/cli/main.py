@@ -18,6 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
     from collections.abc import Sequence
+    from typing import Any
 
 USAGE = """Usage: pybpfobj [OPTIONS] OBJECT { COMMAND | help }
        pybpfobj load OBJ PATH ...     (same as: pybpfobj prog load)
@@ -258,61 +259,118 @@ def run(argv: Sequence[str], ctx: Context | None = None) -> int:
 
 
 def _report(ctx: Context, message: str) -> None:
-    if ctx.json:
-        ctx.emit_json({"error": message})
-    else:
-        ctx.err.write(f"Error: {message}\n")
+    try:
+        if ctx.json:
+            ctx.emit_json({"error": message})
+        else:
+            ctx.err.write(f"Error: {message}\n")
+    except (OSError, ValueError):
+        pass  # stderr (or stdout) cannot be written: the exit code still says it (as bpftool)
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise Terminated(signum)
-
-
-def _catch_termination() -> list[int]:
-    """SIGTERM and SIGHUP (``timeout``, ``kill``, systemd stopping a unit, a closed
-    terminal) unwind the command as Ctrl-C does, so a load stopped between its
-    pins takes them back (bpftool leaves them).  A signal the parent set to be
-    ignored (``nohup``) stays ignored.  Returns the signals now caught."""
-    import signal
-
-    from pybpfobj.cli import common
-
-    caught = []
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is signal.SIG_DFL:
-            signal.signal(sig, _terminate)
-            caught.append(int(sig))
-    common._TERMINATION_CAUGHT[:] = caught
-    return caught
-
-
-def _die_of(signum: int, caught: list[int]) -> None:
+def _die_of(signum: int) -> None:
     """After the unwinding: end as the signal would have ended us (the parent sees it)."""
     import os
     import signal
 
-    for sig in caught:  # no second unwinding from here on
-        signal.signal(sig, signal.SIG_IGN)
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except (OSError, ValueError):
-            pass
+    _flush_quietly()
     signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
     os.kill(os.getpid(), signum)
     os._exit(128 + signum)  # not reached: the signal's default action ends the process
 
 
+def _flush_quietly() -> None:
+    """Flush stdout and stderr; a stream that cannot be written (a full disk, a closed pipe)
+    is pointed at /dev/null, so the interpreter's own flush at exit is quiet too (bpftool's
+    exit code does not depend on its output being written)."""
+    import os
+
+    for f in (sys.stdout, sys.stderr):
+        try:
+            getattr(f, "_f", f).flush()  # (the file under a _Tolerant stream)
+        except (OSError, ValueError):
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, f.fileno())
+                os.close(null)
+            except (OSError, ValueError):
+                pass
+
+
+class _Tolerant:
+    """stdout or stderr for the command line tool: a write the file refuses (a full
+    disk, an I/O error) drops the rest of the output instead of failing the command,
+    whose exit code then still says what it did (as bpftool, which ignores its write
+    errors).  A closed pipe still raises (the command stops, exit 0)."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self._broken = False
+
+    def write(self, text: str) -> int:
+        if not self._broken:
+            try:
+                self._f.write(text)
+            except BrokenPipeError:
+                raise
+            except OSError:
+                self._broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._broken:
+            try:
+                self._f.flush()
+            except BrokenPipeError:
+                raise
+            except OSError:
+                self._broken = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+def _fill_closed_std_fds() -> None:
+    """A standard descriptor the parent closed (``>&-``) is opened on /dev/null: Python
+    has no stream for it then (sys.stdout is None), and the first fd libbpf opens (a map,
+    a program) would take its number."""
+    import os
+
+    while True:
+        try:
+            fd = os.open(os.devnull, os.O_RDWR)
+        except OSError:
+            return
+        if fd > 2:
+            os.close(fd)
+            break
+    if sys.stdin is None:
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's own stream
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
 def entry() -> None:
-    """Console-script entry point."""
-    caught = _catch_termination()
+    """Console-script entry point.
+
+    SIGINT, SIGTERM and SIGHUP (Ctrl-C, ``timeout``, ``kill``, systemd stopping a unit,
+    a closed terminal) unwind a command (:func:`pybpfobj.cli.common.catch_stop_signals`):
+    a load stopped between its pins takes them back (bpftool leaves them); Ctrl-C then
+    exits 130, the others end the process by their signal.  A signal the parent set to
+    be ignored (``nohup``) stays ignored.
+    """
+    from pybpfobj.cli.common import catch_stop_signals
+
+    _fill_closed_std_fds()
+    sys.stdout, sys.stderr = _Tolerant(sys.stdout), _Tolerant(sys.stderr)
+    catch_stop_signals()
     try:
         code = run(sys.argv[1:])
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            pass
+        _flush_quietly()
     except Terminated as t:
-        _die_of(t.signum, caught)
+        _die_of(t.signum)
         return
     sys.exit(code)

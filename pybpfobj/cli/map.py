@@ -27,6 +27,7 @@ from pybpfobj.cli.common import (
     is_keyword,
     only_one,
     parse_ulong,
+    stop_on_signals,
 )
 from pybpfobj.errors import BpfError, map_error
 from pybpfobj.kernel import info as kinfo
@@ -751,8 +752,8 @@ def do_delete(ctx: Context, args: list[str]) -> int:
 def _pin_fd(ctx: Context, fd: int, path: str) -> None:
     from pybpfobj.kernel import bpffs
 
+    commit()  # the pin (and any bpffs mounted for it) is the command's change: no stop cuts it
     bpffs.pin_mounting(fd, path, nomount=ctx.nomount)
-    commit()
 
 
 def do_pin(ctx: Context, args: list[str]) -> int:
@@ -942,10 +943,6 @@ def do_event_pipe(ctx: Context, args: list[str]) -> int:
         return _event_pipe(ctx, m, ringbuf, {cpu: index} if cpu >= 0 else None, count)
 
 
-class _Stop(Exception):
-    """SIGTERM/SIGHUP during event_pipe: stop like SIGINT (bpftool closes its JSON array)."""
-
-
 def _event_pipe(ctx: Context, m: Map, ringbuf: bool, cpus: dict[int, int] | None, count: int) -> int:
     """Print records as bpftool's event_pipe does until interrupted or ``count`` were printed.
 
@@ -955,7 +952,6 @@ def _event_pipe(ctx: Context, m: Map, ringbuf: bool, cpus: dict[int, int] | None
     headers (bpftool 7.1 has no ringbuf support).  JSON output is one
     array, closed when the command stops.
     """
-    import signal
     import time
 
     from pybpfobj import events
@@ -1002,22 +998,14 @@ def _event_pipe(ctx: Context, m: Map, ringbuf: bool, cpus: dict[int, int] | None
             out.write(f"lost {rec.count} events\n")
         out.flush()
 
-    def stop(_sig: int, _frame: Any) -> None:
-        raise _Stop
-
-    old: dict[signal.Signals, Any] = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            old[sig] = signal.signal(sig, stop)
-    except ValueError:  # not the main thread: no handlers to set
-        pass
+    stop = stop_on_signals()  # Ctrl-C, SIGTERM, SIGHUP end it, exit 0, as bpftool's handlers
+    stop.__enter__()
     try:
         # 16 pages per CPU, as bpftool
         reader = (events.RingBuffer(m, emit) if ringbuf
                   else events.PerfBuffer(m, page_cnt=16, cpus=cpus, record_callback=emit))
     except BpfError as e:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+        stop.__exit__()
         err = e.errno or _errno.EINVAL
         raise CliError(f"failed to create {'ring' if ringbuf else 'perf'} buffer: {os.strerror(err)} ({err})",
                        255) from None
@@ -1027,12 +1015,11 @@ def _event_pipe(ctx: Context, m: Map, ringbuf: bool, cpus: dict[int, int] | None
     try:
         while not count or printed < count:
             reader.poll(200)
-    except (KeyboardInterrupt, _Stop):
+    except KeyboardInterrupt:
         ctx.err.write("Stopping...\n")
     finally:
         reader.close()
-        for sig, h in old.items():
-            signal.signal(sig, h)
+        stop.__exit__()
         if ctx.json:
             # bpftool's json_writer: a non-empty pretty array closes on a line of its own
             out.write("\n]\n" if ctx.pretty and not first else "]\n")

@@ -323,8 +323,8 @@ def do_pin(ctx: Context, args: list[str]) -> int:
         if os.path.lexists(path):
             raise CliError(f"can't pin the object ({path}): {os.strerror(_errno.EEXIST)}",
                            (-_errno.EEXIST) & 0xFF)
+        commit()  # the pin (and any bpffs mounted for it) is the command's change: no stop cuts it
         bpffs.pin_mounting(prog.fd, path, nomount=ctx.nomount)
-        commit()
     ctx.emit_null()
     return 0
 

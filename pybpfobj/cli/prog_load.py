@@ -324,6 +324,10 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             for n in obj.program_names():
                 if os.path.lexists(os.path.join(a.path, n)):
                     raise CliError(f"can't pin BPF object: path '{os.path.join(a.path, n)}' already exists")
+        # Loaded: the pins are the command's change.  A stop from here on waits for the exit,
+        # so it cannot end the process with some of them made (a failing pin still takes
+        # every one back); a stop during the load unwound it already.
+        commit()
         try:
             if first_only:
                 obj.pin_first(a.path)
@@ -340,7 +344,6 @@ def _load(ctx: Context, args: list[str], first_only: bool) -> int:
             except BpfError as e:
                 raise CliError(f"failed to pin all maps: {e.message}") from None
         ok = True
-        commit()  # kept: a stop from here on no longer kills the process with the pins made
     finally:
         a.close_fds()
         if obj is not None:

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from pybpfobj.cli.common import CliError, Context, commit, is_keyword, parse_ulong
+from pybpfobj.cli.common import CliError, Context, commit, is_keyword, parse_ulong, stop_on_signals
 
 RUN_KEYWORDS = ("data_in", "data_out", "data_size_out", "ctx_in", "ctx_out", "ctx_size_out", "repeat")
 DEFAULT_SIZE_OUT = 32 * 1024
@@ -197,8 +197,8 @@ def _attach_detach(ctx: Context, args: list[str], verb: str) -> int:
                            "(msg_verdict, skb_verdict, stream_verdict, stream_parser, flow_dissector)", 234)
         try:
             if verb == "attach":
+                commit()  # the attachment is the command's change: no stop cuts it
                 links.prog_attach(prog, at, target)
-                commit()
             else:
                 links.prog_detach(prog, at, target)
         except BpfError as e:
@@ -290,6 +290,8 @@ def do_tracelog(ctx: Context, args: list[str]) -> int:
     buf = b""
     if ctx.json:
         ctx.out.write("[")
+    stop = stop_on_signals()  # Ctrl-C, SIGTERM, SIGHUP end it, exit 0, as bpftool's handlers
+    stop.__enter__()
     try:
         while count is None or seen < count:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -321,6 +323,7 @@ def do_tracelog(ctx: Context, args: list[str]) -> int:
         os.close(fd)
         if ctx.json:
             ctx.out.write("]\n")
+        stop.__exit__()
     return 0
 
 

@@ -161,28 +161,64 @@ def mount_bpffs(target: str) -> Mounted:
     lc = _libc()
     t = libbpf.c_path(target)
     m = Mounted(target)
-    while True:
-        if lc.mount(b"", t, b"none", MS_PRIVATE | MS_REC, None) == 0:
-            break
-        err = ctypes.get_errno()
-        if err != 22 or m.bind_done:
-            if m.bind_done:
-                m.undo()
-            raise BpffsError(f"mount --make-private {target} failed: {os.strerror(err)}", errno=err,
-                             path=target)
-        if lc.mount(t, t, b"none", MS_BIND, None) != 0:
+    step = ""
+    try:
+        while True:
+            step = "private"
+            if lc.mount(b"", t, b"none", MS_PRIVATE | MS_REC, None) == 0:
+                break
             err = ctypes.get_errno()
-            raise BpffsError(f"mount --bind {target} {target} failed: {os.strerror(err)}", errno=err,
+            if err != 22 or m.bind_done:
+                if m.bind_done:
+                    m.undo()
+                raise BpffsError(f"mount --make-private {target} failed: {os.strerror(err)}", errno=err,
+                                 path=target)
+            step = "bind"  # (not a mount point before: EINVAL above)
+            if lc.mount(t, t, b"none", MS_BIND, None) != 0:
+                err = ctypes.get_errno()
+                raise BpffsError(f"mount --bind {target} {target} failed: {os.strerror(err)}", errno=err,
+                                 path=target)
+            m.bind_done = True
+        step = "bpf"  # (not a bpffs before: the caller found none)
+        if lc.mount(b"bpf", t, b"bpf", 0, b"mode=0700") != 0:
+            err = ctypes.get_errno()
+            if m.bind_done:
+                lc.umount2(t, MNT_DETACH)
+            raise BpffsError(f"mount -t bpf {target} {target} failed: {os.strerror(err)}", errno=err,
                              path=target)
-        m.bind_done = True
-    if lc.mount(b"bpf", t, b"bpf", 0, b"mode=0700") != 0:
-        err = ctypes.get_errno()
-        if m.bind_done:
-            lc.umount2(t, MNT_DETACH)
-        raise BpffsError(f"mount -t bpf {target} {target} failed: {os.strerror(err)}", errno=err,
-                         path=target)
-    m.bpf_done = True
+        m.bpf_done = True
+    except BpffsError:
+        raise
+    except BaseException:
+        # interrupted (Ctrl-C, a stop) as a step returned, before it was noted: what
+        # this call mounted is found and taken away
+        if step == "bpf" and not m.bpf_done and is_bpffs(target):
+            m.bpf_done = True
+        if step == "bind" and not m.bind_done and _is_mount_point(target):
+            m.bind_done = True
+        if m.bpf_done or m.bind_done:
+            m.undo(force=True)
+        raise
     return m
+
+
+def _is_mount_point(path: str) -> bool:
+    """Whether something is mounted on ``path`` (in this process's mount table; a bind
+    mount of a directory on itself keeps its device and inode, so stat cannot tell)."""
+    import re
+
+    want = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                point = line.split(b" ")[4]
+                # octal escapes of space, tab, newline and backslash, as the kernel writes them
+                decoded = re.sub(rb"\\([0-7]{3})", lambda mo: bytes([int(mo.group(1), 8)]), point)
+                if os.fsdecode(decoded) == want:
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 def ensure_bpffs_for_pin(path: str, *, nomount: bool = False) -> Mounted | None:

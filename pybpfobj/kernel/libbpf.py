@@ -191,11 +191,36 @@ def _format(fmt: int, va: int) -> str:
         _libc.free(out)
 
 
+# Set once a stop (a signal) is waiting for the libbpf call in progress to return: its
+# lines are dropped from then on (see in_print_callback)
+_stopping = False
+
+
+def in_print_callback(frame: Any) -> bool:
+    """Whether ``frame`` (a signal handler's) runs inside libbpf's print callback: an
+    exception raised there would be printed and dropped by ctypes, not reach the caller.
+    A handler that finds itself there marks the signal again (``_thread.interrupt_main``),
+    to be handled once the call into libbpf returns, and calls :func:`stop_pending`."""
+    code = _on_print.__code__
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def stop_pending() -> None:
+    """A stop waits for the libbpf call in progress: drop its further lines (each would
+    otherwise run the waiting signal's handler again, in the callback)."""
+    global _stopping
+    _stopping = True
+
+
 def _on_print(level: int, fmt: int, va: int) -> None:
     # libbpf calls this for every line, two dozen debug lines per small object
     # at open; the first test drops those at the cost of one global lookup.
-    if level == 2 and (not _gate_open.value or (_log is None and "logging" not in _modules)):
-        return  # a debug line nobody can be listening to, left unformatted
+    if _stopping or (level == 2 and (not _gate_open.value or (_log is None and "logging" not in _modules))):
+        return  # a debug line nobody can be listening to, left unformatted (or a stop waits)
     if getattr(_capture, "quiet", False):
         return  # an open made only to look at an object's bytes (quiet())
     sink = getattr(_capture, "lines", None)
@@ -496,6 +521,7 @@ __all__ = [
     "check_ptr",
     "declares",
     "has",
+    "in_print_callback",
     "lib",
     "libc",
     "logger",
@@ -503,6 +529,7 @@ __all__ = [
     "on_first_log",
     "print_gate",
     "quiet",
+    "stop_pending",
     "strerror",
     "version",
 ]

@@ -280,3 +280,51 @@ def test_event_pipe_index_beyond_the_map_fails_like_bpftool(producer: Any, bpffs
 def test_event_pipe_ringbuf_refuses_cpu_index(producer: Any, bpffs: Path) -> None:
     rc, _out, err = ours("map", "event_pipe", "pinned", str(bpffs / "rb"), "cpu", "0", "index", "0")
     assert (rc, err) == (255, "Error: cpu and index apply to perf_event_array maps only\n")
+
+
+def test_event_pipe_stopped_while_events_flow_ends_like_bpftool(producer: Any, bpffs: Path, bpftool: str) -> None:
+    """SIGTERM and SIGHUP landing together while samples keep coming, with SIGHUP ignored
+    by the parent (nohup): both tools stop, exit 0 and close their JSON array; ours says
+    nothing but "Stopping..." (no libbpf error line for the records left unread)."""
+    import json
+    import threading
+
+    results = {}
+    for tool, cmd in (("bpftool", [bpftool]), ("ours", BPFTOOL_LIKE)):
+        argv = ["sh", "-c", "trap '' HUP; exec \"$@\"", "sh", *cmd, "-j", "map", "event_pipe", "pinned",
+                str(bpffs / "pb")]
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
+            stop = threading.Event()
+
+            def produce(stop: threading.Event) -> None:
+                while not stop.is_set():
+                    producer.programs["emit_perf"].test_run(bytes(16), repeat=50)
+
+            t = threading.Thread(target=produce, args=(stop,))
+            try:
+                deadline = time.monotonic() + 20
+                while _perf_fds(p.pid) < 1:
+                    assert p.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.02)
+                time.sleep(0.2)
+                t.start()
+                time.sleep(0.3)
+                for sig in (signal.SIGSTOP, signal.SIGTERM, signal.SIGHUP, signal.SIGCONT):
+                    p.send_signal(sig)
+                p.wait(timeout=20)
+            finally:
+                stop.set()
+                if t.is_alive():
+                    t.join()
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            out.seek(0)
+            err.seek(0)
+            results[tool] = (p.returncode, out.read(), err.read())
+    for tool, (rc, out, _err) in results.items():
+        assert rc == 0, (tool, results[tool])
+        assert isinstance(json.loads(out), list), tool
+    err_lines = set(results["ours"][2].splitlines())
+    assert err_lines == {"Stopping..."}, results["ours"][2]

@@ -63,21 +63,52 @@ def _loadall_stopped_while_pinning(objs: Path, fs: Path, sig: int, attempt: int,
     return proc.returncode, sent_mid_pinning, _entries(progs, maps)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_loadall_stopped_by_a_signal_while_pinning_takes_back_every_pin(
-        objs: Path, bpffs: Path, sig: int) -> None:
-    stopped = 0
-    for attempt in range(12):
-        rc, mid, left = _loadall_stopped_while_pinning(objs, bpffs, sig, attempt)
-        if rc == 0:  # the signal came as it finished: everything is pinned, nothing to undo
-            assert left
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"])
+def test_a_stop_once_pinning_began_lets_every_pin_be_made(objs: Path, bpffs: Path, sig: int) -> None:
+    """The pins are the command's change: a stop arriving as they are made waits for the
+    exit, so the process never ends as stopped with some of them made."""
+    complete = None
+    for attempt in range(6):
+        rc, _mid, left = _loadall_stopped_while_pinning(objs, bpffs, sig, attempt)
+        assert rc == 0, (rc, left)
+        names = sorted(os.path.relpath(p, bpffs) for p in left)
+        flat = sorted(n.replace(f"p{attempt}", "P").replace(f"m{attempt}", "M") for n in names)
+        complete = complete or flat
+        assert flat == complete  # everything, every time
+    assert complete and any(n.startswith("P/") for n in complete) and any(n.startswith("M/") for n in complete)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"])
+def test_a_stop_during_the_load_takes_back_the_bpffs_the_command_mounted(
+        objs: Path, tmp_path: Path, sig: int) -> None:
+    """loadall into a directory that is not on a bpffs: the command mounts one on it
+    (as bpftool), then loads heavy.o (the verifier takes a while); stopped meanwhile, it
+    takes that mount away and dies of the signal (Ctrl-C: exits 130)."""
+    from pybpfobj.kernel import bpffs as fs
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for attempt in range(4):
+        proc = subprocess.Popen([*CMD, "loadall", str(objs / "heavy.o"), str(plain / "progs")], env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and not fs.is_bpffs(str(plain)) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.02)  # into the load
+        if proc.poll() is not None and proc.returncode == 0:  # loaded before the stop: again
+            subprocess.run(["umount", "-l", str(plain)], check=False)
             continue
-        assert rc == -sig, (rc, left)  # died of the signal, as the caller expects
-        assert left == [], left  # every program pin, map pin and directory taken back
-        stopped += mid
-        if stopped >= 3:
-            break
-    assert stopped, "no signal arrived while the command was pinning (nothing was tested)"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        assert b"Traceback" not in err, err
+        if proc.returncode == 0:
+            subprocess.run(["umount", "-l", str(plain)], check=False)
+            continue
+        assert proc.returncode == (130 if sig == signal.SIGINT else -sig), err
+        assert not fs.is_bpffs(str(plain)) and not fs._is_mount_point(str(plain))
+        assert list(plain.iterdir()) == []
+        return
+    pytest.fail("every load ended before the stop")
 
 
 def test_a_sighup_the_parent_ignores_stays_ignored(objs: Path, bpffs: Path) -> None:
@@ -124,3 +155,106 @@ def test_a_pin_interrupted_as_it_is_made_is_taken_back_with_its_mount(
         fs.pin_mounting(m.fd, str(path))
     assert not path.exists()
     assert not fs.is_bpffs(str(where)) if mount else fs.is_bpffs(str(where))
+
+
+@pytest.mark.parametrize("nth", [2, 3, 4], ids=["bind", "private", "bpffs"])
+def test_a_bpffs_mount_interrupted_as_a_step_returns_is_taken_away(
+        need_root: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
+    """mount_bpffs on a plain directory: make-private (EINVAL: not a mount point), bind,
+    make-private, mount bpf.  Interrupted just after the nth call returns, nothing stays."""
+    from pybpfobj.kernel import bpffs as fs
+
+    real = fs._libc()
+    calls = []
+
+    class Interrupting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def mount(self, *a: object) -> int:
+            r = real.mount(*a)
+            calls.append(r)
+            if len(calls) == nth:
+                raise KeyboardInterrupt
+            return int(r)
+
+    target = tmp_path / "plain"
+    target.mkdir()
+    monkeypatch.setattr(fs, "_libc", lambda: Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        fs.mount_bpffs(str(target))
+    monkeypatch.undo()
+    assert len(calls) == nth
+    assert not fs.is_bpffs(str(target)) and not fs._is_mount_point(str(target))
+
+
+_SLOW_PRINTING_LOAD = """
+import os, signal, sys, time
+sys.argv = ["pybpfobj", "-d", "loadall", sys.argv[1], sys.argv[2]]
+from pybpfobj.kernel import libbpf
+real = libbpf._on_print
+def slow(level, fmt, va):
+    if not libbpf._stopping:
+        time.sleep(0.0005)         # the signal lands in here: libbpf is printing (-d)
+    return real(level, fmt, va)
+libbpf._on_print = slow
+from pybpfobj.cli.main import entry
+entry()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_while_libbpf_prints_is_not_lost(objs: Path, bpffs: Path, sig: int) -> None:
+    """-d: libbpf prints the verifier's log through a Python callback, where ctypes would
+    drop the exception a signal handler raises; the stop must still end the command."""
+    err = ""
+    for attempt in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", _SLOW_PRINTING_LOAD, str(objs / "heavy.o"),
+                                 str(bpffs / f"h{attempt}")], env=ENV, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        time.sleep(0.5)  # past start-up: libbpf is loading and printing its log
+        if proc.poll() is not None:
+            continue
+        proc.send_signal(sig)
+        _, errb = proc.communicate(timeout=120)
+        err = errb.decode(errors="replace")
+        assert "Exception ignored" not in err and "Traceback" not in err, err[-2000:]
+        assert proc.returncode == (130 if sig == signal.SIGINT else -sig), err[-2000:]
+        assert not (bpffs / f"h{attempt}").exists()
+        return
+    pytest.fail("the load ended before the signal could be sent")
+
+
+def test_a_second_stop_during_the_unwinding_does_not_cut_it_short(objs: Path, bpffs: Path) -> None:
+    for attempt in range(8):
+        progs, maps = bpffs / f"s{attempt}", bpffs / f"sm{attempt}"
+        proc = subprocess.Popen([*CMD, "loadall", str(objs / "progs_all.o"), str(progs), "pinmaps", str(maps)],
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and not progs.exists():
+            pass
+        # both land before it runs again: the second during the unwinding of the first
+        proc.send_signal(signal.SIGSTOP)
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGCONT)
+        proc.wait(timeout=30)
+        left = _entries(progs, maps)
+        assert proc.returncode in (0, -signal.SIGTERM, -signal.SIGHUP)
+        if proc.returncode != 0:
+            assert left == [], left
+
+
+def test_output_to_a_closed_or_full_stdout_keeps_bpftools_exit_codes(bpftool: str, bpffs: Path) -> None:
+    for redirect in (">&-", ">/dev/full", "2>&-"):
+        for words in ("prog show", "-j prog show", f"map create {bpffs}/x type hash key 4 value 4 entries 1 name x"):
+            ours_cmd = f"{sys.executable} -m pybpfobj {words} {redirect}; echo rc=$?"
+            theirs_cmd = f"{bpftool} {words} {redirect}; echo rc=$?"
+            got = []
+            for cmd in (theirs_cmd, ours_cmd):
+                p = subprocess.run(["sh", "-c", cmd], env=ENV, capture_output=True, text=True, timeout=60, check=False)
+                rc = p.stdout.strip().rsplit("rc=", 1)[-1]
+                got.append(rc)
+                assert "Traceback" not in p.stderr, p.stderr
+                if words.startswith("map create"):
+                    os.unlink(bpffs / "x") if (bpffs / "x").exists() else None
+            assert got[0] == got[1], (redirect, words, got)
