@@ -47,8 +47,9 @@ LOAD_USAGE = """Usage: pybpfobj prog { load | loadall } OBJ  PATH \\
        As upstream bpftool: an existing PATH is refused before loading, and loadall
        into a directory already on a bpffs mounts nothing.  Names with
        '.' are refused before touching the kernel.  On failure nothing is left pinned,
-       nor when stopped: Ctrl-C (exit 130), SIGTERM or SIGHUP (the process then dies
-       of that signal) take back every pin and directory made so far.
+       nor when stopped during the load: Ctrl-C (exit 130), SIGTERM or SIGHUP (the
+       process then dies of that signal) take back what was made.  Once loaded, a stop
+       waits for the pins to be made and the command completes (exit 0).
 """
 
 _KEYWORDS = ("type", "map", "dev", "pinmaps", "size", "value_size", "var", "force", "pinroot")
