@@ -57,6 +57,13 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def _sig() -> Any:
+    """The C signal module: signal.py imports enum, milliseconds of every run's start-up."""
+    import _signal  # type: ignore[import-not-found]
+
+    return _signal
+
+
 # The stop signals the command line tool's entry point handles (SIGINT, SIGTERM, SIGHUP,
 # those not ignored by its parent), and whether the command's lasting change has begun
 _STOP_SIGNALS: list[int] = []
@@ -72,7 +79,7 @@ def commit() -> None:
     for a caller of :func:`pybpfobj.cli.main.run`)."""
     global _committed
     if _STOP_SIGNALS:
-        import signal
+        signal = _sig()
 
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         _committed = True
@@ -90,7 +97,7 @@ _deferred: list[Callable[[], None]] = []
 
 
 def _defer(raise_stop: Callable[[], None]) -> None:
-    import signal
+    signal = _sig()
 
     libbpf = sys.modules["pybpfobj.kernel.libbpf"]
     libbpf.stop_pending()  # libbpf's further lines are dropped: the call ends sooner
@@ -104,7 +111,7 @@ def _on_alarm(_signum: int, frame: Any) -> None:
     if not _deferred:
         return
     if _in_libbpf_callback(frame):
-        import signal
+        signal = _sig()
 
         signal.setitimer(signal.ITIMER_REAL, 0.001)  # still in there: look again soon
         return
@@ -117,7 +124,7 @@ def _on_stop(signum: int, frame: Any) -> None:
         return  # blocked since; one handled just before the change began: it completes
 
     def raise_stop() -> None:
-        import signal
+        signal = _sig()
 
         for sig in _STOP_SIGNALS:  # a second stop must not cut the unwinding short
             signal.signal(sig, signal.SIG_IGN)
@@ -134,12 +141,12 @@ def _on_stop(signum: int, frame: Any) -> None:
 def catch_stop_signals() -> list[int]:
     """Install :func:`_on_stop` for SIGINT, SIGTERM and SIGHUP where the parent left them
     at their default (a signal ignored, as under ``nohup``, stays ignored); returns them."""
-    import signal
+    signal = _sig()
 
     caught = []
     for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL),
                          (signal.SIGHUP, signal.SIG_DFL)):
-        if signal.getsignal(sig) is default:
+        if signal.getsignal(sig) == default:
             signal.signal(sig, _on_stop)
             caught.append(int(sig))
     _STOP_SIGNALS[:] = caught
@@ -154,7 +161,7 @@ class stop_on_signals:
     winds down.  The previous handlers come back on exit.  Only in the main thread."""
 
     def __enter__(self) -> None:
-        import signal
+        signal = _sig()
 
         self.old: dict[int, Any] = {}
         self.fired = False
@@ -179,7 +186,7 @@ class stop_on_signals:
             pass
 
     def __exit__(self, *exc: object) -> None:
-        import signal
+        signal = _sig()
 
         for sig, h in self.old.items():
             signal.signal(sig, h)

@@ -271,7 +271,10 @@ def _report(ctx: Context, message: str) -> None:
 def _die_of(signum: int) -> None:
     """After the unwinding: end as the signal would have ended us (the parent sees it)."""
     import os
-    import signal
+
+    from pybpfobj.cli.common import _sig
+
+    signal = _sig()
 
     _flush_quietly()
     signal.signal(signum, signal.SIG_DFL)
