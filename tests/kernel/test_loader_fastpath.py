@@ -901,8 +901,9 @@ def test_a_file_known_clean_while_keeping_was_off_has_its_bytes_kept_later(
         o.load()
 
 
-_FORK_DURING_DEFERRED_OPEN = """
-import os, signal, sys, threading
+# A child script's start: the file given is loaded twice, so its bytes are kept
+_KEPT_PRELUDE = """
+import sys
 from pybpfobj import loader
 from pybpfobj.loader import BpfObject
 loader._FRESH_NS = 0
@@ -910,6 +911,10 @@ path = sys.argv[1]
 for _ in range(2):
     with BpfObject(path) as o:
         o.load()
+"""
+
+_FORK_DURING_DEFERRED_OPEN = _KEPT_PRELUDE + """
+import os, signal, threading
 stop = False
 def reader():
     while not stop:
@@ -945,15 +950,8 @@ def test_a_child_forked_while_another_thread_opens_a_deferred_object_loads(objs:
     assert out.split() == ["0"]
 
 
-_GC_DURING_DEFERRED_OPEN = """
-import gc, logging, sys
-from pybpfobj import loader
-from pybpfobj.loader import BpfObject
-loader._FRESH_NS = 0
-path = sys.argv[1]
-for _ in range(2):
-    with BpfObject(path) as o:
-        o.load()
+_GC_DURING_DEFERRED_OPEN = _KEPT_PRELUDE + """
+import gc, logging
 class Collecting(logging.Handler):
     def emit(self, record):
         gc.collect()                 # any allocation in a handler may run the collector
