@@ -365,8 +365,12 @@ def entry() -> None:
     exits 130, the others end the process by their signal.  A signal the parent set to
     be ignored (``nohup``) stays ignored.
     """
-    from pybpfobj.cli.common import catch_stop_signals
+    from pybpfobj.cli.common import _sig, catch_stop_signals
 
+    # A write to a pipe nobody reads ends the process by SIGPIPE, as it ends bpftool
+    # (`pybpfobj prog show | head -1` exits 141 under pipefail); Python ignores it.
+    signal = _sig()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _fill_closed_std_fds()
     sys.stdout, sys.stderr = _Tolerant(sys.stdout), _Tolerant(sys.stderr)
     catch_stop_signals()

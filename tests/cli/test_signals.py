@@ -258,3 +258,21 @@ def test_output_to_a_closed_or_full_stdout_keeps_bpftools_exit_codes(bpftool: st
                 if words.startswith("map create"):
                     os.unlink(bpffs / "x") if (bpffs / "x").exists() else None
             assert got[0] == got[1], (redirect, words, got)
+
+
+def test_output_into_a_pipe_nobody_reads_ends_like_bpftool(objs: Path, bpftool: str) -> None:
+    """bpftool dies of SIGPIPE writing to a pipe whose reader is gone (141 under
+    pipefail); so do we, instead of exiting 0."""
+    from pybpfobj.loader import BpfObject
+
+    with BpfObject(objs / "xdp_counter.o") as obj:  # something for prog show to print
+        obj.load()
+        got = []
+        for cmd in ([bpftool, "prog", "show"], [*CMD, "prog", "show"]):
+            r, w = os.pipe()
+            os.close(r)  # the reader is gone before anything is written
+            p = subprocess.run(cmd, env=ENV, stdout=w, stderr=subprocess.PIPE, timeout=60, check=False)
+            os.close(w)
+            assert b"Traceback" not in p.stderr
+            got.append(p.returncode)
+    assert got[0] == got[1] == -signal.SIGPIPE
