@@ -81,13 +81,26 @@ def commit() -> None:
     if _STOP_SIGNALS:
         signal = _sig()
 
+        if _deferred:  # a stop that came during the load, still waiting: it unwinds the load
+            _deferred[0]()
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         _committed = True
 
 
 def _in_libbpf_callback(frame: Any) -> bool:
     libbpf = sys.modules.get("pybpfobj.kernel.libbpf")
-    return libbpf is not None and libbpf.in_print_callback(frame)
+    # (a stop may come while that module is still being imported)
+    check = getattr(libbpf, "in_print_callback", None)
+    return check is not None and bool(check(frame))
+
+
+def _cancel_deferred() -> None:
+    """No stop waits any more: the retry timer is stopped (an armed one would end the
+    process by SIGALRM once the interpreter restores its default at exit)."""
+    if _deferred:
+        _deferred.clear()
+        signal = _sig()
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 # A stop that came while libbpf was calling back into Python (its print function): an
@@ -108,14 +121,15 @@ def _defer(raise_stop: Callable[[], None]) -> None:
 
 
 def _on_alarm(_signum: int, frame: Any) -> None:
-    if not _deferred:
+    if not _deferred or _committed:
         return
     if _in_libbpf_callback(frame):
         signal = _sig()
 
         signal.setitimer(signal.ITIMER_REAL, 0.001)  # still in there: look again soon
         return
-    _deferred.pop()()
+    raise_stop = _deferred[0]
+    raise_stop()
 
 
 def _on_stop(signum: int, frame: Any) -> None:
@@ -128,6 +142,7 @@ def _on_stop(signum: int, frame: Any) -> None:
 
         for sig in _STOP_SIGNALS:  # a second stop must not cut the unwinding short
             signal.signal(sig, signal.SIG_IGN)
+        _cancel_deferred()  # nor a first one that waited out of libbpf's callback
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Terminated(signum)
@@ -172,6 +187,7 @@ class stop_on_signals:
             self.fired = True
 
             def raise_stop() -> None:
+                _cancel_deferred()
                 raise Stopped(signum)
 
             if _in_libbpf_callback(frame):
@@ -189,7 +205,8 @@ class stop_on_signals:
         signal = _sig()
 
         for sig, h in self.old.items():
-            signal.signal(sig, h)
+            # stopped: later stops are ignored up to the exit (the command has ended)
+            signal.signal(sig, signal.SIG_IGN if self.fired else h)
 
 
 class Stopped(KeyboardInterrupt):

@@ -380,4 +380,7 @@ def entry() -> None:
     except Terminated as t:
         _die_of(t.signum)
         return
+    except KeyboardInterrupt:  # Ctrl-C as an error was being reported: no traceback
+        _flush_quietly()
+        code = 130
     sys.exit(code)

@@ -276,3 +276,44 @@ def test_output_into_a_pipe_nobody_reads_ends_like_bpftool(objs: Path, bpftool: 
             assert b"Traceback" not in p.stderr
             got.append(p.returncode)
     assert got[0] == got[1] == -signal.SIGPIPE
+
+
+def test_a_stop_waiting_out_of_libbpfs_callback_unwinds_at_commit_not_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop deferred while libbpf printed (-d) and still waiting when the load ends is
+    raised by commit(), before any pin, with its retry timer stopped (an armed one
+    would end the process by SIGALRM at exit); nothing stays blocked or committed."""
+    from pybpfobj.cli import common
+
+    monkeypatch.setattr(common, "_STOP_SIGNALS", [int(signal.SIGTERM)])
+    monkeypatch.setattr(common, "_committed", False)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    old_alrm = signal.signal(signal.SIGALRM, lambda *_: None)
+    try:
+        common._deferred.append(lambda: common._on_stop(int(signal.SIGTERM), None))
+        signal.setitimer(signal.ITIMER_REAL, 10)
+        with pytest.raises(common.Terminated):
+            common.commit()
+        assert common._deferred == [] and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        assert not common._committed
+        assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # the unwinding is not cut short
+    finally:
+        common._deferred.clear()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGALRM, old_alrm)
+
+
+@pytest.mark.bpftool
+def test_tracelog_given_three_stops_in_a_row_exits_0_like_bpftool(need_root: None, bpftool: str) -> None:
+    got = []
+    for cmd in ([bpftool, "-j", "prog", "tracelog"], [*CMD, "-j", "prog", "tracelog"]):
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            proc.send_signal(sig)
+            time.sleep(0.001)
+        out, err = proc.communicate(timeout=20)
+        assert b"Traceback" not in err
+        got.append((proc.returncode, json.loads(out)))
+    assert got[0][0] == got[1][0] == 0 and isinstance(got[1][1], list)
