@@ -1063,8 +1063,7 @@ class BpfObject:
             return
         finally:
             os.close(fd)
-        found = _o.scan_bytes(data)
-        if found is None or found[0] or found[1]:
+        if not _o.bytes_load_as_they_are(data):
             return  # not the file this load scanned: nothing remembered
         # kept only for a file anyone may read: the bytes then tell nobody more than the
         # file would (a chmod changes its ctime, so the key)

@@ -128,8 +128,16 @@ def _on_alarm(_signum: int, frame: Any) -> None:
 
         signal.setitimer(signal.ITIMER_REAL, 0.001)  # still in there: look again soon
         return
-    raise_stop = _deferred[0]
-    raise_stop()
+    _deferred[0]()
+
+
+def _now_or_deferred(raise_stop: Callable[[], None], frame: Any) -> None:
+    """A stop handler's end: ``raise_stop()`` now, or once libbpf's call has returned
+    when the handler runs inside its print callback."""
+    if _in_libbpf_callback(frame):
+        _defer(raise_stop)
+    else:
+        raise_stop()
 
 
 def _on_stop(signum: int, frame: Any) -> None:
@@ -147,10 +155,7 @@ def _on_stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt
         raise Terminated(signum)
 
-    if _in_libbpf_callback(frame):
-        _defer(raise_stop)
-        return
-    raise_stop()
+    _now_or_deferred(raise_stop, frame)
 
 
 def catch_stop_signals() -> list[int]:
@@ -190,10 +195,7 @@ class stop_on_signals:
                 _cancel_deferred()
                 raise Stopped(signum)
 
-            if _in_libbpf_callback(frame):
-                _defer(raise_stop)
-                return
-            raise_stop()
+            _now_or_deferred(raise_stop, frame)
 
         try:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -209,12 +211,9 @@ class stop_on_signals:
             signal.signal(sig, signal.SIG_IGN if self.fired else h)
 
 
-class Stopped(KeyboardInterrupt):
-    """A stop signal ended a command that runs until stopped (see :class:`stop_on_signals`)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+class Stopped(Terminated):
+    """A stop signal ended a command that runs until stopped (see :class:`stop_on_signals`);
+    that command catches it and exits 0."""
 
 
 class Context:

@@ -284,8 +284,7 @@ def _die_of(signum: int) -> None:
 
 
 def _flush_quietly() -> None:
-    """Flush stdout and stderr; a stream that cannot be written (a full disk, a closed pipe)
-    is pointed at /dev/null, so the interpreter's own flush at exit is quiet too (bpftool's
+    """Flush stdout and stderr; a stream that cannot be written (a full disk) is pointed at /dev/null, so the interpreter's own flush at exit is quiet too (bpftool's
     exit code does not depend on its output being written)."""
     import os
 
@@ -305,7 +304,7 @@ class _Tolerant:
     """stdout or stderr for the command line tool: a write the file refuses (a full
     disk, an I/O error) drops the rest of the output instead of failing the command,
     whose exit code then still says what it did (as bpftool, which ignores its write
-    errors).  A closed pipe still raises (the command stops, exit 0)."""
+    errors).  (A pipe nobody reads ends the process by SIGPIPE before any error.)"""
 
     def __init__(self, f: Any) -> None:
         self._f = f
@@ -315,8 +314,6 @@ class _Tolerant:
         if not self._broken:
             try:
                 self._f.write(text)
-            except BrokenPipeError:
-                raise
             except OSError:
                 self._broken = True
         return len(text)
@@ -325,8 +322,6 @@ class _Tolerant:
         if not self._broken:
             try:
                 self._f.flush()
-            except BrokenPipeError:
-                raise
             except OSError:
                 self._broken = True
 

@@ -295,13 +295,10 @@ def pin_mounting(fd: int, path: str, *, nomount: bool = False) -> None:
     existed = os.path.lexists(path)
     try:
         obj_pin(fd, path)
-    except PinError:
-        if mounted is not None:
-            mounted.undo()
-        raise
-    except BaseException:
-        # interrupted (Ctrl-C, a stop) as the pin was made: take back what this call made
-        if not existed:
+    except BaseException as e:
+        # a refused pin, or an interrupt (Ctrl-C, a stop) as the pin was made: take back
+        # what this call made
+        if not existed and not isinstance(e, PinError):
             try:
                 os.unlink(path)
             except OSError:

@@ -67,7 +67,6 @@ _modules = sys.modules
 _gate_open = ctypes.c_uint8(1)
 # the least pointer value that is an ERR_PTR (a non-strict libbpf build returns those)
 ERR_PTR_MIN = (1 << 64) - 4095
-_ERR_PTR_MIN = ERR_PTR_MIN
 # captured() calls in progress whose start found a listener for debug lines
 _listening = 0
 _count_lock = _thread.allocate_lock()
@@ -199,8 +198,8 @@ _stopping = False
 def in_print_callback(frame: Any) -> bool:
     """Whether ``frame`` (a signal handler's) runs inside libbpf's print callback: an
     exception raised there would be printed and dropped by ctypes, not reach the caller.
-    A handler that finds itself there marks the signal again (``_thread.interrupt_main``),
-    to be handled once the call into libbpf returns, and calls :func:`stop_pending`."""
+    A handler that finds itself there calls :func:`stop_pending` and raises later, once
+    the call into libbpf has returned."""
     code = _on_print.__code__
     while frame is not None:
         if frame.f_code is code:
@@ -283,7 +282,7 @@ def capture_session(fn: Callable[..., Any], args: tuple[Any, ...], then: Callabl
         r = fn(*args)
         if then is None:
             return r, None, lines
-        if not r or r >= _ERR_PTR_MIN:
+        if not r or r >= ERR_PTR_MIN:
             return r or 0, None, lines
         owner._handle = r
         return r, then(r), lines

@@ -295,19 +295,20 @@ def scan_for_load(obj: int) -> tuple[list[int], list[int], list[int]]:
     return untyped, pinned, unsized
 
 
-def scan_bytes(data: bytes) -> tuple[list[int], list[int], list[int]] | None:
-    """:func:`scan_for_load` of an object's bytes, opened quietly (default options) and
-    closed again; None when libbpf cannot open them.  The lists hold pointers into an
-    object already freed: only their lengths mean anything."""
+def bytes_load_as_they_are(data: bytes) -> bool:
+    """Whether an object's bytes, opened quietly (default options), need nothing before
+    load (:func:`scan_for_load` finds no program without a type, no by-name pin); False
+    when libbpf cannot open them."""
     lb = libbpf.lib()
     with libbpf.quiet():
         ptr, _ = libbpf.captured(lb.bpf_object__open_mem, data, len(data), _open_opts(None, None, False, 0, None))
         if not ptr or ptr >= _ERR_PTR_MIN:
-            return None
+            return False
         try:
-            return scan_for_load(ptr)
+            untyped, pinned, _ = scan_for_load(ptr)
         finally:
             lb.bpf_object__close(ptr)
+    return not (untyped or pinned)
 
 
 def close_object(obj: int) -> None:
@@ -639,6 +640,7 @@ def write_memory(addr: int, offset: int, data: bytes) -> None:
 __all__ = [
     "BpfObjectOpenOpts",
     "LogBuffer",
+    "bytes_load_as_they_are",
     "close_object",
     "link_destroy",
     "link_fd",
@@ -683,7 +685,6 @@ __all__ = [
     "program_names",
     "programs",
     "read_memory",
-    "scan_bytes",
     "scan_for_load",
     "set_log_bufs",
     "write_memory",
