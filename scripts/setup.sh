@@ -22,7 +22,19 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq $missing >/dev/null
 fi
 
-PY=${PYTHON:-python3}
+# The interpreter: PYTHON when set, else Debian's own /usr/bin/python3 (the one
+# python3-venv above is for), else python3 from PATH.  A python3 built by hand or
+# by pyenv that comes first on PATH usually runs its interpreter from a shared
+# libpython; Debian links it into the executable, and ran our in-process
+# open+load 2-3% faster here (bench/bench_load.py).  An existing .venv is kept:
+# remove it to re-create it with another interpreter.
+if [ -n "${PYTHON:-}" ]; then
+    PY=$PYTHON
+elif [ -x /usr/bin/python3 ]; then
+    PY=/usr/bin/python3
+else
+    PY=python3
+fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
