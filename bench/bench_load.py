@@ -20,7 +20,8 @@
    printed is the median of the rounds' ratios, "(rounds)" their
    interquartile range.  Both sides run pinned to one CPU.  Target <= 1.1.
 
-Both print a table for people, then ``RATIO <name> <value> <target|->``
+The in-process part runs first (the whole-process part leaves the kernel
+freeing its programs and maps for a while).  Both print a table for people, then ``RATIO <name> <value> <target|->``
 lines for bench/run_all.py: ``loadall_<obj>_difference_ms`` (target 40),
 ``loadall_<obj>_vs_bpftool`` (1.15 for heavy), ``open_load_<obj>_vs_C``
 (1.1), and informative ones (ctypes floor, interpreter start-up).
@@ -241,6 +242,17 @@ def main() -> None:
     n_process = a.n or (7 if a.quick else 11)
     n_in_process = a.n or (3 if a.quick else 11)
     ratio_lines: list[str] = []
+    if a.only != "process":
+        # In process first: the whole-process part leaves the kernel freeing hundreds of
+        # programs and maps (and a bpffs) for a while after it.  Both sides on one CPU (the
+        # C program inherits it): per-CPU kernel state (allocator caches, RCU callbacks of
+        # the previous round's frees) is then alike for both, and a busy neighbour on one
+        # core does not favour either side.
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[-1]})
+        print(f"\nin process: both sides pinned to CPU {cpus[-1]}")
+        ratio_lines += in_process(a.objects, n_in_process)
+        os.sched_setaffinity(0, cpus)
     if a.only != "in-process":
         fs = Path(tempfile.mkdtemp(prefix="bench-load-"))
         subprocess.run(["mount", "-t", "bpf", "bpf", str(fs)], check=True)
@@ -249,14 +261,6 @@ def main() -> None:
         finally:
             subprocess.run(["umount", "-l", str(fs)], check=False)
             shutil.rmtree(fs, ignore_errors=True)
-    if a.only != "process":
-        # In process, both sides on one CPU (the C program inherits it): per-CPU kernel state
-        # (allocator caches, RCU callbacks of the previous round's frees) is then alike for both,
-        # and a busy neighbour on one core does not favour either side.
-        cpus = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpus[-1]})
-        print(f"\nin process: both sides pinned to CPU {cpus[-1]}")
-        ratio_lines += in_process(a.objects, n_in_process)
     # for bench/run_all.py: RATIO <name> <value> <target|-> (issue 3's targets)
     print()
     print("\n".join(ratio_lines))
