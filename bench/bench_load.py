@@ -16,7 +16,8 @@
    and the freeing of the object, left out on both sides) of the same path (BpfObject opens the bytes it
    kept from the file's first load, see below; the C program the file).  Rounds
    alternate C, bare ctypes and BpfObject (a batch of loads each, at least
-   N, more for small objects: each batch's median), many rounds; the ratio
+   N, more for small objects: each batch's median), many rounds (after a
+   tenth as many left out as a warm-up); the ratio
    printed is the median of the rounds' ratios, "(rounds)" their
    interquartile range.  Both sides run pinned to one CPU.  Target <= 1.1.
 
@@ -51,6 +52,7 @@ Run as root: ``python3 bench/bench_load.py [-n N | --quick] [--only process|in-p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -134,16 +136,56 @@ def whole_process(objs: list[str], n: int, fs: Path) -> list[str]:
     return out
 
 
+WORKERS = 3  # fresh processes the in-process rounds are shared among
+
+
 def in_process(objs: list[str], n: int) -> list[str]:
-    """Print the in-process table; return its ``RATIO`` lines."""
+    """Print the in-process table; return its ``RATIO`` lines.
+
+    The rounds are shared among WORKERS fresh processes run one after the
+    other (each with its own two C processes), and pooled: how one process's
+    memory happens to land in the caches moves a whole run's ratio by a few
+    per cent, more than the rounds of one run spread."""
+    exe = Path(tempfile.mkdtemp()) / "load_bench"
+    subprocess.run(["cc", "-O2", "-o", str(exe), str(ROOT / "bench" / "c" / "load_bench.c"), "-lbpf"],
+                   check=True)
+    pooled: dict[str, dict[str, list[float]]] = {name: {} for name in objs}
+    try:
+        for _ in range(WORKERS):
+            p = subprocess.run([sys.executable, __file__, "--worker", str(exe), str(n), *objs],
+                               stdout=subprocess.PIPE, text=True, check=True)
+            for line in p.stdout.splitlines():
+                got = json.loads(line)
+                for side, values in got["times"].items():
+                    pooled[got["name"]].setdefault(side, []).extend(values)
+    finally:
+        shutil.rmtree(exe.parent, ignore_errors=True)
+    out: list[str] = []
+    print(f"\n{'object':<14} {'C libbpf ms':>11} {'BpfObject ms':>12} {'ratio':>6} {'(rounds)':>11} "
+          f"{'ctypes ms':>9} {'ctypes/C':>8} {'vs C mem':>8}")
+    for name in objs:
+        t = pooled[name]
+        cs, raws, pys, cms = t["c"], t["ctypes"], t["ours"], t["c_mem"]
+        ratios = [b / a for a, b in zip(cs, pys, strict=True)]
+        floors = [b / a for a, b in zip(cs, raws, strict=True)]
+        mems = [b / a for a, b in zip(cms, pys, strict=True)]
+        spread = f"{statistics.quantiles(ratios, n=4)[0]:.2f}-{statistics.quantiles(ratios, n=4)[2]:.2f}"
+        print(f"{name:<14} {statistics.median(cs) * 1e3:11.3f} {statistics.median(pys) * 1e3:12.3f} "
+              f"{statistics.median(ratios):6.2f} {spread:>11} {statistics.median(raws) * 1e3:9.3f} "
+              f"{statistics.median(floors):8.2f} {statistics.median(mems):8.2f}")
+        out.append(f"RATIO open_load_{name}_vs_C {statistics.median(ratios):.4f} {IN_PROCESS_TARGET:g}")
+        out.append(f"RATIO open_load_{name}_ctypes_floor_vs_C {statistics.median(floors):.4f} -")
+        out.append(f"RATIO open_load_{name}_vs_C_open_mem {statistics.median(mems):.4f} -")
+    return out
+
+
+def in_process_worker(exe: str, objs: list[str], n: int) -> None:
+    """One process's share of the in-process rounds: a JSON line of batch times per object."""
     sys.path.insert(0, str(ROOT))
     from pybpfobj.kernel import libbpf
     from pybpfobj.kernel import objects as _objects  # noqa: F401 - declares the prototypes used below
     from pybpfobj.loader import BpfObject
 
-    exe = Path(tempfile.mkdtemp()) / "load_bench"
-    subprocess.run(["cc", "-O2", "-o", str(exe), str(ROOT / "bench" / "c" / "load_bench.c"), "-lbpf"],
-                   check=True)
     lb = libbpf.lib()
     open_file, load, close = lb.bpf_object__open_file, lb.bpf_object__load, lb.bpf_object__close
     clock = time.perf_counter_ns
@@ -175,9 +217,6 @@ def in_process(objs: list[str], n: int) -> list[str]:
             del o  # freed here, untimed, as the C side frees in its untimed close
         return statistics.median(ts) / 1e9
 
-    out: list[str] = []
-    print(f"\n{'object':<14} {'C libbpf ms':>11} {'BpfObject ms':>12} {'ratio':>6} {'(rounds)':>11} "
-          f"{'ctypes ms':>9} {'ctypes/C':>8} {'vs C mem':>8}")
     for name in objs:
         obj = str(BUILD / f"{name}.o")
         with BpfObject(obj) as warm:  # first use loads libbpf and declares prototypes
@@ -192,8 +231,11 @@ def in_process(objs: list[str], n: int) -> list[str]:
         # Short batches, many rounds, the three sides in turn: a busy moment on
         # this 2-core machine then spoils one round of each, not one side.
         k = max(n, min(50, int(0.01 / one)))
-        rounds = max(7, min(61, int(2.0 / (k * one))))
-        cs, raws, pys, ratios, floors, mems = [], [], [], [], [], []
+        rounds = max(7, min(61, int(2.0 / (k * one))) // WORKERS)
+        cs: list[float] = []
+        raws: list[float] = []
+        pys: list[float] = []
+        cms: list[float] = []
         path = obj.encode()
         with subprocess.Popen([str(exe), obj, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True) as c_side, \
@@ -201,7 +243,8 @@ def in_process(objs: list[str], n: int) -> list[str]:
                                  text=True) as c_mem:
             assert c_side.stdin is not None and c_side.stdout is not None
             assert c_mem.stdin is not None and c_mem.stdout is not None
-            for _ in range(rounds):
+            warm_up = max(3, rounds // 10)  # rounds run and left out: both new C processes start cold
+            for r in range(warm_up + rounds):
                 c_side.stdin.write(f"{k}\n")
                 c_side.stdin.flush()
                 c = float(c_side.stdout.readline())
@@ -210,23 +253,16 @@ def in_process(objs: list[str], n: int) -> list[str]:
                 c_mem.stdin.write(f"{k}\n")
                 c_mem.stdin.flush()
                 cm = float(c_mem.stdout.readline())
+                if r < warm_up:
+                    continue
                 cs.append(c)
                 raws.append(raw)
                 pys.append(py)
-                ratios.append(py / c)
-                floors.append(raw / c)
-                mems.append(py / cm)
+                cms.append(cm)
             c_side.stdin.close()
             c_mem.stdin.close()
-        spread = f"{statistics.quantiles(ratios, n=4)[0]:.2f}-{statistics.quantiles(ratios, n=4)[2]:.2f}"
-        print(f"{name:<14} {statistics.median(cs) * 1e3:11.3f} {statistics.median(pys) * 1e3:12.3f} "
-              f"{statistics.median(ratios):6.2f} {spread:>11} {statistics.median(raws) * 1e3:9.3f} "
-              f"{statistics.median(floors):8.2f} {statistics.median(mems):8.2f}")
-        out.append(f"RATIO open_load_{name}_vs_C {statistics.median(ratios):.4f} {IN_PROCESS_TARGET:g}")
-        out.append(f"RATIO open_load_{name}_ctypes_floor_vs_C {statistics.median(floors):.4f} -")
-        out.append(f"RATIO open_load_{name}_vs_C_open_mem {statistics.median(mems):.4f} -")
-    shutil.rmtree(exe.parent, ignore_errors=True)
-    return out
+        print(json.dumps({"name": name, "times": {"c": cs, "ctypes": raws, "ours": pys, "c_mem": cms}}),
+              flush=True)
 
 
 def main() -> None:
@@ -238,6 +274,9 @@ def main() -> None:
     ap.add_argument("--only", choices=("process", "in-process"),
                     help="run one of the two benchmarks (default: both)")
     ap.add_argument("objects", nargs="*", default=DEFAULT)
+    if sys.argv[1:2] == ["--worker"]:  # in_process()'s workers: EXE N OBJ...
+        in_process_worker(sys.argv[2], sys.argv[4:], int(sys.argv[3]))
+        return
     a = ap.parse_args()
     n_process = a.n or (7 if a.quick else 11)
     n_in_process = a.n or (3 if a.quick else 11)
