@@ -17,7 +17,8 @@
    kept from the file's first load, see below; the C program the file).  Rounds
    alternate C, bare ctypes and BpfObject (a batch of loads each, at least
    N, more for small objects: each batch's median), many rounds (after a
-   tenth as many left out as a warm-up); the ratio
+   tenth as many left out as a warm-up), shared among 3 fresh worker
+   processes run in turn and pooled; the ratio
    printed is the median of the rounds' ratios, "(rounds)" their
    interquartile range.  Both sides run pinned to one CPU.  Target <= 1.1.
 
