@@ -23,8 +23,8 @@
    interquartile range.  Both sides run pinned to one CPU.  Target <= 1.1.
 
 The in-process part runs first (the whole-process part leaves the kernel
-freeing its programs and maps for a while).  Both print a table for people, then ``RATIO <name> <value> <target|->``
-lines for bench/run_all.py: ``loadall_<obj>_difference_ms`` (target 40),
+freeing its programs and maps for a while).  Both print a table for people,
+then ``RATIO <name> <value> <target|->`` lines for bench/run_all.py: ``loadall_<obj>_difference_ms`` (target 40),
 ``loadall_<obj>_vs_bpftool`` (1.15 for heavy), ``open_load_<obj>_vs_C``
 (1.1), and informative ones (ctypes floor, interpreter start-up).
 
@@ -229,7 +229,7 @@ def in_process_worker(exe: str, objs: list[str], n: int) -> None:
         with BpfObject(obj) as warm:
             warm.load()
         one = max(time.perf_counter() - t, 1e-5)
-        # Short batches, many rounds, the three sides in turn: a busy moment on
+        # Short batches, many rounds, the four sides in turn: a busy moment on
         # this 2-core machine then spoils one round of each, not one side.
         k = max(n, min(50, int(0.01 / one)))
         rounds = max(7, min(61, int(2.0 / (k * one))) // WORKERS)

@@ -50,9 +50,8 @@ class BpfObjectOpenOpts(Structure):
     ]
 
 
-_open_mem: Any = None  # libbpf's bpf_object__open_mem and __load, set when libbpf is loaded
-_load: Any = None
-# bpf_object__open_mem again, taking the options as an address (an int): the loader's
+_load: Any = None  # libbpf's bpf_object__load, set when libbpf is loaded
+# bpf_object__open_mem taking the options as an address (an int): the loader's
 # hottest call, where converting a byref() argument costs more than the rest
 _open_mem_at: Any = None
 _open_file_at: Any = None  # bpf_object__open_file likewise (the same open with debug lines read)
@@ -97,8 +96,8 @@ def _objects(lb: ctypes.CDLL) -> None:
     _proto(lb, "bpf_object__close", None, vp)
     _proto(lb, "bpf_map__map_extra", ctypes.c_uint64, vp)
     _proto(lb, "bpf_map__set_pin_path", ip, vp, c_char_p)
-    global _open_mem, _load, _open_mem_at, _open_file_at
-    _open_mem, _load = lb.bpf_object__open_mem, lb.bpf_object__load
+    global _load, _open_mem_at, _open_file_at
+    _load = lb.bpf_object__load
     _open_mem_at = ctypes.CFUNCTYPE(vp, c_char_p, c_size_t, vp, use_errno=True)(("bpf_object__open_mem", lb))
     _open_file_at = ctypes.CFUNCTYPE(vp, c_char_p, vp, use_errno=True)(("bpf_object__open_file", lb))
     _proto(lb, "bpf_object__btf", vp, vp)
@@ -160,7 +159,6 @@ def _s(b: bytes | None) -> str:
 # libbpf only reads them during the open (it copies the strings it keeps), so
 # one struct per configuration serves every open, from any thread.
 _OPTS: dict[tuple[Any, ...], Any] = {}
-_ERR_PTR_MIN = libbpf.ERR_PTR_MIN  # an ERR_PTR from a non-strict libbpf build
 
 
 def _open_opts(name: str | bytes | None, pin_root: str | None, relaxed_maps: bool, log_level: int,
@@ -203,14 +201,14 @@ def open_object(source: str | bytes, *, name: str | None, pin_root: str | None,
     ctypes.set_errno(0)
     if isinstance(source, str):
         ptr, lines = libbpf.captured(lb.bpf_object__open_file, raw_path or libbpf.c_path(source), opts)
-        if ptr and ptr < _ERR_PTR_MIN:
+        if ptr and ptr < libbpf.ERR_PTR_MIN:
             return int(ptr)
         what, path = source, source
     else:
         # libbpf copies the buffer while opening: it only needs to live until the call returns
         buf = ctypes.create_string_buffer(bytes(source), len(source))
         ptr, lines = libbpf.captured(lb.bpf_object__open_mem, buf, len(source), opts)
-        if ptr and ptr < _ERR_PTR_MIN:
+        if ptr and ptr < libbpf.ERR_PTR_MIN:
             return int(ptr)
         what, path = name or "<bytes>", None
     raise _open_error(ptr, lines, what, path)
@@ -231,7 +229,7 @@ def open_cached(data: bytes, obj_name: bytes, what: str, pin_root: str | None,
     object as opening the file, without the open, mmap, munmap and close."""
     ptr, lines = libbpf.captured(libbpf.lib().bpf_object__open_mem, data, len(data),
                                  _open_opts(obj_name, pin_root, False, 0, log_buf))
-    if ptr and ptr < _ERR_PTR_MIN:
+    if ptr and ptr < libbpf.ERR_PTR_MIN:
         return int(ptr)
     raise _open_error(ptr, lines, what, what)
 
@@ -302,7 +300,7 @@ def bytes_load_as_they_are(data: bytes) -> bool:
     lb = libbpf.lib()
     with libbpf.quiet():
         ptr, _ = libbpf.captured(lb.bpf_object__open_mem, data, len(data), _open_opts(None, None, False, 0, None))
-        if not ptr or ptr >= _ERR_PTR_MIN:
+        if not ptr or ptr >= libbpf.ERR_PTR_MIN:
             return False
         try:
             untyped, pinned, _ = scan_for_load(ptr)
